@@ -1,0 +1,45 @@
+# esa-enricher — developer and CI entry points. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-unit lint bench services-up services-down
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(STAMP) ## create .venv and install the package with its test tools
+
+demo: $(STAMP) ## replay the bundled sample and print the summary (the embedded default)
+	$(BIN)/esa-enricher replay samples/demo-mail_logs.log --appliance esa1.corp.example -o .demo-sessions.ndjson
+	@echo "session documents written to .demo-sessions.ndjson"
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/pytest -q
+
+test-unit: $(STAMP) ## run the tests that need no services
+	$(BIN)/pytest -q -m 'not integration'
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check enricher tests bench
+
+bench: $(STAMP) ## replay throughput vs syslog-ng grouping-by, and memory per open session
+	$(BIN)/python bench/replay_bench.py
+	$(BIN)/python bench/session_memory.py
+
+services-up: ## start Kafka and Elasticsearch on 127.0.0.1 (no Docker)
+	services/kafka/kafka.sh up
+	services/elasticsearch/es.sh up
+
+services-down: ## stop them
+	-services/elasticsearch/es.sh down
+	-services/kafka/kafka.sh down

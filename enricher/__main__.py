@@ -1,0 +1,5 @@
+"""Allow `python -m enricher ...`."""
+
+from enricher.cli import main
+
+raise SystemExit(main())

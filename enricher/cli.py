@@ -1,0 +1,198 @@
+"""Command line: `esa-enricher replay` (the embedded default) and the service commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Sequence
+
+import orjson
+
+from enricher import __version__
+from enricher.config import Config, load
+from enricher.documents import DocumentConfig
+from enricher.errors import ConfigError, EnricherError, InputError
+from enricher.parsing.parser import Parser
+from enricher.parsing.timestamps import TimeResolver, parse_iso, parse_zone
+from enricher.pipeline import Pipeline
+from enricher.sessions.stitcher import Stitcher
+from enricher.sinks.ndjson import NdjsonSink
+from enricher.sources.files import open_input, read_lines
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 3
+
+
+def build_pipeline(cfg: Config) -> Pipeline:
+    """Wire parser, stitcher and document builder from a Config."""
+    t = cfg.time
+    times = TimeResolver(
+        default_zone=parse_zone(t.default_timezone, "time.default_timezone"),
+        zones={h: parse_zone(z, f"time.timezones.{h}") for h, z in t.timezones.items()},
+        reference_time=parse_iso(t.reference_time) if t.reference_time else None,
+    )
+    parser = Parser(times, default_appliance=cfg.appliance)
+    stitcher = Stitcher(cfg.stitch_config())
+    docs = DocumentConfig(keep_raw=cfg.sessions.keep_raw, classify=cfg.classify_config())
+    return Pipeline(parser, stitcher, docs)
+
+
+def _replay_overrides(a: argparse.Namespace) -> dict[str, Any]:
+    pairs: dict[str, Any] = {
+        "appliance": a.appliance,
+        "time.default_timezone": a.timezone,
+        "time.reference_time": a.reference_time,
+        "sessions.grace_seconds": a.grace,
+        "sessions.idle_timeout_seconds": a.idle_timeout,
+        "sessions.max_open_sessions": a.max_open_sessions,
+        "classify.inbound_timeout_seconds": a.inbound_timeout,
+        "classify.inbound_timeout_tolerance_seconds": a.timeout_tolerance,
+        "classify.lost_window_seconds": a.lost_window,
+    }
+    if a.no_raw:
+        pairs["sessions.keep_raw"] = False
+    if a.year is not None:
+        pairs["time.reference_time"] = f"{a.year}-12-31T23:59:59Z"
+    out = {k: v for k, v in pairs.items() if v is not None}
+    for item in a.tz or []:
+        host, sep, zone = item.partition("=")
+        if not sep or not host or not zone:
+            raise ConfigError("time.timezones", f"--tz expects HOST=ZONE, got {item!r}")
+        out[f"time.timezones.{host}"] = zone
+    return out
+
+
+class _Progress:
+    """A progress bar on stderr (only when it is a terminal)."""
+
+    def __init__(self, total: int | None, label: str) -> None:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._p = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+            console=_stderr_console(), transient=True,
+        )
+        self._p.start()
+        self._task = self._p.add_task(label, total=total)
+
+    def advance(self, n: int) -> None:
+        self._p.advance(self._task, n)
+
+    def close(self) -> None:
+        self._p.stop()
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _print_table(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title="esa-enricher replay", show_header=True)
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    for k in ("lines", "unparsed", "sessions", "system_lines"):
+        t.add_row(k, str(summary[k]))
+    for state, n in summary["states"].items():
+        t.add_row(f"sessions {state}", str(n))
+    for reason, n in sorted(summary["aborted"].items(), key=lambda kv: -kv[1]):
+        t.add_row(f"aborted: {reason}", str(n))
+    _stderr_console().print(t)
+
+
+def cmd_replay(a: argparse.Namespace) -> int:
+    """Replay log files into session documents (NDJSON)."""
+    cfg = load(a.config, _replay_overrides(a))
+    pipeline = build_pipeline(cfg)
+    out_f = sys.stdout.buffer if a.output in (None, "-") else open(a.output, "wb")  # noqa: SIM115
+    sink = NdjsonSink(out_f)
+    show_progress = not a.no_progress and sys.stderr.isatty()
+    try:
+        # Open everything first: an unreadable file fails before any output is written.
+        inputs = [(path, *open_input(path)) for path in a.files]
+        for path, f, size in inputs:
+            progress = _Progress(size, os.path.basename(path)) if show_progress and size else None
+            try:
+                lines = read_lines(f, progress.advance if progress else None)
+                for doc in pipeline.process_lines(lines):
+                    sink.write(doc)
+            finally:
+                if progress:
+                    progress.close()
+                if f is not sys.stdin.buffer:
+                    f.close()
+        for doc in pipeline.flush():
+            sink.write(doc)
+        sink.flush()
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (`| head`): not an error worth a traceback
+        return EXIT_OK
+    finally:
+        if out_f is not sys.stdout.buffer:
+            out_f.close()
+    summary = pipeline.summary()
+    sys.stderr.write(orjson.dumps(summary).decode() + "\n")
+    if sys.stderr.isatty() and not a.no_progress:
+        _print_table(summary)
+    return EXIT_OK
+
+
+def _add_replay(sub: Any) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="turn log files into session documents (NDJSON)",
+        description="Read ESA mail_logs files (plain or gzip; `-` for stdin), stitch and classify each message, "
+        "and write one JSON document per session. A JSON summary line goes to stderr at the end.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="log files, or - for stdin")
+    p.add_argument("-o", "--output", help="write NDJSON here instead of stdout")
+    p.add_argument("-c", "--config", help="TOML config file (see docs/configuration.md)")
+    p.add_argument("--appliance", help="appliance name for lines without a host (default: esa)")
+    p.add_argument("--timezone", help="zone of stamps without one: UTC, +09:00 or an IANA name")
+    p.add_argument("--tz", action="append", metavar="HOST=ZONE", help="zone of one appliance (repeatable)")
+    p.add_argument("--reference-time", help="ISO time that year-less syslog stamps are inferred against")
+    p.add_argument("--year", type=int, help="infer year-less stamps as of the end of YEAR")
+    p.add_argument("--inbound-timeout", type=float, help="listener timeout in seconds (default 300)")
+    p.add_argument("--timeout-tolerance", type=float, help="tolerance around the timeout (default 5)")
+    p.add_argument("--lost-window", type=float, help="seconds between ICID lost and the abort (default 5)")
+    p.add_argument("--grace", type=float, help="seconds to wait after Message finished (default 5)")
+    p.add_argument("--idle-timeout", type=float, help="seconds of inactivity before a session expires (default 3600)")
+    p.add_argument("--max-open-sessions", type=int, help="cap on open sessions (default 200000)")
+    p.add_argument("--no-raw", action="store_true", help="leave raw lines out of the documents")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or table on stderr")
+    p.set_defaults(func=cmd_replay)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `esa-enricher`."""
+    parser = argparse.ArgumentParser(
+        prog="esa-enricher",
+        description="Stitch Cisco ESA mail_logs into one enriched document per message, with abort classification.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_replay(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return int(a.func(a))
+    except ConfigError as exc:
+        sys.stderr.write(f"esa-enricher: configuration error: {exc}\n")
+        return EXIT_CONFIG
+    except InputError as exc:
+        sys.stderr.write(f"esa-enricher: cannot read {exc}\n")
+        return EXIT_INPUT
+    except EnricherError as exc:
+        sys.stderr.write(f"esa-enricher: {exc}\n")
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130
+

@@ -1,0 +1,434 @@
+"""ESA body shapes: one regex per line shape, each naming an event kind.
+
+Rules are grouped by the body's first word (and, for `MID n …` lines, by the word after the MID), so a
+line is tried against a handful of patterns, not all of them. Named groups become event fields;
+`mid`, `icid`, `dcid` become the event's join keys. Wording varies across AsyncOS versions: patterns match
+the stable part and keep the variable text (agent, reason, response) whole.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+Rule = tuple[str, "re.Pattern[str]"]
+
+
+def _r(kind: str, pattern: str, flags: int = 0) -> Rule:
+    return kind, re.compile(pattern, flags | re.S)
+
+
+# --- `MID n <rest>`: keyed by the first word of <rest> -------------------------------------------------
+_MID_RULES: dict[str, list[Rule]] = {
+    "ICID": [
+        _r("mail_from", r"ICID (?P<icid>\d+) From: <(?P<address>[^>]*)>(?: (?P<extra>.*))?$"),
+        _r("rcpt_to", r"ICID (?P<icid>\d+) RID (?P<rid>\d+) To: <(?P<address>[^>]*)>(?: (?P<extra>.*))?$"),
+        _r(
+            "rcpt_rejected",
+            r"ICID (?P<icid>\d+) To: <(?P<address>[^>]*)> Rejected by (?P<by>.+?)(?: \((?P<detail>.*)\))?\.?$",
+        ),
+    ],
+    "ready": [_r("ready", r"ready (?P<size>\d+) bytes from <(?P<address>[^>]*)>")],
+    "queued": [_r("queued", r"queued for delivery")],
+    "Message-ID": [_r("message_id", r"Message-ID (?:'(?P<q1>.*)'|\"(?P<q2>.*)\"|(?P<q3>.*))$")],
+    "Subject": [_r("subject", r"Subject (?:'(?P<q1>.*)'|\"(?P<q2>.*)\"|(?P<q3>.*))$")],
+    "matched": [
+        _r(
+            "policy_match",
+            r"matched (?:all recipients|recipients? (?P<recipients>.+?)) for per-recipient policy "
+            r"(?P<policy>.+?) in the (?P<direction>\w+) table",
+        )
+    ],
+    "using": [_r("engine_verdict", r"using engine: (?P<engine>\S+) (?P<verdict>.+?)\s*$")],
+    "interim": [
+        _r("engine_verdict_interim", r"interim verdict using engine: (?P<engine>\S+) (?P<verdict>.+?)\s*$"),
+        _r("av_interim", r"interim AV verdict using (?P<engine>\S+) (?P<verdict>.+?)\s*$"),
+    ],
+    "antivirus": [_r("antivirus", r"antivirus (?P<verdict>\S+)(?: (?P<detail>.*?))?\s*$")],
+    "AMP": [_r("amp_verdict", r"AMP file reputation verdict ?: ?(?P<verdict>.+?)\s*$")],
+    "Outbreak": [_r("outbreak", r"Outbreak Filters: verdict (?P<verdict>\S+)(?: (?P<detail>.*?))?\s*$")],
+    "DKIM:": [_r("dkim", r"DKIM: (?P<result>.+?)\s*$")],
+    "DomainKeys:": [_r("domainkeys", r"DomainKeys: (?P<result>.+?)\s*$")],
+    "SPF:": [
+        _r(
+            "spf",
+            r"SPF: (?P<identity>\w+) identity (?P<address>\S+) (?P<result>\w+)(?: (?P<detail>.*?))?\s*$",
+        ),
+        _r("spf", r"SPF: (?P<detail>.+?)\s*$"),
+    ],
+    "DMARC:": [_r("dmarc", r"DMARC: (?P<detail>.+?)\s*$")],
+    "DMARC": [_r("dmarc", r"DMARC (?P<detail>.+?)\s*$")],
+    "SDR:": [_r("sdr", r"SDR: (?P<detail>.+?)\s*$")],
+    "attachment": [_r("attachment", r"attachment (?:'(?P<q1>.*)'|\"(?P<q2>.*)\"|(?P<q3>.*))$")],
+    "URL": [
+        _r(
+            "url_reputation",
+            r"URL (?P<url>.+?) has reputation (?P<score>\S+) matched (?P<condition>.+?)\s*$",
+        )
+    ],
+    "was": [
+        _r("split", r"was split creating MID (?P<child>\d+)(?: (?P<reason>.+?))?\s*$"),
+        _r("generated", r"was generated based on MID (?P<parent>\d+) by (?P<by>.+?)\s*$"),
+        _r("generated_bounce", r"was generated for bounce of MID (?P<parent>\d+)"),
+        _r("too_big", r"was too big \((?P<size>\d+)/(?P<limit>\d+)\) for scanning by (?P<engine>.+?)\s*$"),
+    ],
+    "generated": [_r("generated", r"generated based on MID (?P<parent>\d+) by (?P<by>.+?)\s*$")],
+    "rewritten": [_r("rewritten", r"rewritten to (?:MID )?(?P<child>\d+) by (?P<by>.+?)\s*$")],
+    "RID": [_r("response", r"RID +\[(?P<rids>[\d, ]*)\] Response (?P<response>.*?)\s*$")],
+    "DLP": [
+        _r(
+            "dlp",
+            r"DLP (?:violation\. Severity: (?P<severity>\S+) \(Risk Factor: (?P<risk>\d+)\)\. "
+            r"DLP policy match: '(?P<policy>.*)'|(?P<verdict>no violation))",
+        )
+    ],
+    "Custom": [_r("custom_log", r"Custom Log Entry: (?P<text>.+?)\s*$")],
+    "SHA": [
+        _r(
+            "file_analysis_queued",
+            r"SHA (?P<sha256>[0-9A-Fa-f]+) filename (?P<filename>.*?)(?: queued for possible file analysis upload)?\s*$",
+        )
+    ],
+    "IncomingRelay": [_r("incoming_relay", r"IncomingRelay\((?P<name>[^)]*)\): (?P<detail>.+?)\s*$")],
+    "not": [_r("scan_incomplete", r"not completely scanned by (?P<engine>\S+?)\.? Error: (?P<error>.+?)\s*$")],
+    ",": [_r("scan_problem", r", Message Scanning Problem: (?P<problem>.+?)\s*$")],
+    "quarantined": [
+        _r("quarantined", r"quarantined to \"?(?P<quarantine>[^\"(]+?)\"? ?(?:\((?P<reason>.*)\))?\s*$")
+    ],
+    "enqueued": [_r("quarantined", r"enqueued for transfer to centralized quarantine \"(?P<quarantine>[^\"]+)\"(?: \((?P<reason>.*)\))?")],
+    "released": [_r("quarantine_released", r"released from (?:all )?quarantines?(?: \"?(?P<quarantine>[^\"]*)\"?)?")],
+    "deleted": [_r("quarantine_deleted", r"deleted from (?:all )?quarantines?(?: \"?(?P<quarantine>[^\"]*)\"?)?")],
+}
+_MID_RULES["Subject:"] = _MID_RULES["Subject"]
+
+_MID_PREFIX = re.compile(r"MID (\d+),?")
+_WORD = re.compile(r"[^ (]*")
+
+# --- `ICID n <rest>` -----------------------------------------------------------------------------------
+_ICID_RULES: list[Rule] = [
+    _r("icid_close", r"ICID (?P<icid>\d+) close\s*$"),
+    _r("icid_lost", r"ICID (?P<icid>\d+) lost\s*$"),
+    _r(
+        "hat",
+        r"ICID (?P<icid>\d+) (?P<action>ACCEPT|REJECT|RELAY|TCPREFUSE|CONTINUE|THROTTLE|BLOCK|ALLOW) SG "
+        r"(?P<sender_group>\S+) match(?: (?P<match>.*?))?(?: SBRS (?P<sbrs>None|not enabled|rfc1918|unavailable|-?[\d.]+))?"
+        r"(?: country (?P<country>.+?))?\s*$",
+        re.I,
+    ),
+    _r(
+        "sbrs",
+        r"ICID (?P<icid>\d+) SBRS (?P<sbrs>None|not enabled|rfc1918|unavailable|-?[\d.]+)(?: country (?P<country>.+?))?\s*$",
+        re.I,
+    ),
+    _r("delayed_hat_reject", r"ICID (?P<icid>\d+) Delayed HAT REJECT(?: (?P<detail>.+?))?\s*$"),
+    _r(
+        "icid_tls",
+        r"ICID (?P<icid>\d+) TLS (?P<status>success|failed|failure)(?: protocol (?P<protocol>\S+))?"
+        r"(?: cipher (?P<cipher>\S+))?(?:[:,]? ?(?P<detail>.+?))?\s*$",
+    ),
+    _r("icid_tls_required", r"ICID (?P<icid>\d+) TLS was required but (?P<detail>.+?)\s*$"),
+    _r("receiving_failed", r"ICID (?P<icid>\d+) Receiving Failed: (?P<reason>.+?)\s*$"),
+    _r(
+        "icid_disconnected",
+        r"ICID (?P<icid>\d+) disconnected(?: address (?P<address>[^\s,]+))?,? ?(?P<reason>.*?)\s*$",
+    ),
+    _r("icid_address", r"ICID (?P<icid>\d+) address (?P<address>\S+)(?: (?P<detail>.+?))?\s*$"),
+    _r("icid_rejected_rcpt", r"ICID (?P<icid>\d+) To: <(?P<address>[^>]*)> Rejected by (?P<by>.+?)\s*$"),
+    _r("icid_other", r"ICID (?P<icid>\d+)(?: (?P<detail>.*?))?\s*$"),
+]
+
+# --- `DCID n <rest>` -----------------------------------------------------------------------------------
+_DCID_RULES: list[Rule] = [
+    _r("dcid_close", r"DCID (?P<dcid>\d+) close\s*$"),
+    _r(
+        "dcid_tls",
+        r"DCID (?P<dcid>\d+) TLS (?P<status>success|failed|failure)(?: protocol (?P<protocol>\S+))?"
+        r"(?: cipher (?P<cipher>\S+))?(?: for (?P<domain>\S+))?(?:[:,]? ?(?P<detail>.+?))?\s*$",
+    ),
+    _r("dcid_other", r"DCID (?P<dcid>\d+)(?: (?P<detail>.*?))?\s*$"),
+]
+
+# --- everything else, keyed by the first word ----------------------------------------------------------
+_RID_LIST = r"\[(?P<rids>[\d, ]*)\]"
+_OTHER_RULES: dict[str, list[Rule]] = {
+    "Start": [_r("start_mid", r"Start MID (?P<mid>\d+) ICID (?P<icid>\d+)\s*$")],
+    "Message": [
+        _r("message_finished", r"Message finished MID (?P<mid>\d+) (?P<status>\w+)\s*$"),
+        _r("message_aborted", r"Message aborted MID (?P<mid>\d+) (?P<reason>.+?)\s*$"),
+        _r("message_done", r"Message done (?P<ctype>DCID|RCID) (?P<dcid>\d+) MID (?P<mid>\d+) to RID " + _RID_LIST + r"(?P<extra>.*)$"),
+        _r("pending", r"Message (?P<mid>\d+) to RID " + _RID_LIST + r" pending till (?P<until>.+?)\s*$"),
+    ],
+    "New": [
+        _r(
+            "new_icid",
+            r"New SMTP ICID (?P<icid>\d+) interface (?P<interface>.+?) \((?P<interface_ip>[^)]*)\) address "
+            r"(?P<source_ip>\S+)(?: reverse dns host (?P<reverse_dns>\S+))?(?: verified (?P<verified>\w+))?\s*$",
+            re.I,
+        ),
+        _r(
+            "new_dcid",
+            r"New SMTP DCID (?P<dcid>\d+) interface (?P<interface>\S+) address (?P<destination_ip>\S+)"
+            r"(?: port (?P<port>\d+))?\s*$",
+            re.I,
+        ),
+    ],
+    "Delivery": [
+        _r(
+            "delivery_start",
+            r"Delivery start (?P<ctype>DCID|RCID) (?P<dcid>\d+) MID (?P<mid>\d+) to (?:RID " + _RID_LIST + r")?(?P<extra>.*?)\s*$",
+        )
+    ],
+    "RPC": [
+        _r(
+            "delivery_start",
+            r"RPC Delivery start (?P<ctype>RCID) (?P<dcid>\d+) MID (?P<mid>\d+) to (?:RID " + _RID_LIST + r")?(?P<extra>.*?)\s*$",
+        ),
+        _r(
+            "message_done",
+            r"RPC Message done (?P<ctype>RCID) (?P<dcid>\d+) MID (?P<mid>\d+)(?: to RID " + _RID_LIST + r")?(?P<extra>.*)$",
+        ),
+    ],
+    "Bounced:": [
+        _r(
+            "bounced",
+            r"Bounced: DCID (?P<dcid>\d+) MID (?P<mid>\d+)(?: From:<(?P<from>[^>]*)> To:<(?P<to>[^>]*)>)? (?:to )?RID "
+            r"(?P<rid>\d+) - (?P<code>\d\.\d{1,3}\.\d{1,3}) - (?P<reason>.+?)(?: (?P<response>\(.*))?\s*$",
+        ),
+        _r(
+            "bounce_log",
+            r"Bounced: (?P<mid>\d+):(?P<rid>\d+)(?: From: ?<(?P<from>[^>]*)>)?(?: To: ?<(?P<to>[^>]*)>)?"
+            r"(?: Reason: ?\"(?P<code>\d\.\d{1,3}\.\d{1,3})? ?-? ?(?P<reason>[^\"]*)\")?(?: Response: ?(?P<response>.*?))?\s*$",
+        ),
+    ],
+    "Delayed:": [
+        _r(
+            "delayed",
+            r"Delayed: DCID (?P<dcid>\d+) MID (?P<mid>\d+) to RID (?P<rid>\d+) - (?P<code>\d\.\d{1,3}\.\d{1,3}) - "
+            r"(?P<reason>.+?)(?: ?(?P<response>\(.*))?\s*$",
+        ),
+        _r(
+            "delay_log",
+            r"Delayed: (?P<mid>\d+):(?P<rid>\d+)(?: From: ?<(?P<from>[^>]*)>)?(?: To: ?<(?P<to>[^>]*)>)?"
+            r"(?: Reason: ?\"(?P<code>\d\.\d{1,3}\.\d{1,3})? ?-? ?(?P<reason>[^\"]*)\")?(?: Response: ?(?P<response>.*?))?\s*$",
+        ),
+    ],
+    "Connection": [
+        _r(
+            "connection_error",
+            r"Connection Error: DCID (?P<dcid>\d+)(?: domain: (?P<domain>\S+))?(?: IP: (?P<destination_ip>\S+))?"
+            r"(?P<detail>.*?)\s*$",
+        ),
+        _r("connection_error", r"Connection Error: (?P<detail>.+?)\s*$"),
+    ],
+    "Possible": [
+        _r(
+            "possible_delivery",
+            r"Possible Delivery: DCID (?P<dcid>\d+) MID (?P<mid>\d+) to RID " + _RID_LIST + r"(?P<extra>.*)$",
+        )
+    ],
+    "SMTP": [
+        _r(
+            "smtp_auth",
+            r"SMTP Auth: \(ICID (?P<icid>\d+)\) (?P<result>succeeded|failed)(?: for user: (?P<user>\S+))?"
+            r"(?: using AUTH mechanism: (?P<mechanism>\S+))?(?: with profile: (?P<profile>\S+))?(?P<detail>.*?)\s*$",
+        ),
+        _r("connection_killed", r"SMTP server connection killed ICID: (?P<icid>\d+)"),
+    ],
+    "LDAP:": [
+        _r(
+            "ldap_reroute",
+            r"LDAP: (?P<query>\w+) query (?P<name>\S+) MID (?P<mid>\d+) RID (?P<rid>\d+) address (?P<address>\S+) to (?P<target>.+?)\s*$",
+        ),
+        _r(
+            "dhap_drop",
+            r"LDAP: Dropping connection due to potential Directory Harvest Attack from host=\(?'?(?P<source_ip>[0-9A-Fa-f.:]+)'?"
+            r"(?P<detail>.*?)\s*$",
+        ),
+        _r("ldap_other", r"LDAP: (?P<detail>.+?)\s*$"),
+    ],
+    "EUQ:": [
+        _r("quarantine_tagged", r"EUQ: Tagging MID (?P<mid>\d+) for quarantine"),
+        _r("euq_quarantined", r"EUQ: Quarantined MID (?P<mid>\d+)"),
+        _r("reinjected", r"EUQ: Reinjected MID (?P<parent>\d+) as MID (?P<mid>\d+)"),
+        _r("euq_other", r"EUQ: (?P<detail>.+?)\s*$"),
+    ],
+    "ISQ:": [
+        _r("quarantine_tagged", r"ISQ: Tagging MID (?P<mid>\d+) for quarantine"),
+        _r("isq_other", r"ISQ: (?P<detail>.+?)\s*$"),
+    ],
+    # AMP log subscription (file reputation and analysis); MID when the line names one.
+    "File": [
+        _r(
+            "amp_reputation_query",
+            r"File reputation query initiating\. File Name = '?(?P<filename>.*?)'?, MID = (?P<mid>\d+)(?P<detail>.*?)\s*$",
+        ),
+        _r("amp_not_uploaded", r"File not uploaded for analysis\. +MID = (?P<mid>\d+),? (?P<detail>.*?)\s*$"),
+        _r("amp_analysis", r"File (?:[Aa]nalysis|uploaded|analysis upload)(?P<detail>.*?)\s*$"),
+    ],
+    "Response": [
+        _r(
+            "amp_reputation",
+            r"Response received for file reputation query from (?P<source>\w+)\. File ?Name = '?(?P<filename>.*?)'?, "
+            r"MID = (?P<mid>\d+), Disposition = (?P<disposition>[^,]+), Malware = (?P<malware>[^,]+),(?P<detail>.*?)\s*$",
+        ),
+    ],
+    "Retrospective": [_r("amp_retrospective", r"Retrospective verdict received\. (?P<detail>.+?)\s*$")],
+    "SHA256:": [_r("amp_upload_status", r"SHA256: (?P<sha256>[0-9A-Fa-f]+)(?P<detail>.*?)\s*$")],
+    # Anti-virus log subscription.
+    "sophos": [
+        _r("av_log", r"sophos +antivirus - MID (?P<mid>\d+)(?: (?P<rid>\d+))? - (?P<result>.+?)\s*$", re.I),
+    ],
+    # File header and appliance-level (system) lines.
+    "Begin": [_r("log_begin", r"Begin Logfile")],
+    "Version:": [_r("log_version", r"Version: (?P<version>\S+)(?: SN: (?P<serial>\S+))?")],
+    "Time": [_r("log_time_offset", r"Time offset from UTC: (?P<offset>-?\d+) seconds")],
+    "Logfile": [_r("log_rolled", r"Logfile (?P<detail>.+?)\s*$")],
+    "End": [_r("log_end", r"End(?: of)? [Ll]ogfile")],
+    "A": [_r("system_alert", r"A (?P<alert>\S+) alert was sent to (?P<to>\S+)(?: with subject (?P<subject>.*?))?\s*$")],
+    "Internal": [_r("system_internal_smtp", r"Internal SMTP (?P<detail>.+?)\s*$")],
+    "Error": [_r("system_error", r"Error while (?P<detail>.+?)\s*$")],
+    "URL": [_r("system_url_categories", r"URL category definitions (?P<detail>.+?)\s*$")],
+    "URL_REP_CLIENT:": [_r("system_service", r"URL_REP_CLIENT: (?P<detail>.+?)\s*$")],
+    "graymail": [_r("system_service", r"graymail (?P<detail>.+?)\s*$")],
+    "Your": [_r("system_license", r"Your (?P<detail>.+? key will expire.*?)\s*$")],
+    "CASE": [_r("system_case_cache", r"CASE cache status: (?P<detail>.+?)\s*$")],
+    "SenderBase": [_r("system_senderbase", r"SenderBase (?P<detail>.+?)\s*$")],
+}
+
+_CEF = re.compile(r"CEF:\d+\|[^|]*\|[^|]*\|(?P<version>[^|]*)\|(?P<event_class>[^|]*)\|[^|]*\|[^|]*\|(?P<ext>.*)$", re.S)
+_CEF_KV = re.compile(r"(\w+)=(.*?)(?= \w+=|$)", re.S)
+_CEF_FIELDS = {
+    "ESAMID": "mid",
+    "ESAICID": "icid",
+    "ESADCID": "dcid",
+    "act": "action",
+    "ESAFinalActionDetails": "final_action_details",
+    "ESAMailFlowPolicy": "mail_flow_policy",
+    "ESAASVerdict": "antispam",
+    "ESAAVVerdict": "antivirus",
+    "ESAAMPVerdict": "amp",
+    "ESAGMVerdict": "graymail",
+    "ESACFVerdict": "content_filter",
+    "ESADLPVerdict": "dlp",
+    "suser": "from",
+    "duser": "to",
+    "src": "source_ip",
+    "dvc": "observer_ip",
+    "deviceExternalId": "serial",
+}
+
+_INT_FIELDS = frozenset(("size", "limit", "rid", "child", "parent", "port", "offset", "risk"))
+
+
+def _rids(value: str) -> list[int]:
+    return [int(x) for x in value.replace(" ", "").split(",") if x]
+
+
+def _unquote(d: dict[str, Any]) -> None:
+    for k in ("q1", "q2", "q3"):
+        v = d.pop(k, None)
+        if v is not None and "value" not in d:
+            d["value"] = v
+
+
+Typed = tuple[str, int | None, int | None, int | None, dict[str, Any] | None]
+
+
+def _apply(kind: str, m: re.Match[str], mid: int | None = None) -> Typed:
+    d = {k: v for k, v in m.groupdict().items() if v is not None}
+    icid = d.pop("icid", None)
+    dcid = d.pop("dcid", None)
+    m_mid = d.pop("mid", None)
+    if m_mid is not None:
+        mid = int(m_mid)
+    if "q1" in d or "q2" in d or "q3" in d:
+        _unquote(d)
+    for k in _INT_FIELDS.intersection(d):
+        d[k] = int(d[k])
+    if "rids" in d:
+        d["rids"] = _rids(d["rids"])
+    return kind, mid, None if icid is None else int(icid), None if dcid is None else int(dcid), d or None
+
+
+def _first_match(rules: list[Rule], text: str, mid: int | None = None) -> Typed | None:
+    for kind, rx in rules:
+        m = rx.match(text)
+        if m is not None:
+            return _apply(kind, m, mid)
+    return None
+
+
+def _cef(body: str) -> Typed | None:
+    i = body.find("CEF:")
+    m = _CEF.match(body, i) if i >= 0 else None
+    if m is None:
+        return None
+    d: dict[str, Any] = {"version": m.group("version"), "event_class": m.group("event_class")}
+    for k, v in _CEF_KV.findall(m.group("ext")):
+        name = _CEF_FIELDS.get(k)
+        if name is not None:
+            d[name] = v.strip()
+    mid = d.pop("mid", None)
+    icid = d.pop("icid", None)
+    dcid = d.pop("dcid", None)
+
+    def num(v: str | None) -> int | None:
+        return int(v) if v is not None and v.isdigit() else None
+
+    return "consolidated_event", num(mid), num(icid), num(dcid), d
+
+
+def type_body(body: str) -> Typed:
+    """Classify one ESA body into (kind, mid, icid, dcid, fields); `unparsed` when no shape fits."""
+    if body.startswith("MID "):
+        m = _MID_PREFIX.match(body)
+        if m is not None:
+            mid = int(m.group(1))
+            rest = body[m.end() :].lstrip(" ")
+            if body[m.end() - 1] == ",":
+                rest = ", " + rest
+            word = _WORD.match(rest).group(0)
+            rules = _MID_RULES.get(word)
+            if rules:
+                typed = _first_match(rules, rest, mid)
+                if typed is not None:
+                    return typed
+            return "mid_unrecognized", mid, None, None, {"detail": rest}
+    elif body.startswith("ICID "):
+        typed = _first_match(_ICID_RULES, body)
+        if typed is not None:
+            return typed
+    elif body.startswith("DCID "):
+        typed = _first_match(_DCID_RULES, body)
+        if typed is not None:
+            return typed
+    else:
+        sp = body.find(" ")
+        word = body if sp < 0 else body[:sp]
+        rules = _OTHER_RULES.get(word)
+        if rules:
+            typed = _first_match(rules, body)
+            if typed is not None:
+                return typed
+        if "CEF:" in body:
+            typed = _cef(body)
+            if typed is not None:
+                return typed
+    return "unparsed", None, None, None, None
+
+
+# Kinds whose line is not about a message or connection (appliance-level, file header).
+SYSTEM_KINDS = frozenset(
+    k for rules in _OTHER_RULES.values() for k, _ in rules if k.startswith(("system_", "log_"))
+) | frozenset(("amp_analysis", "amp_retrospective", "amp_upload_status", "euq_other", "isq_other", "ldap_other"))
+
+# Kinds that are attributed to a session but whose shape was not recognised: counted as unparsed.
+UNRECOGNIZED_KINDS = frozenset(("unparsed", "mid_unrecognized", "icid_other", "dcid_other"))
+
+ALL_KINDS = frozenset(
+    [k for rules in _MID_RULES.values() for k, _ in rules]
+    + [k for k, _ in _ICID_RULES]
+    + [k for k, _ in _DCID_RULES]
+    + [k for rules in _OTHER_RULES.values() for k, _ in rules]
+    + ["consolidated_event", "mid_unrecognized", "unparsed"]
+)

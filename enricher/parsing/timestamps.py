@@ -1,0 +1,162 @@
+"""Event time: month names, per-appliance zones, and year inference for year-less syslog stamps.
+
+RFC 3164 stamps (`Mar 17 18:24:37`) carry neither year nor zone. The year is inferred per appliance and
+kept monotonic across New Year (a December stamp followed by a January one moves to the next year; a late
+December straggler after January stays in the old year). The zone comes from configuration per
+appliance, or from the `Time offset from UTC` header of a native log file.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from enricher.errors import ConfigError
+
+MONTHS = {
+    name: i
+    for i, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)
+}
+
+# A month jump at least this large between consecutive stamps of one appliance is a year boundary.
+_ROLLOVER_MONTHS = 6
+_CACHE_MAX = 8192
+
+
+def parse_zone(value: str, key: str = "timezone") -> tzinfo:
+    """Turn `UTC`, `+09:00`, `-0600` or an IANA name into a tzinfo; a bad value names its key."""
+    v = value.strip()
+    if v.upper() in ("UTC", "Z", "GMT"):
+        return timezone.utc
+    if v and v[0] in "+-":
+        digits = v[1:].replace(":", "")
+        if digits.isdigit() and len(digits) in (2, 4):
+            hours = int(digits[:2])
+            minutes = int(digits[2:] or 0)
+            if hours <= 14 and minutes < 60:
+                sign = -1 if v[0] == "-" else 1
+                return timezone(sign * timedelta(hours=hours, minutes=minutes))
+        raise ConfigError(key, f"invalid UTC offset {value!r} (expected like +09:00)")
+    try:
+        return ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(key, f"unknown time zone {value!r}") from exc
+
+
+def _epoch(year: int, month: int, day: int, hms: str, zone: tzinfo) -> float | None:
+    """Seconds since the epoch for a wall-clock stamp in `zone`; None when the date does not exist."""
+    try:
+        hh, mm, ss = int(hms[0:2]), int(hms[3:5]), int(hms[6:8])
+        if zone is timezone.utc:
+            if not (1 <= day <= calendar.monthrange(year, month)[1]) or hh > 23 or mm > 59 or ss > 60:
+                return None
+            return float(calendar.timegm((year, month, day, hh, mm, ss)))
+        return datetime(year, month, day, hh, mm, min(ss, 59), tzinfo=zone).timestamp()
+    except (ValueError, OverflowError):
+        return None
+
+
+class TimeResolver:
+    """Resolves stamps to epoch seconds with per-appliance zones and year inference (event time)."""
+
+    def __init__(
+        self,
+        default_zone: tzinfo = timezone.utc,
+        zones: dict[str, tzinfo] | None = None,
+        reference_time: float | None = None,
+    ) -> None:
+        self.default_zone = default_zone
+        self.zones = dict(zones or {})
+        # Reference "now" for the first year-less stamp of an appliance (replays pin it).
+        self.reference_time = reference_time
+        self._years: dict[str, tuple[int, int]] = {}
+        self._cache: dict[tuple[str, str], float | None] = {}
+
+    def zone_for(self, appliance: str) -> tzinfo:
+        """The configured zone of an appliance (or the default)."""
+        return self.zones.get(appliance, self.default_zone)
+
+    def set_offset(self, appliance: str, offset_seconds: int) -> None:
+        """Apply a native file header's `Time offset from UTC` to an appliance."""
+        zone = timezone(timedelta(seconds=offset_seconds)) if offset_seconds else timezone.utc
+        if self.zones.get(appliance) != zone:
+            self.zones[appliance] = zone
+            self._cache.clear()
+
+    def full(self, appliance: str, month: str, day: int, hms: str, year: int) -> float | None:
+        """A stamp that carries its year (native file lines, relays that add the year)."""
+        key = (appliance, f"{year}{month}{day}{hms}")
+        cache = self._cache
+        if key in cache:
+            return cache[key]
+        m = MONTHS.get(month)
+        value = None if m is None else _epoch(year, m, day, hms, self.zone_for(appliance))
+        if m is not None:
+            self._note_year(appliance, year, m)
+        if len(cache) > _CACHE_MAX:
+            cache.clear()
+        cache[key] = value
+        return value
+
+    def yearless(self, appliance: str, month: str, day: int, hms: str) -> float | None:
+        """An RFC 3164 stamp without year: infer the year for this appliance."""
+        m = MONTHS.get(month)
+        if m is None:
+            return None
+        year = self._infer_year(appliance, m)
+        return self.full(appliance, month, day, hms, year)
+
+    def _note_year(self, appliance: str, year: int, month: int) -> None:
+        last = self._years.get(appliance)
+        if last is None or (year, month) > last:
+            self._years[appliance] = (year, month)
+
+    def _infer_year(self, appliance: str, month: int) -> int:
+        last = self._years.get(appliance)
+        if last is None:
+            ref = self.reference_time if self.reference_time is not None else time.time()
+            now = datetime.fromtimestamp(ref, timezone.utc)
+            year = now.year
+            # A stamp more than a month ahead of "now" belongs to last year (a file from December read in January).
+            if month > now.month + 1:
+                year -= 1
+            return year
+        last_year, last_month = last
+        if last_month - month >= _ROLLOVER_MONTHS:
+            return last_year + 1
+        if month - last_month >= _ROLLOVER_MONTHS:
+            return last_year - 1
+        return last_year
+
+    def iso(self, epoch: float) -> str:
+        """UTC ISO-8601 with milliseconds and Z, as Elasticsearch and ECS expect."""
+        return format_iso(epoch)
+
+
+def format_iso(epoch: float) -> str:
+    """Format epoch seconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC)."""
+    secs = int(epoch // 1)
+    ms = int(round((epoch - secs) * 1000))
+    if ms == 1000:
+        secs, ms = secs + 1, 0
+    t = time.gmtime(secs)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ms:03d}Z"
+
+
+def parse_iso(value: str) -> float | None:
+    """Parse an RFC 3339 / RFC 5424 timestamp (with zone) into epoch seconds; None when invalid."""
+    v = value.strip()
+    if v.endswith("Z") or v.endswith("z"):
+        v = v[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        return dt.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -1,0 +1,385 @@
+"""Merge rules: how each event kind adds to a session's `data`. One small function per kind (pure).
+
+Message sessions (appliance + MID) and connection sessions (appliance + ICID) each have their table.
+Lists that a hostile or broken sender could grow without end are capped (`LIST_CAP`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from enricher.models import Event
+from enricher.sessions.session import Session
+
+LIST_CAP = 50
+
+Merge = Callable[[Session, Event], None]
+
+
+def _append(d: dict[str, Any], key: str, value: Any) -> None:
+    lst = d.get(key)
+    if lst is None:
+        d[key] = [value]
+    elif len(lst) < LIST_CAP:
+        lst.append(value)
+    else:
+        d[key + "_dropped"] = d.get(key + "_dropped", 0) + 1
+
+
+def _set_fields(key: str, *names: str) -> Merge:
+    """A rule that stores some event fields under one key (a dict)."""
+
+    def rule(s: Session, ev: Event) -> None:
+        src = ev.data or {}
+        s.data[key] = {n: src[n] for n in names if n in src}
+
+    return rule
+
+
+def _append_fields(key: str, *names: str) -> Merge:
+    """A rule that appends some event fields to a list under one key."""
+
+    def rule(s: Session, ev: Event) -> None:
+        src = ev.data or {}
+        item = {n: src[n] for n in names if n in src}
+        if len(item) == 1 and len(names) == 1:
+            _append(s.data, key, item[names[0]])
+        else:
+            _append(s.data, key, item)
+
+    return rule
+
+
+# --- message sessions ----------------------------------------------------------------------------------
+def _start(s: Session, ev: Event) -> None:
+    s.data["start_ts"] = ev.ts
+
+
+def _mail_from(s: Session, ev: Event) -> None:
+    s.data["from"] = ev.get("address", "")
+    extra = ev.get("extra")
+    if extra:
+        s.data["from_extra"] = extra
+
+
+def _rcpt(s: Session, ev: Event) -> None:
+    _append(s.data, "rcpts", [ev.get("rid"), ev.get("address", "")])
+
+
+def _rejected(s: Session, ev: Event) -> None:
+    _append(s.data, "rejected", {k: v for k, v in (ev.data or {}).items() if k in ("address", "by", "detail")})
+
+
+def _value(key: str) -> Merge:
+    def rule(s: Session, ev: Event) -> None:
+        v = ev.get("value")
+        if v is not None:
+            s.data[key] = v
+
+    return rule
+
+
+def _ready(s: Session, ev: Event) -> None:
+    s.data["size"] = ev.get("size")
+    s.data["ready_ts"] = ev.ts
+    if "from" not in s.data and ev.get("address") is not None:
+        s.data["from"] = ev.get("address")
+
+
+def _policy(s: Session, ev: Event) -> None:
+    _append(s.data, "policies", {"direction": ev.get("direction"), "policy": ev.get("policy")})
+
+
+def _queued(s: Session, ev: Event) -> None:
+    s.data["queued"] = True
+
+
+_ENGINE_KEYS = {"CASE": "antispam", "IMS": "antispam", "BRIGHTMAIL": "antispam", "GRAYMAIL": "graymail"}
+
+
+def _engine(interim: bool) -> Merge:
+    def rule(s: Session, ev: Event) -> None:
+        engine = ev.get("engine", "")
+        key = _ENGINE_KEYS.get(engine.upper())
+        verdict = ev.get("verdict")
+        if key is None:
+            engines = s.data.setdefault("engines", {})
+            engines[engine] = verdict
+            return
+        cur = s.data.get(key)
+        if interim and cur is not None and not cur.get("interim"):
+            return  # a final verdict is never replaced by an interim one
+        s.data[key] = {"engine": engine, "verdict": verdict, "interim": interim}
+
+    return rule
+
+
+def _av(interim: bool) -> Merge:
+    def rule(s: Session, ev: Event) -> None:
+        cur = s.data.get("antivirus")
+        if interim and cur is not None and not cur.get("interim"):
+            return
+        item = {"verdict": ev.get("verdict"), "interim": interim}
+        if ev.get("engine"):
+            item["engine"] = ev.get("engine")
+        elif cur and cur.get("engine"):
+            item["engine"] = cur["engine"]
+        if ev.get("detail"):
+            item["detail"] = ev.get("detail")
+        s.data["antivirus"] = item
+
+    return rule
+
+
+def _link_child(relation: str) -> Merge:
+    """`MID parent was split creating MID child` / `rewritten to child`: the line's MID is the parent."""
+
+    def rule(s: Session, ev: Event) -> None:
+        _append(s.data, "children", {"mid": ev.get("child"), "relation": relation})
+
+    return rule
+
+
+def _link_parent(relation: str) -> Merge:
+    """`MID child generated based on MID parent` / `Reinjected MID parent as MID child`: line's MID is the child."""
+
+    def rule(s: Session, ev: Event) -> None:
+        s.data["parent"] = {"mid": ev.get("parent"), "relation": relation}
+
+    return rule
+
+
+def _aborted(s: Session, ev: Event) -> None:
+    s.data["abort"] = {"text": ev.get("reason", ""), "ts": ev.ts}
+
+
+def _finished(s: Session, ev: Event) -> None:
+    s.data["finished"] = ev.get("status")
+    s.finished_ts = ev.ts
+
+
+def _delivery(s: Session, ev: Event) -> dict[str, Any]:
+    deliveries = s.data.setdefault("deliveries", {})
+    key = str(ev.dcid)
+    d = deliveries.get(key)
+    if d is None:
+        if len(deliveries) >= LIST_CAP:
+            s.data["deliveries_dropped"] = s.data.get("deliveries_dropped", 0) + 1
+            return {}
+        d = deliveries[key] = {"dcid": ev.dcid, "type": ev.get("ctype", "DCID")}
+    return d
+
+
+def _delivery_start(s: Session, ev: Event) -> None:
+    d = _delivery(s, ev)
+    d["start_ts"] = ev.ts
+    if ev.get("rids") is not None:
+        d["rids"] = ev.get("rids")
+    extra = (ev.get("extra") or "").strip()
+    if extra:
+        d["target"] = extra.removeprefix("to ").strip()
+
+
+def _message_done(s: Session, ev: Event) -> None:
+    d = _delivery(s, ev)
+    d["end_ts"] = ev.ts
+    d["status"] = "delivered"
+    if ev.get("rids") is not None:
+        d["rids"] = ev.get("rids")
+    extra = (ev.get("extra") or "").strip()
+    if extra.startswith("(external quarantine)"):
+        d["status"] = "quarantined_external"
+
+
+def _bounced(s: Session, ev: Event) -> None:
+    item = {k: v for k, v in (ev.data or {}).items() if k in ("rid", "code", "reason", "response")}
+    item["dcid"] = ev.dcid
+    item["ts"] = ev.ts
+    _append(s.data, "bounces", item)
+    if ev.dcid is not None:
+        d = _delivery(s, ev)
+        d["status"] = "bounced"
+        d["end_ts"] = ev.ts
+
+
+def _bounce_log(s: Session, ev: Event) -> None:
+    item = {k: v for k, v in (ev.data or {}).items() if k in ("rid", "code", "reason", "response", "from", "to")}
+    item["ts"] = ev.ts
+    _append(s.data, "bounces", item)
+
+
+def _delayed(s: Session, ev: Event) -> None:
+    item = {k: v for k, v in (ev.data or {}).items() if k in ("rid", "code", "reason", "response", "from", "to")}
+    item["dcid"] = ev.dcid
+    item["ts"] = ev.ts
+    _append(s.data, "delays", item)
+    if ev.dcid is not None:
+        d = _delivery(s, ev)
+        d["status"] = "delayed"
+
+
+def _possible(s: Session, ev: Event) -> None:
+    d = _delivery(s, ev)
+    d["status"] = "possible_delivery"
+    s.data["possible_delivery"] = True
+
+
+def _quarantined(s: Session, ev: Event) -> None:
+    q = s.data.setdefault("quarantine", {})
+    q["status"] = "quarantined"
+    for k in ("quarantine", "reason"):
+        if ev.get(k):
+            q[k] = ev.get(k)
+
+
+def _quarantine_status(status: str) -> Merge:
+    def rule(s: Session, ev: Event) -> None:
+        q = s.data.setdefault("quarantine", {})
+        q["status"] = status
+        if ev.get("quarantine"):
+            q["quarantine"] = ev.get("quarantine")
+
+    return rule
+
+
+def _dlp(s: Session, ev: Event) -> None:
+    s.data["dlp"] = dict(ev.data or {})
+
+
+def _cef(s: Session, ev: Event) -> None:
+    s.data["consolidated"] = dict(ev.data or {})
+
+
+def _unrecognized(s: Session, ev: Event) -> None:
+    s.unrecognized += 1
+
+
+MESSAGE_RULES: dict[str, Merge] = {
+    "start_mid": _start,
+    "mail_from": _mail_from,
+    "rcpt_to": _rcpt,
+    "rcpt_rejected": _rejected,
+    "message_id": _value("message_id"),
+    "subject": _value("subject"),
+    "ready": _ready,
+    "policy_match": _policy,
+    "queued": _queued,
+    "engine_verdict": _engine(False),
+    "engine_verdict_interim": _engine(True),
+    "av_interim": _av(True),
+    "antivirus": _av(False),
+    "amp_verdict": _set_fields("amp", "verdict"),
+    "outbreak": _set_fields("outbreak", "verdict", "detail"),
+    "dkim": _append_fields("dkim", "result"),
+    "domainkeys": _append_fields("domainkeys", "result"),
+    "spf": _append_fields("spf", "identity", "address", "result", "detail"),
+    "dmarc": _append_fields("dmarc", "detail"),
+    "sdr": _append_fields("sdr", "detail"),
+    "attachment": _append_fields("attachments", "value"),
+    "url_reputation": _append_fields("urls", "url", "score", "condition"),
+    "split": _link_child("split"),
+    "rewritten": _link_child("rewritten"),
+    "generated": _link_parent("generated"),
+    "generated_bounce": _link_parent("bounce"),
+    "reinjected": _link_parent("reinjected"),
+    "too_big": _append_fields("scan_issues", "engine", "size", "limit"),
+    "scan_incomplete": _append_fields("scan_issues", "engine", "error"),
+    "scan_problem": _append_fields("scan_issues", "problem"),
+    "dlp": _dlp,
+    "custom_log": _append_fields("custom_log", "text"),
+    "file_analysis_queued": _append_fields("files", "sha256", "filename"),
+    "incoming_relay": _set_fields("incoming_relay", "name", "detail"),
+    "quarantined": _quarantined,
+    "quarantine_tagged": _quarantine_status("tagged"),
+    "euq_quarantined": _quarantine_status("quarantined"),
+    "quarantine_released": _quarantine_status("released"),
+    "quarantine_deleted": _quarantine_status("deleted"),
+    "response": _append_fields("responses", "rids", "response"),
+    "pending": _append_fields("pending", "rids", "until"),
+    "message_aborted": _aborted,
+    "message_finished": _finished,
+    "delivery_start": _delivery_start,
+    "message_done": _message_done,
+    "bounced": _bounced,
+    "bounce_log": _bounce_log,
+    "delayed": _delayed,
+    "delay_log": _delayed,
+    "possible_delivery": _possible,
+    "ldap_reroute": _append_fields("reroutes", "rid", "address", "target"),
+    "amp_reputation_query": _append_fields("amp_files", "filename"),
+    "amp_reputation": _append_fields("amp_files", "filename", "disposition", "malware"),
+    "amp_not_uploaded": _append_fields("amp_not_uploaded", "detail"),
+    "av_log": _append_fields("av_results", "result"),
+    "consolidated_event": _cef,
+    "mid_unrecognized": _unrecognized,
+}
+
+
+# --- connection sessions -------------------------------------------------------------------------------
+def _new_icid(s: Session, ev: Event) -> None:
+    s.data.update(ev.data or {})
+    s.data["start_ts"] = ev.ts
+
+
+def _hat(s: Session, ev: Event) -> None:
+    s.data["hat"] = dict(ev.data or {})
+    if ev.get("sbrs") is not None:
+        s.data["sbrs"] = ev.get("sbrs")
+    if ev.get("country") is not None:
+        s.data["country"] = ev.get("country")
+
+
+def _sbrs(s: Session, ev: Event) -> None:
+    s.data["sbrs"] = ev.get("sbrs")
+    if ev.get("country") is not None:
+        s.data["country"] = ev.get("country")
+
+
+def _flag(key: str, field: str | None = None) -> Merge:
+    def rule(s: Session, ev: Event) -> None:
+        s.data[key] = ev.get(field, True) if field else True
+
+    return rule
+
+
+def _tls(s: Session, ev: Event) -> None:
+    s.data["tls"] = {k: v for k, v in (ev.data or {}).items() if k in ("status", "protocol", "cipher", "detail")}
+
+
+def _lost(s: Session, ev: Event) -> None:
+    s.lost_ts = ev.ts
+
+
+def _close(s: Session, ev: Event) -> None:
+    s.closed_ts = ev.ts
+
+
+def _icid_unrecognized(s: Session, ev: Event) -> None:
+    s.unrecognized += 1
+
+
+CONNECTION_RULES: dict[str, Merge] = {
+    "new_icid": _new_icid,
+    "hat": _hat,
+    "sbrs": _sbrs,
+    "delayed_hat_reject": _flag("delayed_hat_reject", "detail"),
+    "icid_tls": _tls,
+    "icid_tls_required": _flag("tls_required_not_initiated", "detail"),
+    "receiving_failed": _flag("receiving_failed", "reason"),
+    "icid_disconnected": _flag("disconnected", "reason"),
+    "icid_address": _flag("address_detail", "detail"),
+    "icid_rejected_rcpt": _rejected,
+    "smtp_auth": _set_fields("smtp_auth", "result", "user", "mechanism", "profile"),
+    "connection_killed": _flag("connection_killed"),
+    "dhap_drop": _flag("dhap_drop", "detail"),
+    "icid_lost": _lost,
+    "icid_close": _close,
+    "icid_other": _icid_unrecognized,
+}
+
+# DCID records (outbound connections): what the delivery lines of a MID copy from them.
+DCID_RULES: dict[str, Merge] = {
+    "new_dcid": _set_fields("dcid", "interface", "destination_ip", "port"),
+    "dcid_tls": _tls,
+    "connection_error": _set_fields("connection_error", "domain", "destination_ip", "detail"),
+}

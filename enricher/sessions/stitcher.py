@@ -1,0 +1,394 @@
+"""The stitcher: joins events into sessions in event time (pure; no I/O).
+
+- Message sessions are keyed by appliance + MID; connection lines (ICID) and delivery connections (DCID)
+  are joined to them through per-appliance ICID and DCID records.
+- A message closes `grace_seconds` of event time after `Message finished` (late lines such as an
+  `ICID lost` written after the abort still make it in); a connection without any MID closes the same way
+  after `ICID close` and becomes a document of its own.
+- Sessions idle for `idle_timeout_seconds` are written as `expired` partial documents and kept dormant:
+  a later line revives them and they are written again under the same id (updated in place).
+- `max_open_sessions` bounds memory: the least recently touched session is written as `evicted`.
+- Event time advances per appliance (its watermark: the newest stamp seen); `tick(now)` moves quiet
+  appliances forward on processing time so their last sessions still close.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from enricher.models import Event
+from enricher.parsing.shapes import SYSTEM_KINDS
+from enricher.sessions.merge import CONNECTION_RULES, DCID_RULES, MESSAGE_RULES
+from enricher.sessions.session import (
+    COMPLETE,
+    CONNECTION,
+    DELIVERY,
+    EVICTED,
+    EXPIRED,
+    MESSAGE,
+    PARTIAL,
+    Key,
+    Session,
+)
+from enricher.sessions.store import MemoryStore, StateStore
+
+_HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
+_DELIVERY_KINDS = frozenset(("delivery_start", "message_done", "bounced", "delayed", "possible_delivery"))
+
+
+@dataclass(frozen=True)
+class StitchConfig:
+    """Windowing settings of the stitcher (all durations in seconds of event time)."""
+
+    grace_seconds: float = 5.0
+    idle_timeout_seconds: float = 3600.0
+    max_open_sessions: int = 200_000
+    max_dormant_sessions: int = 20_000
+    dormant_horizon_seconds: float = 7 * 86400.0
+    quiet_seconds: float = 60.0
+    keep_raw: bool = True
+
+
+@dataclass
+class StitchStats:
+    """Counters the stitcher keeps (exported as metrics and in the replay summary)."""
+
+    events: int = 0
+    system: int = 0
+    unrecognized: int = 0
+    icid_zero: int = 0
+    uncorrelated: int = 0
+    opened: int = 0
+    revived: int = 0
+    closed: dict[str, int] = field(default_factory=dict)
+
+    def closed_as(self, state: str) -> None:
+        """Count one session written with `state`."""
+        self.closed[state] = self.closed.get(state, 0) + 1
+
+
+class Stitcher:
+    """Feeds events into sessions; returns the sessions that are ready to be written."""
+
+    def __init__(self, config: StitchConfig | None = None, store: StateStore | None = None) -> None:
+        self.config = config or StitchConfig()
+        self.store: StateStore = store if store is not None else MemoryStore()
+        self.stats = StitchStats()
+        self.appliances: dict[str, dict[str, str]] = {}
+        self._seq = 0
+        self._watermark: dict[str, float] = {}
+        self._arrival: dict[str, float] = {}
+        self._lru: dict[str, OrderedDict[Key, None]] = {}
+        self._grace: dict[str, deque[tuple[float, Key]]] = {}
+        self._dormant: OrderedDict[Key, Session] = OrderedDict()
+        self._by_ip: dict[tuple[str, str], int] = {}
+        self._out: list[Session] = []
+
+    # -- public API ---------------------------------------------------------------------------------------
+    def feed(self, ev: Event, now: float | None = None) -> list[Session]:
+        """Add one event; return the sessions it closed (complete, expired or evicted)."""
+        out = self._out = []
+        self.stats.events += 1
+        self._seq += 1
+        app = ev.appliance
+        wm = self._watermark.get(app)
+        ts = ev.ts if ev.ts is not None else (wm if wm is not None else 0.0)
+        if now is not None:
+            self._arrival[app] = now
+        kind = ev.kind
+        if kind in SYSTEM_KINDS:
+            self.stats.system += 1
+            if kind == "log_version" and ev.data:
+                self.appliances.setdefault(app, {}).update(ev.data)
+        elif ev.mid is not None and kind in MESSAGE_RULES:
+            self._on_message(ev, ts)
+        elif ev.icid is not None and kind in CONNECTION_RULES:
+            self._on_connection(ev, ts)
+        elif kind == "dhap_drop":
+            self._on_dhap(ev, ts)
+        elif ev.dcid is not None and (kind in DCID_RULES or kind in ("dcid_close", "dcid_other")):
+            self._on_delivery_connection(ev, ts)
+        elif kind != "unparsed":
+            self.stats.uncorrelated += 1
+        # File-header lines are stamped before their own `Time offset from UTC` applies: not a clock reading.
+        if (wm is None or ts > wm) and kind not in _HEADER_KINDS:
+            self._watermark[app] = wm = ts
+        if wm is None:
+            return out
+        self._advance(app, wm)
+        if len(self.store) > self.config.max_open_sessions:
+            self._evict(app)
+        return out
+
+    def feed_all(self, events: Iterable[Event]) -> list[Session]:
+        """Feed many events, then flush; returns every session written (for tests and small inputs)."""
+        done: list[Session] = []
+        for ev in events:
+            done.extend(self.feed(ev))
+        done.extend(self.flush())
+        return done
+
+    def tick(self, now: float) -> list[Session]:
+        """Processing-time fallback: close what is due on appliances quiet for `quiet_seconds`."""
+        out = self._out = []
+        for app, arrived in list(self._arrival.items()):
+            quiet = now - arrived
+            if quiet > self.config.quiet_seconds and app in self._watermark:
+                self._advance(app, self._watermark[app] + quiet)
+        return out
+
+    def flush(self) -> list[Session]:
+        """End of input: write every open session (complete if finished, else partial)."""
+        out = self._out = []
+        for s in sorted(self.store.values(), key=lambda s: (s.first_ts, s.appliance, s.kind, s.ident)):
+            if s.kind == MESSAGE:
+                self._close(s, COMPLETE if s.finished_ts is not None else PARTIAL)
+            elif s.kind == CONNECTION:
+                if s.mids:
+                    self._drop(s)
+                else:
+                    self._close(s, COMPLETE if s.closed_ts is not None else PARTIAL)
+            else:
+                self._drop(s)
+        return out
+
+    def open_sessions(self) -> int:
+        """Number of open message and connection sessions (and delivery connection records)."""
+        return len(self.store)
+
+    # -- routing ------------------------------------------------------------------------------------------
+    def _touch(self, s: Session) -> None:
+        key = s.key
+        lru = self._lru.get(s.appliance)
+        if lru is None:
+            lru = self._lru[s.appliance] = OrderedDict()
+        lru[key] = None
+        lru.move_to_end(key)
+        self.store.touch(key)
+
+    def _on_message(self, ev: Event, ts: float) -> None:
+        app = ev.appliance
+        key: Key = ("m", app, ev.mid)  # type: ignore[assignment]
+        s = self.store.get(key)
+        if s is None:
+            s = self._dormant.pop(key, None)
+            if s is not None and ts - s.last_ts <= self.config.dormant_horizon_seconds:
+                self.stats.revived += 1
+                s.state = ""
+            else:
+                s = Session(MESSAGE, app, ev.mid, ts)  # type: ignore[arg-type]
+                self.stats.opened += 1
+            self.store.put(key, s)
+        kind = ev.kind
+        MESSAGE_RULES[kind](s, ev)
+        s.add_line(self._seq, ev.raw, self.config.keep_raw)
+        if kind == "mid_unrecognized":
+            self.stats.unrecognized += 1
+        if ts > s.last_ts:
+            s.last_ts = ts
+        icid = ev.icid
+        if icid is not None and s.conn is None:
+            if icid == 0:
+                self.stats.icid_zero += 1
+                s.data["generated_by_appliance"] = True
+            else:
+                conn = self._connection(app, icid, ts)
+                s.conn = conn
+                if conn.mids is None:
+                    conn.mids = []
+                if ev.mid not in conn.mids:
+                    conn.mids.append(ev.mid)  # type: ignore[arg-type]
+                self._touch(conn)
+        if ev.dcid is not None and kind in _DELIVERY_KINDS:
+            self._join_delivery(s, ev)
+        elif kind in ("split", "rewritten"):
+            self._link(app, ev.get("child"), "parent", {"mid": ev.mid, "relation": kind})
+        elif kind in ("generated", "generated_bounce", "reinjected"):
+            rel = s.data.get("parent", {}).get("relation", kind)
+            self._link(app, ev.get("parent"), "children", {"mid": ev.mid, "relation": rel})
+        elif kind == "message_finished":
+            self._schedule(app, ts, key)
+        self._touch(s)
+
+    def _link(self, app: str, other_mid: int | None, field_name: str, value: dict[str, object]) -> None:
+        """Record a parent/child MID link on the other session too, when it is open."""
+        if other_mid is None:
+            return
+        other = self.store.get(("m", app, other_mid))
+        if other is None:
+            return
+        if field_name == "parent":
+            other.data["parent"] = value
+        else:
+            kids = other.data.setdefault("children", [])
+            if value not in kids:
+                kids.append(value)
+        self.store.touch(other.key)
+
+    def _join_delivery(self, s: Session, ev: Event) -> None:
+        rec = self.store.get(("d", ev.appliance, ev.dcid))  # type: ignore[arg-type]
+        if rec is None:
+            return
+        d = s.data.get("deliveries", {}).get(str(ev.dcid))
+        if d is None:
+            return
+        info = rec.data.get("dcid")
+        if info:
+            for k, v in info.items():
+                d.setdefault(k, v)
+        tls = rec.data.get("tls")
+        if tls:
+            d["tls"] = tls
+        err = rec.data.get("connection_error")
+        if err:
+            d["connection_error"] = err
+
+    def _connection(self, app: str, icid: int, ts: float) -> Session:
+        key: Key = ("c", app, icid)
+        c = self.store.get(key)
+        if c is None:
+            c = Session(CONNECTION, app, icid, ts)
+            self.store.put(key, c)
+            self.stats.opened += 1
+        return c
+
+    def _on_connection(self, ev: Event, ts: float) -> None:
+        app, icid, kind = ev.appliance, ev.icid, ev.kind
+        if icid == 0:
+            self.stats.icid_zero += 1
+            return
+        key: Key = ("c", app, icid)  # type: ignore[assignment]
+        if kind == "new_icid":
+            old = self.store.get(key)
+            if old is not None and (old.closed_ts is not None or "start_ts" in old.data):
+                # The ICID counter was reused (or the close was lost): finish the old connection first.
+                self._finish_connection(old, COMPLETE if old.closed_ts is not None else PARTIAL)
+        c = self._connection(app, icid, ts)  # type: ignore[arg-type]
+        CONNECTION_RULES[kind](c, ev)
+        c.add_line(self._seq, ev.raw, self.config.keep_raw)
+        if kind == "icid_other":
+            self.stats.unrecognized += 1
+        if ts > c.last_ts:
+            c.last_ts = ts
+        if kind == "new_icid" and ev.get("source_ip"):
+            self._by_ip[(app, ev.get("source_ip"))] = icid  # type: ignore[assignment]
+        elif kind == "icid_close":
+            self._schedule(app, ts, key)
+        self._touch(c)
+
+    def _on_dhap(self, ev: Event, ts: float) -> None:
+        """DHAP lines name an IP, not an ICID: join the latest open connection from that IP."""
+        ip = ev.get("source_ip")
+        icid = self._by_ip.get((ev.appliance, ip)) if ip else None
+        c = self.store.get(("c", ev.appliance, icid)) if icid is not None else None
+        if c is None:
+            # No connection to join: a connection document of its own, keyed below the ICID range.
+            c = Session(CONNECTION, ev.appliance, -self._seq, ts)
+            c.data["source_ip"] = ip
+            c.closed_ts = ts
+            self.store.put(c.key, c)
+            self.stats.uncorrelated += 1
+            self._schedule(ev.appliance, ts, c.key)
+        CONNECTION_RULES["dhap_drop"](c, ev)
+        c.add_line(self._seq, ev.raw, self.config.keep_raw)
+        self._touch(c)
+
+    def _on_delivery_connection(self, ev: Event, ts: float) -> None:
+        key: Key = ("d", ev.appliance, ev.dcid)  # type: ignore[assignment]
+        if ev.kind == "dcid_close":
+            rec = self.store.pop(key)
+            if rec is not None:
+                self._lru.get(ev.appliance, {}).pop(key, None)  # type: ignore[call-overload]
+            return
+        if ev.kind == "dcid_other":
+            self.stats.unrecognized += 1
+            return
+        rec = self.store.get(key)
+        if rec is None:
+            rec = Session(DELIVERY, ev.appliance, ev.dcid, ts)  # type: ignore[arg-type]
+            self.store.put(key, rec)
+        DCID_RULES[ev.kind](rec, ev)
+        rec.last_ts = ts
+        self._touch(rec)
+
+    # -- closing ------------------------------------------------------------------------------------------
+    def _schedule(self, app: str, ts: float, key: Key) -> None:
+        q = self._grace.get(app)
+        if q is None:
+            q = self._grace[app] = deque()
+        q.append((ts + self.config.grace_seconds, key))
+
+    def _advance(self, app: str, wm: float) -> None:
+        q = self._grace.get(app)
+        while q and q[0][0] <= wm:
+            _, key = q.popleft()
+            s = self.store.get(key)
+            if s is None:
+                continue
+            if s.kind == MESSAGE:
+                if s.finished_ts is not None:
+                    self._close(s, COMPLETE)
+            elif s.closed_ts is not None:
+                self._finish_connection(s, COMPLETE)
+        lru = self._lru.get(app)
+        if not lru:
+            return
+        horizon = wm - self.config.idle_timeout_seconds
+        while lru:
+            key = next(iter(lru))
+            s = self.store.get(key)
+            if s is None:
+                del lru[key]
+                continue
+            if s.last_ts >= horizon:
+                break
+            if s.kind == MESSAGE:
+                self._close(s, EXPIRED)
+            elif s.kind == CONNECTION:
+                self._finish_connection(s, EXPIRED)
+            else:
+                self._drop(s)
+
+    def _finish_connection(self, c: Session, state: str) -> None:
+        # A connection that carried messages is part of their documents, not a document of its own.
+        if c.mids:
+            self._drop(c)
+        else:
+            self._close(c, state)
+
+    def _evict(self, app: str) -> None:
+        lru = self._lru.get(app) or max(self._lru.values(), key=len)
+        while lru and len(self.store) > self.config.max_open_sessions:
+            key = next(iter(lru))
+            s = self.store.get(key)
+            if s is None:
+                del lru[key]
+                continue
+            if s.kind == DELIVERY or (s.kind == CONNECTION and s.mids):
+                self._drop(s)
+            else:
+                self._close(s, EVICTED)
+
+    def _drop(self, s: Session) -> None:
+        key = s.key
+        self.store.pop(key)
+        lru = self._lru.get(s.appliance)
+        if lru is not None:
+            lru.pop(key, None)
+        if s.kind == CONNECTION and s.data.get("source_ip"):
+            ipkey = (s.appliance, s.data["source_ip"])
+            if self._by_ip.get(ipkey) == s.ident:
+                del self._by_ip[ipkey]
+
+    def _close(self, s: Session, state: str) -> None:
+        self._drop(s)
+        s.state = state
+        s.emitted += 1
+        self.stats.closed_as(state)
+        self._out.append(s)
+        if state == EXPIRED and s.kind == MESSAGE:
+            self._dormant[s.key] = s
+            while len(self._dormant) > self.config.max_dormant_sessions:
+                self._dormant.popitem(last=False)
