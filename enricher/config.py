@@ -25,9 +25,11 @@ class _Section(BaseModel):
 class TimeSettings(_Section):
     """Event time: zones and year inference."""
 
-    default_timezone: str = Field("UTC", description="Zone of stamps without one (RFC 3164, native files without header).")
+    default_timezone: str = Field(
+        "UTC", description="Zone of stamps without one (RFC 3164, native files without header)."
+    )
     timezones: dict[str, str] = Field(
-        default_factory=dict, description="Zone per appliance host, e.g. {\"esa1.example.net\" = \"Asia/Tokyo\"}."
+        default_factory=dict, description='Zone per appliance host, e.g. {"esa1.example.net" = "Asia/Tokyo"}.'
     )
     reference_time: str | None = Field(
         None,
@@ -62,7 +64,9 @@ class SessionSettings(_Section):
     idle_timeout_seconds: float = Field(
         3600.0, gt=0, description="Write a session as `expired` after this long without a line; revived if more come."
     )
-    max_open_sessions: int = Field(200_000, ge=1, description="Cap on open sessions; beyond it the oldest is `evicted`.")
+    max_open_sessions: int = Field(
+        200_000, ge=1, description="Cap on open sessions; beyond it the oldest is `evicted`."
+    )
     max_dormant_sessions: int = Field(20_000, ge=0, description="Expired sessions kept to be updated in place.")
     dormant_horizon_seconds: float = Field(7 * 86400.0, ge=0, description="How long an expired session can be revived.")
     quiet_seconds: float = Field(

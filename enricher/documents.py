@@ -187,9 +187,7 @@ def _message_fields(s: Session) -> dict[str, Any]:
     )
 
 
-def build_document(
-    s: Session, cfg: DocumentConfig, appliance_info: dict[str, str] | None = None
-) -> dict[str, Any]:
+def build_document(s: Session, cfg: DocumentConfig, appliance_info: dict[str, str] | None = None) -> dict[str, Any]:
     """Build the document of one closed session (message or connection)."""
     verdict: Verdict = classify(s, cfg.classify)
     conn = s.conn if s.kind == MESSAGE else s
@@ -259,7 +257,9 @@ def build_document(
                 "kind": s.kind,
                 "state": s.state,
                 "lines": len(raw) if raw is not None else None,
-                "unrecognized_lines": (s.unrecognized + (conn.unrecognized if conn is not None and conn is not s else 0))
+                "unrecognized_lines": (
+                    s.unrecognized + (conn.unrecognized if conn is not None and conn is not s else 0)
+                )
                 or None,
                 "writes": s.emitted if s.emitted > 1 else None,
             }

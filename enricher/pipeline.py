@@ -7,8 +7,9 @@ documents (kept, counted by reason) instead of exceptions.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from enricher.documents import DocumentConfig, build_document
 from enricher.models import Event
@@ -107,7 +108,9 @@ class Pipeline:
         for ev in self.parser.parse_lines(lines, appliance):
             yield from self.process_event(ev)
 
-    def process_record(self, text: str, appliance: str | None = None, now: float | None = None) -> Iterator[dict[str, Any]]:
+    def process_record(
+        self, text: str, appliance: str | None = None, now: float | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Parse one record (a Kafka message, a syslog datagram) and yield the documents it completes."""
         yield from self.process_event(self.parser.parse_record(text, appliance), now)
 

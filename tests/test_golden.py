@@ -6,10 +6,8 @@ summary). Regenerate with `pytest tests/test_golden.py --update-golden` and revi
 
 from __future__ import annotations
 
-import io
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
@@ -42,7 +40,7 @@ def test_golden(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], u
         return
     expected = expected_path.read_text().splitlines()
     assert len(lines) == len(expected), f"{case}: {len(lines)} documents, expected {len(expected)}"
-    for i, (got, want) in enumerate(zip(lines, expected)):
+    for i, (got, want) in enumerate(zip(lines, expected, strict=False)):
         assert json.loads(got) == json.loads(want), f"{case}: document {i} differs"
     assert lines == expected, f"{case}: same documents but not byte-identical (key order?)"
     if summary_path.exists():

@@ -7,8 +7,9 @@ When the evidence is not enough the answer is `abort_layer: unknown`, never a si
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from enricher.sessions.session import MESSAGE, Session
 
@@ -182,15 +183,23 @@ def _delivery(s: Session, cfg: ClassifyConfig) -> Verdict | None:
                 return _aborted("tls_failed_outbound", TLS, "not_delivered", dcid=d.get("dcid"))
             if d.get("connection_error"):
                 return _aborted(
-                    "delivery_connection_error", DELIVERY, "not_delivered", dcid=d.get("dcid"),
+                    "delivery_connection_error",
+                    DELIVERY,
+                    "not_delivered",
+                    dcid=d.get("dcid"),
                     detail=d["connection_error"].get("detail"),
                 )
         delays = s.data.get("delays")
         if delays:
             last = delays[-1]
             return _aborted(
-                "soft_bounce", DELIVERY, "delayed", code=last.get("code"), reason=last.get("reason"),
-                terminal=False, delays=len(delays),
+                "soft_bounce",
+                DELIVERY,
+                "delayed",
+                code=last.get("code"),
+                reason=last.get("reason"),
+                terminal=False,
+                delays=len(delays),
             )
     if delivered:
         return Verdict(None, None, "delivered", {})

@@ -25,6 +25,15 @@ _HOST_TAG = re.compile(r"([^\s:]+) ([^\s:\[\]]+)(?:\[[^\]]*\])?:(?: (.*))?$", re
 _TAG = re.compile(r"([^\s:\[\]]+)(?:\[[^\]]*\])?:(?: (.*))?$", re.S)
 _ORIGINAL_ADDRESS = re.compile(r"(\S+) Original Address=(\S+) (.*)", re.S)
 _LEVEL = re.compile(r"(Info|Warning|Critical|Debug|Trace):(?: +(.*))?$", re.S)
+_FAST_BSD = re.compile(
+    r"(?:<\d{1,3}>)?([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?!\d{4} )([^\s:]+) ([^\s:\[\]]+)(?:\[\d+\])?: "
+    r"(Info|Warning|Critical|Debug|Trace):(?: +|$)(.*)",
+    re.S,
+)
+_FAST_NATIVE = re.compile(
+    r"([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d \d{4}) (Info|Warning|Critical|Debug|Trace):(?: +|$)(.*)",
+    re.S,
+)
 _LEVEL_ANYWHERE = re.compile(r"(?:^|: )(Info|Warning|Critical|Debug|Trace):(?: +(.*))?$", re.S)
 _RFC5424 = re.compile(r"1 (\S+) (\S+) (\S+) \S+ \S+ (-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (.*))?$", re.S)
 # Bodies that start an ESA record on their own even without a header (bare copies of log lines).
@@ -61,6 +70,17 @@ class EnvelopeParser:
 
     def parse(self, line: str, default_appliance: str) -> Envelope | None:
         """Parse one record; None when it has no header (see `is_bare_body`)."""
+        # Fast paths for the two shapes that make up nearly all traffic; anything unusual falls through.
+        m = _FAST_BSD.match(line)
+        if m is not None:
+            stamp, host, tag, level, body = m.groups()
+            if not (body[3:4] == " " and body[4:7] in MONTHS):
+                return Envelope(host, self.times.bsd_stamp(host, stamp), level, tag, body.strip())
+        else:
+            m = _FAST_NATIVE.match(line)
+            if m is not None:
+                stamp, level, body = m.groups()
+                return Envelope(None, self.times.native_stamp(default_appliance, stamp), level, None, body.strip())
         env = self._parse_at(line, default_appliance)
         if env is not None:
             return env

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from enricher.models import Event
 from enricher.parsing.envelope import Envelope, EnvelopeParser, is_bare_body

@@ -11,11 +11,29 @@ from __future__ import annotations
 import re
 from typing import Any
 
-Rule = tuple[str, "re.Pattern[str]"]
+_INT_FIELDS = frozenset(("size", "limit", "rid", "child", "parent", "port", "offset", "risk"))
+_QUOTED = frozenset(("q1", "q2", "q3"))  # alternative quotings of one value
+
+
+def _rids(value: str) -> list[int]:
+    return [int(x) for x in value.replace(" ", "").split(",") if x]
+
+
+# A rule: kind, pattern, group numbers of (mid, icid, dcid) (0 = absent), and (field, group, converter).
+Rule = tuple[str, "re.Pattern[str]", tuple[int, int, int], tuple[tuple[str, int, Any], ...]]
 
 
 def _r(kind: str, pattern: str, flags: int = 0) -> Rule:
-    return kind, re.compile(pattern, flags | re.S)
+    rx = re.compile(pattern, flags | re.S)
+    gi = rx.groupindex
+    ids = (gi.get("mid", 0), gi.get("icid", 0), gi.get("dcid", 0))
+    fields = []
+    for name, idx in sorted(gi.items(), key=lambda kv: kv[1]):
+        if name in ("mid", "icid", "dcid"):
+            continue
+        conv = int if name in _INT_FIELDS else _rids if name == "rids" else None
+        fields.append(("value" if name in _QUOTED else name, idx, conv))
+    return kind, rx, ids, tuple(fields)
 
 
 # --- `MID n <rest>`: keyed by the first word of <rest> -------------------------------------------------
@@ -92,10 +110,13 @@ _MID_RULES: dict[str, list[Rule]] = {
     "IncomingRelay": [_r("incoming_relay", r"IncomingRelay\((?P<name>[^)]*)\): (?P<detail>.+?)\s*$")],
     "not": [_r("scan_incomplete", r"not completely scanned by (?P<engine>\S+?)\.? Error: (?P<error>.+?)\s*$")],
     ",": [_r("scan_problem", r", Message Scanning Problem: (?P<problem>.+?)\s*$")],
-    "quarantined": [
-        _r("quarantined", r"quarantined to \"?(?P<quarantine>[^\"(]+?)\"? ?(?:\((?P<reason>.*)\))?\s*$")
+    "quarantined": [_r("quarantined", r"quarantined to \"?(?P<quarantine>[^\"(]+?)\"? ?(?:\((?P<reason>.*)\))?\s*$")],
+    "enqueued": [
+        _r(
+            "quarantined",
+            r"enqueued for transfer to centralized quarantine \"(?P<quarantine>[^\"]+)\"(?: \((?P<reason>.*)\))?",
+        )
     ],
-    "enqueued": [_r("quarantined", r"enqueued for transfer to centralized quarantine \"(?P<quarantine>[^\"]+)\"(?: \((?P<reason>.*)\))?")],
     "released": [_r("quarantine_released", r"released from (?:all )?quarantines?(?: \"?(?P<quarantine>[^\"]*)\"?)?")],
     "deleted": [_r("quarantine_deleted", r"deleted from (?:all )?quarantines?(?: \"?(?P<quarantine>[^\"]*)\"?)?")],
 }
@@ -155,7 +176,10 @@ _OTHER_RULES: dict[str, list[Rule]] = {
     "Message": [
         _r("message_finished", r"Message finished MID (?P<mid>\d+) (?P<status>\w+)\s*$"),
         _r("message_aborted", r"Message aborted MID (?P<mid>\d+) (?P<reason>.+?)\s*$"),
-        _r("message_done", r"Message done (?P<ctype>DCID|RCID) (?P<dcid>\d+) MID (?P<mid>\d+) to RID " + _RID_LIST + r"(?P<extra>.*)$"),
+        _r(
+            "message_done",
+            r"Message done (?P<ctype>DCID|RCID) (?P<dcid>\d+) MID (?P<mid>\d+) to RID " + _RID_LIST + r"(?P<extra>.*)$",
+        ),
         _r("pending", r"Message (?P<mid>\d+) to RID " + _RID_LIST + r" pending till (?P<until>.+?)\s*$"),
     ],
     "New": [
@@ -175,17 +199,23 @@ _OTHER_RULES: dict[str, list[Rule]] = {
     "Delivery": [
         _r(
             "delivery_start",
-            r"Delivery start (?P<ctype>DCID|RCID) (?P<dcid>\d+) MID (?P<mid>\d+) to (?:RID " + _RID_LIST + r")?(?P<extra>.*?)\s*$",
+            r"Delivery start (?P<ctype>DCID|RCID) (?P<dcid>\d+) MID (?P<mid>\d+) to (?:RID "
+            + _RID_LIST
+            + r")?(?P<extra>.*?)\s*$",
         )
     ],
     "RPC": [
         _r(
             "delivery_start",
-            r"RPC Delivery start (?P<ctype>RCID) (?P<dcid>\d+) MID (?P<mid>\d+) to (?:RID " + _RID_LIST + r")?(?P<extra>.*?)\s*$",
+            r"RPC Delivery start (?P<ctype>RCID) (?P<dcid>\d+) MID (?P<mid>\d+) to (?:RID "
+            + _RID_LIST
+            + r")?(?P<extra>.*?)\s*$",
         ),
         _r(
             "message_done",
-            r"RPC Message done (?P<ctype>RCID) (?P<dcid>\d+) MID (?P<mid>\d+)(?: to RID " + _RID_LIST + r")?(?P<extra>.*)$",
+            r"RPC Message done (?P<ctype>RCID) (?P<dcid>\d+) MID (?P<mid>\d+)(?: to RID "
+            + _RID_LIST
+            + r")?(?P<extra>.*)$",
         ),
     ],
     "Bounced:": [
@@ -295,7 +325,9 @@ _OTHER_RULES: dict[str, list[Rule]] = {
     "SenderBase": [_r("system_senderbase", r"SenderBase (?P<detail>.+?)\s*$")],
 }
 
-_CEF = re.compile(r"CEF:\d+\|[^|]*\|[^|]*\|(?P<version>[^|]*)\|(?P<event_class>[^|]*)\|[^|]*\|[^|]*\|(?P<ext>.*)$", re.S)
+_CEF = re.compile(
+    r"CEF:\d+\|[^|]*\|[^|]*\|(?P<version>[^|]*)\|(?P<event_class>[^|]*)\|[^|]*\|[^|]*\|(?P<ext>.*)$", re.S
+)
 _CEF_KV = re.compile(r"(\w+)=(.*?)(?= \w+=|$)", re.S)
 _CEF_FIELDS = {
     "ESAMID": "mid",
@@ -317,44 +349,32 @@ _CEF_FIELDS = {
     "deviceExternalId": "serial",
 }
 
-_INT_FIELDS = frozenset(("size", "limit", "rid", "child", "parent", "port", "offset", "risk"))
-
-
-def _rids(value: str) -> list[int]:
-    return [int(x) for x in value.replace(" ", "").split(",") if x]
-
-
-def _unquote(d: dict[str, Any]) -> None:
-    for k in ("q1", "q2", "q3"):
-        v = d.pop(k, None)
-        if v is not None and "value" not in d:
-            d["value"] = v
-
-
 Typed = tuple[str, int | None, int | None, int | None, dict[str, Any] | None]
 
 
-def _apply(kind: str, m: re.Match[str], mid: int | None = None) -> Typed:
-    d = {k: v for k, v in m.groupdict().items() if v is not None}
-    icid = d.pop("icid", None)
-    dcid = d.pop("dcid", None)
-    m_mid = d.pop("mid", None)
-    if m_mid is not None:
-        mid = int(m_mid)
-    if "q1" in d or "q2" in d or "q3" in d:
-        _unquote(d)
-    for k in _INT_FIELDS.intersection(d):
-        d[k] = int(d[k])
-    if "rids" in d:
-        d["rids"] = _rids(d["rids"])
-    return kind, mid, None if icid is None else int(icid), None if dcid is None else int(dcid), d or None
+def _apply(rule: Rule, m: re.Match[str], mid: int | None = None) -> Typed:
+    kind, _, (im, ii, idc), fields = rule
+    g = m.groups()
+    if im and g[im - 1] is not None:
+        mid = int(g[im - 1])
+    icid = int(g[ii - 1]) if ii and g[ii - 1] is not None else None
+    dcid = int(g[idc - 1]) if idc and g[idc - 1] is not None else None
+    d: dict[str, Any] | None = None
+    for name, idx, conv in fields:
+        v = g[idx - 1]
+        if v is not None:
+            if d is None:
+                d = {}
+            if name not in d:  # the first of alternative quotings wins
+                d[name] = conv(v) if conv is not None else v
+    return kind, mid, icid, dcid, d
 
 
 def _first_match(rules: list[Rule], text: str, mid: int | None = None) -> Typed | None:
-    for kind, rx in rules:
-        m = rx.match(text)
+    for rule in rules:
+        m = rule[1].match(text)
         if m is not None:
-            return _apply(kind, m, mid)
+            return _apply(rule, m, mid)
     return None
 
 
@@ -419,16 +439,16 @@ def type_body(body: str) -> Typed:
 
 # Kinds whose line is not about a message or connection (appliance-level, file header).
 SYSTEM_KINDS = frozenset(
-    k for rules in _OTHER_RULES.values() for k, _ in rules if k.startswith(("system_", "log_"))
+    k for rules in _OTHER_RULES.values() for k, *_ in rules if k.startswith(("system_", "log_"))
 ) | frozenset(("amp_analysis", "amp_retrospective", "amp_upload_status", "euq_other", "isq_other", "ldap_other"))
 
 # Kinds that are attributed to a session but whose shape was not recognised: counted as unparsed.
 UNRECOGNIZED_KINDS = frozenset(("unparsed", "mid_unrecognized", "icid_other", "dcid_other"))
 
 ALL_KINDS = frozenset(
-    [k for rules in _MID_RULES.values() for k, _ in rules]
-    + [k for k, _ in _ICID_RULES]
-    + [k for k, _ in _DCID_RULES]
-    + [k for rules in _OTHER_RULES.values() for k, _ in rules]
+    [k for rules in _MID_RULES.values() for k, *_ in rules]
+    + [k for k, *_ in _ICID_RULES]
+    + [k for k, *_ in _DCID_RULES]
+    + [k for rules in _OTHER_RULES.values() for k, *_ in rules]
     + ["consolidated_event", "mid_unrecognized", "unparsed"]
 )

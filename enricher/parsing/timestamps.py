@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import time
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from enricher.errors import ConfigError
@@ -23,13 +23,14 @@ MONTHS = {
 # A month jump at least this large between consecutive stamps of one appliance is a year boundary.
 _ROLLOVER_MONTHS = 6
 _CACHE_MAX = 8192
+_MISSING = object()
 
 
 def parse_zone(value: str, key: str = "timezone") -> tzinfo:
     """Turn `UTC`, `+09:00`, `-0600` or an IANA name into a tzinfo; a bad value names its key."""
     v = value.strip()
     if v.upper() in ("UTC", "Z", "GMT"):
-        return timezone.utc
+        return UTC
     if v and v[0] in "+-":
         digits = v[1:].replace(":", "")
         if digits.isdigit() and len(digits) in (2, 4):
@@ -49,7 +50,7 @@ def _epoch(year: int, month: int, day: int, hms: str, zone: tzinfo) -> float | N
     """Seconds since the epoch for a wall-clock stamp in `zone`; None when the date does not exist."""
     try:
         hh, mm, ss = int(hms[0:2]), int(hms[3:5]), int(hms[6:8])
-        if zone is timezone.utc:
+        if zone is UTC:
             if not (1 <= day <= calendar.monthrange(year, month)[1]) or hh > 23 or mm > 59 or ss > 60:
                 return None
             return float(calendar.timegm((year, month, day, hh, mm, ss)))
@@ -63,7 +64,7 @@ class TimeResolver:
 
     def __init__(
         self,
-        default_zone: tzinfo = timezone.utc,
+        default_zone: tzinfo = UTC,
         zones: dict[str, tzinfo] | None = None,
         reference_time: float | None = None,
     ) -> None:
@@ -73,6 +74,7 @@ class TimeResolver:
         self.reference_time = reference_time
         self._years: dict[str, tuple[int, int]] = {}
         self._cache: dict[tuple[str, str], float | None] = {}
+        self._stamps: dict[tuple[str, str], float | None] = {}
 
     def zone_for(self, appliance: str) -> tzinfo:
         """The configured zone of an appliance (or the default)."""
@@ -80,10 +82,11 @@ class TimeResolver:
 
     def set_offset(self, appliance: str, offset_seconds: int) -> None:
         """Apply a native file header's `Time offset from UTC` to an appliance."""
-        zone = timezone(timedelta(seconds=offset_seconds)) if offset_seconds else timezone.utc
+        zone = timezone(timedelta(seconds=offset_seconds)) if offset_seconds else UTC
         if self.zones.get(appliance) != zone:
             self.zones[appliance] = zone
             self._cache.clear()
+            self._stamps.clear()
 
     def full(self, appliance: str, month: str, day: int, hms: str, year: int) -> float | None:
         """A stamp that carries its year (native file lines, relays that add the year)."""
@@ -99,6 +102,32 @@ class TimeResolver:
             cache.clear()
         cache[key] = value
         return value
+
+    def bsd_stamp(self, appliance: str, stamp: str) -> float | None:
+        """`Mmm dd hh:mm:ss` (RFC 3164) with the year inferred; cached per appliance and second."""
+        key = (appliance, stamp)
+        cache = self._stamps
+        v = cache.get(key, _MISSING)
+        if v is _MISSING:
+            day = stamp[4:6]
+            v = self.yearless(appliance, stamp[0:3], int(day), stamp[7:15]) if day.strip().isdigit() else None
+            if len(cache) > _CACHE_MAX:
+                cache.clear()
+            cache[key] = v
+        return v  # type: ignore[return-value]
+
+    def native_stamp(self, appliance: str, stamp: str) -> float | None:
+        """`Www Mmm dd hh:mm:ss yyyy` (native log files), in the appliance's zone; cached."""
+        key = (appliance, stamp)
+        cache = self._stamps
+        v = cache.get(key, _MISSING)
+        if v is _MISSING:
+            parts = stamp.split()
+            v = self.full(appliance, parts[1], int(parts[2]), parts[3], int(parts[4]))
+            if len(cache) > _CACHE_MAX:
+                cache.clear()
+            cache[key] = v
+        return v  # type: ignore[return-value]
 
     def yearless(self, appliance: str, month: str, day: int, hms: str) -> float | None:
         """An RFC 3164 stamp without year: infer the year for this appliance."""
@@ -117,7 +146,7 @@ class TimeResolver:
         last = self._years.get(appliance)
         if last is None:
             ref = self.reference_time if self.reference_time is not None else time.time()
-            now = datetime.fromtimestamp(ref, timezone.utc)
+            now = datetime.fromtimestamp(ref, UTC)
             year = now.year
             # A stamp more than a month ahead of "now" belongs to last year (a file from December read in January).
             if month > now.month + 1:
@@ -155,7 +184,7 @@ def parse_iso(value: str) -> float | None:
     except ValueError:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     try:
         return dt.timestamp()
     except (OverflowError, OSError, ValueError):

@@ -6,7 +6,8 @@ Lists that a hostile or broken sender could grow without end are capped (`LIST_C
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from enricher.models import Event
 from enricher.sessions.session import Session

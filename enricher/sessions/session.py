@@ -81,7 +81,8 @@ class Session:
         if conn is None or not conn.lines:
             return list(self.lines)
         merged = sorted(
-            [(s, line) for s, line in zip(conn.seqs, conn.lines)] + [(s, line) for s, line in zip(self.seqs, self.lines)]
+            [(s, line) for s, line in zip(conn.seqs, conn.lines, strict=False)]
+            + [(s, line) for s, line in zip(self.seqs, self.lines, strict=False)]
         )
         return [line for _, line in merged]
 

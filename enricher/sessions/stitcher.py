@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from enricher.models import Event
 from enricher.parsing.shapes import SYSTEM_KINDS

@@ -6,7 +6,8 @@ can record which keys changed since its last checkpoint (a changelog) without co
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+from collections.abc import Iterator
+from typing import Protocol
 
 from enricher.sessions.session import Key, Session
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gzip
 import os
 import sys
-from typing import BinaryIO, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 from enricher.errors import InputError
 

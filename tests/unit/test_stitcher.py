@@ -1,0 +1,148 @@
+"""Stitcher behaviour: grace, late lost lines, expiry and revival, eviction, counter reuse, appliances."""
+
+from __future__ import annotations
+
+from enricher.documents import DocumentConfig, build_document
+from enricher.parsing.parser import Parser
+from enricher.sessions.session import COMPLETE, EVICTED, EXPIRED, PARTIAL
+from enricher.sessions.stitcher import StitchConfig, Stitcher
+
+
+def _lines(*bodies: tuple[str, str], host: str = "esa1") -> list[str]:
+    return [f"<22>Nov 27 {t} 2026 {host} mail_logs: Info: {b}" for t, b in bodies]
+
+
+def run(lines: list[str], **cfg) -> tuple[Stitcher, list]:
+    st = Stitcher(StitchConfig(**cfg))
+    return st, st.feed_all(Parser().parse_lines(lines))
+
+
+def test_late_icid_lost_within_grace_is_connection_lost() -> None:
+    lines = _lines(
+        (
+            "12:00:00",
+            "New SMTP ICID 1 interface Data 1 (192.0.2.1) address 198.51.100.1 reverse dns host unknown verified no",
+        ),
+        ("12:00:01", "Start MID 10 ICID 1"),
+        ("12:00:05", "Message aborted MID 10 Receiving aborted"),
+        ("12:00:05", "Message finished MID 10 aborted"),
+        ("12:00:06", "ICID 1 lost"),
+        ("12:00:06", "ICID 1 close"),
+        ("12:01:00", "ICID 99 close"),
+    )
+    st, done = run(lines)
+    msg = [s for s in done if s.kind == "message"][0]
+    assert msg.state == COMPLETE
+    doc = build_document(msg, DocumentConfig())
+    assert (doc["abort_reason"], doc["abort_layer"]) == ("connection_lost", "transport")
+    assert doc["esa"]["abort"]["evidence"]["icid_lost_offset_seconds"] == 1.0
+
+
+def test_lost_arriving_after_grace_is_not_joined() -> None:
+    lines = _lines(
+        ("12:00:01", "Start MID 10 ICID 1"),
+        ("12:00:05", "Message aborted MID 10 Receiving aborted"),
+        ("12:00:05", "Message finished MID 10 aborted"),
+        ("12:00:30", "ICID 1 lost"),
+    )
+    _, done = run(lines, grace_seconds=5)
+    doc = build_document([s for s in done if s.kind == "message"][0], DocumentConfig())
+    assert doc["abort_reason"] == "receiving_aborted_unexplained"
+
+
+def test_idle_expiry_then_revival_keeps_the_id() -> None:
+    lines = _lines(
+        ("12:00:00", "Start MID 10 ICID 0"),
+        ("12:00:01", "MID 10 ICID 0 From: <a@example.com>"),
+        ("13:30:00", "ICID 5 close"),  # moves event time 90 minutes on
+        ("13:31:00", "MID 10 queued for delivery"),
+        ("13:31:01", "Message finished MID 10 done"),
+        ("13:32:00", "ICID 6 close"),
+    )
+    st = Stitcher(StitchConfig(idle_timeout_seconds=3600))
+    docs = []  # built as sessions close, as the pipeline does
+    for ev in Parser().parse_lines(lines):
+        docs += [build_document(s, DocumentConfig()) for s in st.feed(ev) if s.kind == "message"]
+    docs += [build_document(s, DocumentConfig()) for s in st.flush() if s.kind == "message"]
+    assert [d["esa"]["session"]["state"] for d in docs] == [EXPIRED, COMPLETE]
+    assert docs[0]["event"]["id"] == docs[1]["event"]["id"]
+    assert "envelope" in docs[1]["esa"] and docs[1]["esa"]["envelope"]["from"] == "a@example.com"
+    assert docs[1]["esa"]["session"]["writes"] == 2
+    assert st.stats.revived == 1
+
+
+def test_cap_evicts_oldest_and_counts_it() -> None:
+    lines = _lines(*[(f"12:00:{i:02d}", f"Start MID {i} ICID 0") for i in range(10)])
+    st, done = run(lines, max_open_sessions=3)
+    evicted = [s for s in done if s.state == EVICTED]
+    assert [s.ident for s in evicted] == [0, 1, 2, 3, 4, 5, 6]
+    assert st.stats.closed[EVICTED] == 7
+    assert sorted(s.ident for s in done if s.state == PARTIAL) == [7, 8, 9]
+
+
+def test_same_ids_on_two_appliances_are_two_sessions() -> None:
+    lines = _lines(("12:00:00", "Start MID 10 ICID 1"), host="esa1") + _lines(
+        ("12:00:00", "Start MID 10 ICID 1"), host="esa2"
+    )
+    _, done = run(lines)
+    assert sorted(s.appliance for s in done if s.kind == "message") == ["esa1", "esa2"]
+
+
+def test_icid_counter_reuse_closes_the_old_connection() -> None:
+    new = "New SMTP ICID 7 interface Data 1 (192.0.2.1) address {ip} reverse dns host unknown verified no"
+    lines = _lines(("12:00:00", new.format(ip="198.51.100.1")), ("12:00:01", new.format(ip="198.51.100.2")))
+    _, done = run(lines)
+    conns = [s for s in done if s.kind == "connection"]
+    assert [c.data["source_ip"] for c in conns] == ["198.51.100.1", "198.51.100.2"]
+
+
+def test_connection_with_messages_is_not_a_document_of_its_own() -> None:
+    lines = _lines(
+        (
+            "12:00:00",
+            "New SMTP ICID 1 interface Data 1 (192.0.2.1) address 198.51.100.1 reverse dns host unknown verified no",
+        ),
+        ("12:00:01", "Start MID 10 ICID 1"),
+        ("12:00:02", "ICID 1 close"),
+        ("12:00:03", "Message finished MID 10 done"),
+        ("12:01:00", "ICID 99 close"),
+    )
+    _, done = run(lines)
+    assert [(s.kind, s.ident) for s in done] == [("message", 10), ("connection", 99)]
+
+
+def test_dhap_line_joins_the_connection_by_ip() -> None:
+    lines = (
+        _lines(
+            (
+                "12:00:00",
+                "New SMTP ICID 1 interface Data 1 (192.0.2.1) address 203.0.113.9 reverse dns host unknown verified no",
+            ),
+        )
+        + [
+            "<22>Nov 27 12:00:02 2026 esa1 mail_logs: Warning: LDAP: Dropping connection due to potential Directory "
+            "Harvest Attack from host=('203.0.113.9', 'unknown'), dhap_limit=5, sender_group=UNKNOWNLIST",
+        ]
+        + _lines(("12:00:02", "ICID 1 close"))
+    )
+    _, done = run(lines)
+    doc = build_document(done[0], DocumentConfig())
+    assert (doc["abort_reason"], doc["abort_layer"]) == ("dhap_drop_connection", "policy")
+
+
+def test_tick_closes_sessions_of_a_quiet_appliance() -> None:
+    st = Stitcher(StitchConfig(grace_seconds=5, quiet_seconds=60))
+    p = Parser()
+    for line in _lines(("12:00:00", "Start MID 1 ICID 0"), ("12:00:01", "Message finished MID 1 done")):
+        assert st.feed(p.parse_record(line), now=1000.0) == []
+    assert st.tick(now=1030.0) == []  # not quiet yet
+    closed = st.tick(now=1070.0)
+    assert [(s.ident, s.state) for s in closed] == [(1, COMPLETE)]
+
+
+def test_no_raw_keeps_no_lines() -> None:
+    lines = _lines(("12:00:00", "Start MID 1 ICID 0"), ("12:00:01", "Message finished MID 1 done"))
+    _, done = run(lines, keep_raw=False)
+    assert done[0].lines == []
+    doc = build_document(done[0], DocumentConfig(keep_raw=False))
+    assert "raw" not in doc["esa"]
