@@ -34,6 +34,7 @@ from enricher.sessions.session import (
 )
 from enricher.sessions.store import MemoryStore, StateStore
 
+SNAPSHOT_VERSION = 1
 _HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
 _DELIVERY_KINDS = frozenset(("delivery_start", "message_done", "bounced", "delayed", "possible_delivery"))
 
@@ -153,6 +154,65 @@ class Stitcher:
             else:
                 self._drop(s)
         return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole windowed state as JSON-ready data (durable checkpoints of the streaming service)."""
+        sessions = [x.to_state() for x in self.store.values()]
+        # Connections already closed live on only inside their open messages: keep them too.
+        detached: dict[Key, Session] = {}
+        for x in [*self.store.values(), *self._dormant.values()]:
+            c = x.conn
+            if c is not None and self.store.get(c.key) is not c:
+                detached[c.key] = c
+        return {
+            "version": SNAPSHOT_VERSION,
+            "seq": self._seq,
+            "watermark": self._watermark,
+            "appliances": self.appliances,
+            "sessions": sessions,
+            "lru": {app: [list(k) for k in lru] for app, lru in self._lru.items()},
+            "grace": {app: [[d, list(k)] for d, k in q] for app, q in self._grace.items()},
+            "dormant": [x.to_state() for x in self._dormant.values()],
+            "by_ip": [[app, ip, icid] for (app, ip), icid in self._by_ip.items()],
+            "detached": [x.to_state() for x in detached.values()],
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Load a `snapshot()` into this (empty) stitcher; connections are re-linked to their messages."""
+        if snap.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported state snapshot version {snap.get('version')!r}")
+        self._seq = snap["seq"]
+        self._watermark = dict(snap["watermark"])
+        self.appliances = {k: dict(v) for k, v in snap["appliances"].items()}
+        links: list[tuple[Session, int]] = []
+        conns: dict[tuple[str, int], Session] = {}
+
+        def load(st: dict[str, Any]) -> Session:
+            sess, icid = Session.from_state(st)
+            if icid is not None:
+                links.append((sess, icid))
+            if sess.kind == CONNECTION:
+                conns[(sess.appliance, sess.ident)] = sess
+            return sess
+
+        for st in snap["detached"]:
+            load(st)
+        for st in snap["sessions"]:
+            sess = load(st)
+            self.store.put(sess.key, sess)
+        for st in snap["dormant"]:
+            sess = load(st)
+            self._dormant[sess.key] = sess
+        for sess, icid in links:
+            # A connection already dropped from the store lives on only inside its messages.
+            conn = conns.get((sess.appliance, icid))
+            if conn is None:
+                conn = Session(CONNECTION, sess.appliance, icid, sess.first_ts)
+                conns[(sess.appliance, icid)] = conn
+            sess.conn = conn
+        self._lru = {app: OrderedDict((tuple(k), None) for k in keys) for app, keys in snap["lru"].items()}  # type: ignore[misc]
+        self._grace = {app: deque((d, tuple(k)) for d, k in q) for app, q in snap["grace"].items()}  # type: ignore[misc]
+        self._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
 
     def open_sessions(self) -> int:
         """Number of open message and connection sessions (and delivery connection records)."""
