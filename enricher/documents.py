@@ -30,10 +30,7 @@ _ACTIONS = {
     "not_delivered": "message-not-delivered",
     "possible_delivery": "message-possible-delivery",
     "in_progress": "message-in-progress",
-    "rejected": "connection-rejected",
-    "lost": "connection-lost",
-    "connection_closed": "connection-closed",
-    "open": "connection-open",
+    "rejected": "message-rejected",
 }
 
 
@@ -149,6 +146,7 @@ def _message_fields(s: Session) -> dict[str, Any]:
             "envelope": _prune(
                 {
                     "from": d.get("from"),
+                    "null_sender": d.get("from") == "" or None,
                     "from_extra": d.get("from_extra"),
                     "recipients": [_prune({"rid": r, "address": a}) for r, a in rcpts],
                     "rejected_recipients": d.get("rejected"),
@@ -219,7 +217,9 @@ def build_document(s: Session, cfg: DocumentConfig, appliance_info: dict[str, st
                 "end": format_iso(end),
                 "duration": int(round((end - start) * 1e9)),
                 "outcome": verdict.outcome,
-                "action": _ACTIONS.get(verdict.disposition, verdict.disposition),
+                "action": _ACTIONS.get(verdict.disposition, f"message-{verdict.disposition}")
+                if is_msg
+                else f"connection-{verdict.disposition}",
             }
         ),
         "observer": _prune(

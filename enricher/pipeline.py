@@ -15,7 +15,8 @@ from enricher.documents import DocumentConfig, build_document
 from enricher.models import Event
 from enricher.parsing.parser import Parser
 from enricher.parsing.timestamps import format_iso
-from enricher.sessions.session import Session
+from enricher.classify.rules import CONNECTION_LEVEL_LAYERS
+from enricher.sessions.session import CONNECTION, Session
 from enricher.sessions.stitcher import Stitcher
 
 
@@ -29,6 +30,7 @@ class PipelineStats:
     states: Counter[str] = field(default_factory=Counter)
     aborted: Counter[str] = field(default_factory=Counter)
     layers: Counter[str] = field(default_factory=Counter)
+    recipient_rejects: Counter[str] = field(default_factory=Counter)
 
     def summary(self, stitcher: Stitcher) -> dict[str, Any]:
         """The one-line JSON summary of a run."""
@@ -42,6 +44,7 @@ class PipelineStats:
             "states": dict(sorted(self.states.items())),
             "aborted": dict(sorted(self.aborted.items())),
             "abort_layers": dict(sorted(self.layers.items())),
+            "recipient_rejects": dict(sorted(self.recipient_rejects.items())),
             "system_lines": stitcher.stats.system,
         }
 
@@ -83,6 +86,15 @@ class Pipeline:
         """Documents of closed sessions (and their counters)."""
         for s in sessions:
             doc = build_document(s, self.doc_config, self.stitcher.appliances.get(s.appliance))
+            if s.kind == CONNECTION and s.mids:
+                # A connection that carried messages is in their documents; it gets its own only when it
+                # ended abnormally at its own level and no message document already tells why.
+                if doc.get("abort_layer") not in CONNECTION_LEVEL_LAYERS or s.data.get("explained"):
+                    continue
+            elif s.conn is not None and (doc.get("esa") or {}).get("abort", {}).get("evidence", {}).get("from_connection"):
+                s.conn.data["explained"] = True
+            for r in (doc.get("esa") or {}).get("envelope", {}).get("rejected_recipients", ()):
+                self.stats.recipient_rejects[r.get("reason", "")] += 1
             self.stats.sessions += 1
             self.stats.states[s.state] += 1
             reason = doc.get("abort_reason")
@@ -117,6 +129,10 @@ class Pipeline:
     def flush(self) -> Iterator[dict[str, Any]]:
         """End of input: documents of every open session."""
         yield from self.documents(self.stitcher.flush())
+
+    def drain(self) -> Iterator[dict[str, Any]]:
+        """Documents of every open session, keeping unfinished ones open (see `Stitcher.drain`)."""
+        yield from self.documents(self.stitcher.drain())
 
     def tick(self, now: float) -> Iterator[dict[str, Any]]:
         """Processing-time fallback for quiet appliances."""

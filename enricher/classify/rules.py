@@ -42,12 +42,19 @@ class Verdict:
     @property
     def outcome(self) -> str:
         """ECS event.outcome."""
+        if self.abort_reason in _NOT_FAILURES:
+            return _NOT_FAILURES[self.abort_reason]
         if self.abort_reason is not None:
             return "failure"
         return "success" if self.disposition in _SUCCESS else "unknown"
 
 
-_SUCCESS = frozenset(("delivered", "quarantined", "connection_closed", "queued"))
+_SUCCESS = frozenset(("delivered", "quarantined", "released", "queued", "done"))
+# Endings with an abort_reason that are not failures: a plain QUIT, a delivery still being retried.
+_NOT_FAILURES = {"quit_without_message": "success", "soft_bounce": "unknown"}
+
+# Layers of a connection's own ending that deserve a connection document even when it carried messages.
+CONNECTION_LEVEL_LAYERS = frozenset(("policy", "resource", "timeout", "internal"))
 
 Rule = Callable[[Session, ClassifyConfig], "Verdict | None"]
 
@@ -84,6 +91,15 @@ def _receiving_aborted(s: Session, cfg: ClassifyConfig) -> Verdict | None:
             recipients_rejected=len(rejected),
         )
     conn = s.conn
+    if conn is not None:
+        # The connection says why: a receiving failure (size, resources) or a DHAP drop.
+        failed = conn.data.get("receiving_failed")
+        if failed:
+            slug, layer = receiving_failed_reason(failed)
+            return _aborted(slug, layer, "aborted", abort_line=text, receiving_failed=failed, from_connection=True)
+        dhap = conn.data.get("dhap_drop")
+        if dhap:
+            return _aborted("dhap_drop_connection", POLICY, "aborted", abort_line=text, from_connection=True, **dhap)
     lost_ts = conn.lost_ts if conn is not None else None
     if lost_ts is not None and abort_ts is not None and abs(lost_ts - abort_ts) <= cfg.lost_window_seconds:
         return _aborted(
@@ -155,8 +171,11 @@ def _quarantine(s: Session, cfg: ClassifyConfig) -> Verdict | None:
     if status == "deleted":
         return _aborted("quarantine_deleted", POLICY, "deleted", quarantine=q.get("quarantine"))
     if status == "released":
-        return None  # released messages go on to delivery: judge them by it
-    return Verdict(None, None, "quarantined", {"quarantine": q.get("quarantine"), "status": status})
+        # A released message is judged by its delivery; one reinjected as a new MID ends as `released`.
+        delivered = any(d.get("type") != "RCID" for d in (s.data.get("deliveries") or {}).values())
+        return None if delivered else Verdict(None, None, "released", {"quarantine": q.get("quarantine")} if q.get("quarantine") else {})
+    evidence = {k: v for k, v in (("quarantine", q.get("quarantine")), ("status", status)) if v is not None}
+    return Verdict(None, None, "quarantined", evidence)
 
 
 def _delivery(s: Session, cfg: ClassifyConfig) -> Verdict | None:
@@ -201,9 +220,21 @@ def _delivery(s: Session, cfg: ClassifyConfig) -> Verdict | None:
                 terminal=False,
                 delays=len(delays),
             )
+        pending = s.data.get("pending")
+        if pending:
+            return _aborted("soft_bounce", DELIVERY, "delayed", pending_till=pending[-1].get("until"), terminal=False)
     if delivered:
         return Verdict(None, None, "delivered", {})
     return None
+
+
+def _recipients_rejected(s: Session, cfg: ClassifyConfig) -> Verdict | None:
+    """Every recipient refused (RAT, LDAP, rate limit) and no other ending: the message-level reason."""
+    rejected = s.data.get("rejected")
+    if not rejected or s.data.get("rcpts"):
+        return None
+    first = rejected[0]
+    return _aborted(first["reason"], POLICY, "rejected", by=first.get("by"), recipients_rejected=len(rejected))
 
 
 def _message_default(s: Session, cfg: ClassifyConfig) -> Verdict:
@@ -212,7 +243,14 @@ def _message_default(s: Session, cfg: ClassifyConfig) -> Verdict:
     return Verdict(None, None, "in_progress", {})
 
 
-MESSAGE_RULES: list[Rule] = [_receiving_aborted, _policy_abort, _finished_aborted, _quarantine, _delivery]
+MESSAGE_RULES: list[Rule] = [
+    _receiving_aborted,
+    _policy_abort,
+    _finished_aborted,
+    _quarantine,
+    _delivery,
+    _recipients_rejected,
+]
 
 
 # --- connection endings (connections that carried no message) --------------------------------------------
@@ -229,45 +267,54 @@ _RECEIVING_FAILED: list[tuple[re.Pattern[str], str, str]] = [
 def _connection_policy(c: Session, cfg: ClassifyConfig) -> Verdict | None:
     hat = c.data.get("hat") or {}
     action = (hat.get("action") or "").upper()
-    if action == "TCPREFUSE":
-        return _aborted("hat_tcprefuse", POLICY, "rejected", sender_group=hat.get("sender_group"))
-    if action == "REJECT":
-        return _aborted("hat_reject", POLICY, "rejected", sender_group=hat.get("sender_group"), sbrs=c.data.get("sbrs"))
+    sg = hat.get("sender_group")
+    # A delayed reject logs `REJECT` first, then goes on for recipient logging: the delay is the answer.
     if "delayed_hat_reject" in c.data:
-        return _aborted("hat_delayed_reject", POLICY, "rejected", detail=c.data["delayed_hat_reject"])
+        detail = c.data["delayed_hat_reject"]
+        return _aborted("hat_delayed_reject", POLICY, "rejected", sender_group=sg, detail=detail if isinstance(detail, str) else None)
+    if action == "TCPREFUSE":
+        return _aborted("hat_tcprefuse", POLICY, "rejected", sender_group=sg, sbrs=c.data.get("sbrs"))
+    if action == "REJECT":
+        return _aborted("hat_reject", POLICY, "rejected", sender_group=sg, sbrs=c.data.get("sbrs"))
     if "dhap_drop" in c.data:
-        return _aborted("dhap_drop_connection", POLICY, "rejected", detail=c.data["dhap_drop"])
+        return _aborted("dhap_drop_connection", POLICY, "rejected", **c.data["dhap_drop"])
     return None
+
+
+def receiving_failed_reason(text: str) -> tuple[str, str]:
+    """`ICID n Receiving Failed: <text>` → (abort_reason, abort_layer)."""
+    for rx, reason, layer in _RECEIVING_FAILED:
+        if rx.search(text):
+            return reason, layer
+    return "receiving_failed_unrecognized", UNKNOWN
 
 
 def _connection_failed(c: Session, cfg: ClassifyConfig) -> Verdict | None:
     failed = c.data.get("receiving_failed")
     if failed:
-        for rx, reason, layer in _RECEIVING_FAILED:
-            if rx.search(failed):
-                return _aborted(reason, layer, "rejected", receiving_failed=failed)
-        return _aborted("receiving_failed_unrecognized", UNKNOWN, "rejected", receiving_failed=failed)
+        reason, layer = receiving_failed_reason(failed)
+        return _aborted(reason, layer, "rejected" if layer == POLICY else "failed", receiving_failed=failed)
     disc = c.data.get("disconnected")
     if disc:
         low = disc.lower() if isinstance(disc, str) else ""
         if "no messages injected" in low:
-            return _aborted("inbound_timeout", TIMEOUT, disconnected=disc)
+            return _aborted("inbound_timeout", TIMEOUT, "timed_out", disconnected=disc)
         if "allowable connection time" in low:
-            return _aborted("total_connection_time_exceeded", TIMEOUT, disconnected=disc)
+            return _aborted("total_connection_time_exceeded", TIMEOUT, "timed_out", disconnected=disc)
     return None
 
 
 def _connection_tls(c: Session, cfg: ClassifyConfig) -> Verdict | None:
     if "tls_required_not_initiated" in c.data:
-        return _aborted("tls_required_not_initiated", TLS, detail=c.data["tls_required_not_initiated"])
+        return _aborted("tls_required_not_initiated", TLS, "tls_failed", detail=c.data["tls_required_not_initiated"])
     tls = c.data.get("tls") or {}
     if tls.get("status") in ("failed", "failure"):
-        return _aborted("tls_failed_inbound", TLS, detail=tls.get("detail"))
+        return _aborted("tls_failed_inbound", TLS, "tls_failed", detail=tls.get("detail"))
     auth = c.data.get("smtp_auth") or {}
     if auth.get("result") == "failed":
-        return _aborted("smtp_auth_failed", TLS, user=auth.get("user"))
+        return _aborted("smtp_auth_failed", TLS, "auth_failed", user=auth.get("user"))
     if "connection_killed" in c.data:
-        return _aborted("server_connection_killed", INTERNAL)
+        return _aborted("server_connection_killed", INTERNAL, "killed")
     return None
 
 
@@ -275,7 +322,10 @@ def _connection_end(c: Session, cfg: ClassifyConfig) -> Verdict | None:
     if c.lost_ts is not None:
         return _aborted("connection_lost_before_mail_from", TRANSPORT, "lost", icid_lost=True)
     if c.closed_ts is not None:
-        return _aborted("quit_without_message", APPLICATION, "connection_closed", icid_close=True)
+        if "start_ts" not in c.data and "hat" not in c.data:
+            # Only the close was seen (the connection began before the input did): not enough to judge.
+            return _aborted("connection_end_unexplained", UNKNOWN, "closed", icid_close=True, connection_start_seen=False)
+        return _aborted("quit_without_message", APPLICATION, "closed", icid_close=True)
     return Verdict(None, None, "open", {})
 
 

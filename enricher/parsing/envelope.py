@@ -161,11 +161,16 @@ class EnvelopeParser:
                 if level is not None:
                     ts = self.times.full(appliance, nmon, int(nday), nhms, int(nyear))
                     return Envelope(host, ts, level, tag, body)
+        level, body = _level_split(msg)
+        if level is None and msg:
+            # A collector's own header around a complete one (`collector rsyslogd: Nov 27 … esa4 mail_logs: Info: …`).
+            inner = self._parse_at(msg, default_appliance)
+            if inner is not None and inner.level is not None:
+                return inner
         if year is not None:
             ts = self.times.full(appliance, mon, day, hms, int(year))
         else:
             ts = self.times.yearless(appliance, mon, day, hms)
-        level, body = _level_split(msg)
         return Envelope(host, ts, level, tag, body)
 
     def _rfc5424(self, rest: str, default_appliance: str) -> Envelope | None:

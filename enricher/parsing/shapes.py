@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_INT_FIELDS = frozenset(("size", "limit", "rid", "child", "parent", "port", "offset", "risk"))
+_INT_FIELDS = frozenset(("size", "limit", "rid", "child", "parent", "port", "offset", "risk", "dhap_limit"))
 _QUOTED = frozenset(("q1", "q2", "q3"))  # alternative quotings of one value
 
 
@@ -127,8 +127,8 @@ _WORD = re.compile(r"[^ (]*")
 
 # --- `ICID n <rest>` -----------------------------------------------------------------------------------
 _ICID_RULES: list[Rule] = [
-    _r("icid_close", r"ICID (?P<icid>\d+) close\s*$"),
-    _r("icid_lost", r"ICID (?P<icid>\d+) lost\s*$"),
+    _r("icid_close", r"ICID (?P<icid>\d+) close\s*$", re.I),
+    _r("icid_lost", r"ICID (?P<icid>\d+) lost\s*$", re.I),
     _r(
         "hat",
         r"ICID (?P<icid>\d+) (?P<action>ACCEPT|REJECT|RELAY|TCPREFUSE|CONTINUE|THROTTLE|BLOCK|ALLOW) SG "
@@ -222,7 +222,7 @@ _OTHER_RULES: dict[str, list[Rule]] = {
         _r(
             "bounced",
             r"Bounced: DCID (?P<dcid>\d+) MID (?P<mid>\d+)(?: From:<(?P<from>[^>]*)> To:<(?P<to>[^>]*)>)? (?:to )?RID "
-            r"(?P<rid>\d+) - (?P<code>\d\.\d{1,3}\.\d{1,3}) - (?P<reason>.+?)(?: (?P<response>\(.*))?\s*$",
+            r"(?P<rid>\d+) - (?P<code>\d\.\d{1,3}\.\d{1,3}) - (?P<reason>.+?)(?: ?(?P<response>\(['\"].*))?\s*$",
         ),
         _r(
             "bounce_log",
@@ -234,7 +234,7 @@ _OTHER_RULES: dict[str, list[Rule]] = {
         _r(
             "delayed",
             r"Delayed: DCID (?P<dcid>\d+) MID (?P<mid>\d+) to RID (?P<rid>\d+) - (?P<code>\d\.\d{1,3}\.\d{1,3}) - "
-            r"(?P<reason>.+?)(?: ?(?P<response>\(.*))?\s*$",
+            r"(?P<reason>.+?)(?: ?(?P<response>\(['\"].*))?\s*$",
         ),
         _r(
             "delay_log",
@@ -272,7 +272,8 @@ _OTHER_RULES: dict[str, list[Rule]] = {
         _r(
             "dhap_drop",
             r"LDAP: Dropping connection due to potential Directory Harvest Attack from host=\(?'?(?P<source_ip>[0-9A-Fa-f.:]+)'?"
-            r"(?P<detail>.*?)\s*$",
+            r"(?:, ?'?(?P<source_host>[^')]*)'?)?\)?,?(?: ?dhap_limit=(?P<dhap_limit>\d+),?)?"
+            r"(?: ?sender_group=(?P<sender_group>[^\s,]+))?(?P<detail>.*?)\s*$",
         ),
         _r("ldap_other", r"LDAP: (?P<detail>.+?)\s*$"),
     ],

@@ -57,7 +57,7 @@ def _start(s: Session, ev: Event) -> None:
 
 
 def _mail_from(s: Session, ev: Event) -> None:
-    s.data["from"] = ev.get("address", "")
+    s.data["from"] = ev.get("address", "")  # "" is the null sender (`From: <>`)
     extra = ev.get("extra")
     if extra:
         s.data["from_extra"] = extra
@@ -67,8 +67,24 @@ def _rcpt(s: Session, ev: Event) -> None:
     _append(s.data, "rcpts", [ev.get("rid"), ev.get("address", "")])
 
 
+# Per-recipient rejects (shared/docs/abort-taxonomy.md §2): who rejected → (abort_reason, abort_layer).
+RCPT_REJECTS = (
+    ("LDAPACCEPT", "rcpt_rejected_ldap"),
+    ("RAT", "rcpt_rejected_rat"),
+    ("Receiving Control", "rcpt_rate_limited"),
+)
+
+
 def _rejected(s: Session, ev: Event) -> None:
-    _append(s.data, "rejected", {k: v for k, v in (ev.data or {}).items() if k in ("address", "by", "detail")})
+    item = {k: v for k, v in (ev.data or {}).items() if k in ("address", "by", "detail")}
+    by = item.get("by", "")
+    for needle, slug in RCPT_REJECTS:
+        if by.startswith(needle):
+            item["reason"] = slug
+            break
+    else:
+        item["reason"] = "rcpt_rejected_other"
+    _append(s.data, "rejected", item)
 
 
 def _value(key: str) -> Merge:
@@ -184,7 +200,8 @@ def _delivery_start(s: Session, ev: Event) -> None:
 def _message_done(s: Session, ev: Event) -> None:
     d = _delivery(s, ev)
     d["end_ts"] = ev.ts
-    d["status"] = "delivered"
+    # RCID: handed to the appliance's own spam quarantine, not delivered to the recipient.
+    d["status"] = "to_spam_quarantine" if ev.get("ctype") == "RCID" else "delivered"
     if ev.get("rids") is not None:
         d["rids"] = ev.get("rids")
     extra = (ev.get("extra") or "").strip()
@@ -343,6 +360,16 @@ def _flag(key: str, field: str | None = None) -> Merge:
     return rule
 
 
+def _first(key: str, field: str) -> Merge:
+    """Keep the first value: later lines of the same kind add detail, not a new verdict."""
+
+    def rule(s: Session, ev: Event) -> None:
+        if key not in s.data:
+            s.data[key] = ev.get(field) or True
+
+    return rule
+
+
 def _tls(s: Session, ev: Event) -> None:
     s.data["tls"] = {k: v for k, v in (ev.data or {}).items() if k in ("status", "protocol", "cipher", "detail")}
 
@@ -363,7 +390,7 @@ CONNECTION_RULES: dict[str, Merge] = {
     "new_icid": _new_icid,
     "hat": _hat,
     "sbrs": _sbrs,
-    "delayed_hat_reject": _flag("delayed_hat_reject", "detail"),
+    "delayed_hat_reject": _first("delayed_hat_reject", "detail"),
     "icid_tls": _tls,
     "icid_tls_required": _flag("tls_required_not_initiated", "detail"),
     "receiving_failed": _flag("receiving_failed", "reason"),
@@ -372,7 +399,7 @@ CONNECTION_RULES: dict[str, Merge] = {
     "icid_rejected_rcpt": _rejected,
     "smtp_auth": _set_fields("smtp_auth", "result", "user", "mechanism", "profile"),
     "connection_killed": _flag("connection_killed"),
-    "dhap_drop": _flag("dhap_drop", "detail"),
+    "dhap_drop": _set_fields("dhap_drop", "source_ip", "source_host", "dhap_limit", "sender_group"),
     "icid_lost": _lost,
     "icid_close": _close,
     "icid_other": _icid_unrecognized,

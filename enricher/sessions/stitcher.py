@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -85,6 +86,9 @@ class Stitcher:
         self._grace: dict[str, deque[tuple[float, Key]]] = {}
         self._dormant: OrderedDict[Key, Session] = OrderedDict()
         self._by_ip: dict[tuple[str, str], int] = {}
+        self._pending_links: dict[Key, dict[str, object]] = {}
+        self._standalone_second = -1
+        self._standalone_seen: dict[int, int] = {}
         self._out: list[Session] = []
 
     # -- public API ---------------------------------------------------------------------------------------
@@ -99,12 +103,19 @@ class Stitcher:
         if now is not None:
             self._arrival[app] = now
         kind = ev.kind
+        # File-header lines are stamped before their own `Time offset from UTC` applies: not a clock reading.
+        if (wm is None or ts > wm) and kind not in _HEADER_KINDS:
+            self._watermark[app] = wm = ts
+            # Close what is due first: a line later than a session's grace period does not join it.
+            self._advance(app, wm)
         if kind in SYSTEM_KINDS:
             self.stats.system += 1
             if kind == "log_version" and ev.data:
                 self.appliances.setdefault(app, {}).update(ev.data)
         elif ev.mid is not None and kind in MESSAGE_RULES:
             self._on_message(ev, ts)
+        elif ev.icid == 0 and kind in CONNECTION_RULES:
+            self._on_icid_zero(ev, ts)
         elif ev.icid is not None and kind in CONNECTION_RULES:
             self._on_connection(ev, ts)
         elif kind == "dhap_drop":
@@ -113,12 +124,6 @@ class Stitcher:
             self._on_delivery_connection(ev, ts)
         elif kind != "unparsed":
             self.stats.uncorrelated += 1
-        # File-header lines are stamped before their own `Time offset from UTC` applies: not a clock reading.
-        if (wm is None or ts > wm) and kind not in _HEADER_KINDS:
-            self._watermark[app] = wm = ts
-        if wm is None:
-            return out
-        self._advance(app, wm)
         if len(self.store) > self.config.max_open_sessions:
             self._evict(app)
         return out
@@ -147,12 +152,25 @@ class Stitcher:
             if s.kind == MESSAGE:
                 self._close(s, COMPLETE if s.finished_ts is not None else PARTIAL)
             elif s.kind == CONNECTION:
-                if s.mids:
-                    self._drop(s)
-                else:
-                    self._close(s, COMPLETE if s.closed_ts is not None else PARTIAL)
+                self._close(s, COMPLETE if s.closed_ts is not None else PARTIAL)
             else:
                 self._drop(s)
+        return out
+
+    def drain(self) -> list[Session]:
+        """Batch end of a service run: finished sessions close; unfinished ones are written as partial
+        but stay open, so later lines update them in place (same id)."""
+        out = self._out = []
+        for s in sorted(self.store.values(), key=lambda s: (s.first_ts, s.appliance, s.kind, s.ident)):
+            if s.kind == MESSAGE and s.finished_ts is not None:
+                self._close(s, COMPLETE)
+            elif s.kind == CONNECTION and s.closed_ts is not None:
+                self._close(s, COMPLETE)
+            elif s.kind == MESSAGE or (s.kind == CONNECTION and not s.mids):
+                s.state = PARTIAL
+                s.emitted += 1
+                self.stats.closed_as(PARTIAL)
+                out.append(s)
         return out
 
     def snapshot(self) -> dict[str, Any]:
@@ -175,6 +193,8 @@ class Stitcher:
             "dormant": [x.to_state() for x in self._dormant.values()],
             "by_ip": [[app, ip, icid] for (app, ip), icid in self._by_ip.items()],
             "detached": [x.to_state() for x in detached.values()],
+            "pending_links": [[list(k), v] for k, v in self._pending_links.items()],
+            "standalone": [self._standalone_second, list(self._standalone_seen.items())],
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -213,6 +233,9 @@ class Stitcher:
         self._lru = {app: OrderedDict((tuple(k), None) for k in keys) for app, keys in snap["lru"].items()}  # type: ignore[misc]
         self._grace = {app: deque((d, tuple(k)) for d, k in q) for app, q in snap["grace"].items()}  # type: ignore[misc]
         self._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
+        self._pending_links = {tuple(k): v for k, v in snap["pending_links"]}  # type: ignore[misc]
+        self._standalone_second = snap["standalone"][0]
+        self._standalone_seen = dict(snap["standalone"][1])
 
     def open_sessions(self) -> int:
         """Number of open message and connection sessions (and delivery connection records)."""
@@ -233,14 +256,14 @@ class Stitcher:
         key: Key = ("m", app, ev.mid)  # type: ignore[assignment]
         s = self.store.get(key)
         if s is None:
-            s = self._dormant.pop(key, None)
-            if s is not None and ts - s.last_ts <= self.config.dormant_horizon_seconds:
-                self.stats.revived += 1
-                s.state = ""
-            else:
+            s = self._revive(key, ts)
+            if s is None:
                 s = Session(MESSAGE, app, ev.mid, ts)  # type: ignore[arg-type]
                 self.stats.opened += 1
-            self.store.put(key, s)
+                link = self._pending_links.pop(key, None)
+                if link is not None:
+                    s.data["parent"] = link
+                self.store.put(key, s)
         kind = ev.kind
         MESSAGE_RULES[kind](s, ev)
         s.add_line(self._seq, ev.raw, self.config.keep_raw)
@@ -272,12 +295,32 @@ class Stitcher:
             self._schedule(app, ts, key)
         self._touch(s)
 
+    def _revive(self, key: Key, ts: float) -> Session | None:
+        """Bring a dormant session (expired, or complete but quarantined) back; it is written again, same id."""
+        s = self._dormant.pop(key, None)
+        if s is None or ts - s.last_ts > self.config.dormant_horizon_seconds:
+            return None
+        self.stats.revived += 1
+        s.state = ""
+        self.store.put(key, s)
+        if s.finished_ts is not None:
+            self._schedule(s.appliance, ts, key)
+        return s
+
     def _link(self, app: str, other_mid: int | None, field_name: str, value: dict[str, object]) -> None:
-        """Record a parent/child MID link on the other session too, when it is open."""
+        """Record a parent/child MID link on the other session too (open, dormant, or not yet seen)."""
         if other_mid is None:
             return
-        other = self.store.get(("m", app, other_mid))
+        key: Key = ("m", app, other_mid)
+        other = self.store.get(key)
         if other is None:
+            other = self._revive(key, self._watermark.get(app, 0.0))
+        if other is None:
+            if field_name == "parent":
+                # The child's own lines come later: attach the link when its session opens.
+                self._pending_links[key] = value
+                while len(self._pending_links) > self.config.max_dormant_sessions:
+                    self._pending_links.pop(next(iter(self._pending_links)))
             return
         if field_name == "parent":
             other.data["parent"] = value
@@ -285,13 +328,23 @@ class Stitcher:
             kids = other.data.setdefault("children", [])
             if value not in kids:
                 kids.append(value)
-        self.store.touch(other.key)
+            if value.get("relation") == "reinjected":
+                q = other.data.setdefault("quarantine", {})
+                q["status"] = "released"
+        self._touch(other)
 
     def _join_delivery(self, s: Session, ev: Event) -> None:
         rec = self.store.get(("d", ev.appliance, ev.dcid))  # type: ignore[arg-type]
         if rec is None:
             return
-        d = s.data.get("deliveries", {}).get(str(ev.dcid))
+        if rec.mids is None:
+            rec.mids = []
+        if s.ident not in rec.mids and len(rec.mids) < 200:
+            rec.mids.append(s.ident)
+        self._copy_delivery(rec, s)
+
+    def _copy_delivery(self, rec: Session, s: Session) -> None:
+        d = s.data.get("deliveries", {}).get(str(rec.ident))
         if d is None:
             return
         info = rec.data.get("dcid")
@@ -338,19 +391,44 @@ class Stitcher:
             self._schedule(app, ts, key)
         self._touch(c)
 
+    def _standalone(self, ev: Event, ts: float) -> Session:
+        """A connection document made of one line that names no usable ICID (ICID 0, uncorrelated DHAP).
+
+        Its id must not depend on where a replay starts: a negative number from the line's text and its
+        occurrence within the same second.
+        """
+        base = zlib.crc32(ev.raw.encode("utf-8", "replace"))
+        second = int(ts)
+        if second != self._standalone_second:
+            self._standalone_second, self._standalone_seen = second, {}
+        n = self._standalone_seen.get(base, 0)
+        self._standalone_seen[base] = n + 1
+        c = Session(CONNECTION, ev.appliance, -(base * 64 + min(n, 63)) - 1, ts)
+        c.closed_ts = ts
+        self.store.put(c.key, c)
+        self.stats.opened += 1
+        self._schedule(ev.appliance, ts, c.key)
+        return c
+
+    def _on_icid_zero(self, ev: Event, ts: float) -> None:
+        """ICID 0 is never a join key; its HAT lines (`ICID 0 TCPREFUSE …`) are outcomes of their own."""
+        self.stats.icid_zero += 1
+        if ev.kind not in ("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"):
+            return
+        c = self._standalone(ev, ts)
+        CONNECTION_RULES[ev.kind](c, ev)
+        c.add_line(self._seq, ev.raw, self.config.keep_raw)
+        self._touch(c)
+
     def _on_dhap(self, ev: Event, ts: float) -> None:
         """DHAP lines name an IP, not an ICID: join the latest open connection from that IP."""
         ip = ev.get("source_ip")
         icid = self._by_ip.get((ev.appliance, ip)) if ip else None
         c = self.store.get(("c", ev.appliance, icid)) if icid is not None else None
         if c is None:
-            # No connection to join: a connection document of its own, keyed below the ICID range.
-            c = Session(CONNECTION, ev.appliance, -self._seq, ts)
+            c = self._standalone(ev, ts)
             c.data["source_ip"] = ip
-            c.closed_ts = ts
-            self.store.put(c.key, c)
             self.stats.uncorrelated += 1
-            self._schedule(ev.appliance, ts, c.key)
         CONNECTION_RULES["dhap_drop"](c, ev)
         c.add_line(self._seq, ev.raw, self.config.keep_raw)
         self._touch(c)
@@ -371,6 +449,11 @@ class Stitcher:
             self.store.put(key, rec)
         DCID_RULES[ev.kind](rec, ev)
         rec.last_ts = ts
+        for mid in rec.mids or ():
+            msg = self.store.get(("m", ev.appliance, mid))  # type: ignore[arg-type]
+            if msg is not None:
+                self._copy_delivery(rec, msg)
+                self.store.touch(msg.key)
         self._touch(rec)
 
     # -- closing ------------------------------------------------------------------------------------------
@@ -412,11 +495,9 @@ class Stitcher:
                 self._drop(s)
 
     def _finish_connection(self, c: Session, state: str) -> None:
-        # A connection that carried messages is part of their documents, not a document of its own.
-        if c.mids:
-            self._drop(c)
-        else:
-            self._close(c, state)
+        # A connection that carried messages is written only when it ended abnormally at its own level
+        # (the pipeline decides, after classification); it is handed out all the same.
+        self._close(c, state)
 
     def _evict(self, app: str) -> None:
         lru = self._lru.get(app) or max(self._lru.values(), key=len)
@@ -448,7 +529,9 @@ class Stitcher:
         s.emitted += 1
         self.stats.closed_as(state)
         self._out.append(s)
-        if state == EXPIRED and s.kind == MESSAGE:
+        if s.kind == MESSAGE and (
+            state == EXPIRED or (s.data.get("quarantine") or {}).get("status") in ("quarantined", "tagged")
+        ):
             self._dormant[s.key] = s
             while len(self._dormant) > self.config.max_dormant_sessions:
                 self._dormant.popitem(last=False)

@@ -107,8 +107,12 @@ def test_connection_with_messages_is_not_a_document_of_its_own() -> None:
         ("12:00:03", "Message finished MID 10 done"),
         ("12:01:00", "ICID 99 close"),
     )
-    _, done = run(lines)
-    assert [(s.kind, s.ident) for s in done] == [("message", 10), ("connection", 99)]
+    from enricher.pipeline import Pipeline
+
+    pipe = Pipeline(Parser(), Stitcher())
+    docs = [*pipe.process_lines(lines), *pipe.flush()]
+    assert [d["event"]["id"].split(":")[1] for d in docs] == ["m10", "c99"]
+    assert docs[1]["abort_reason"] == "connection_end_unexplained"  # only its close was seen
 
 
 def test_dhap_line_joins_the_connection_by_ip() -> None:
