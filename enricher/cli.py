@@ -171,6 +171,118 @@ def _add_replay(sub: Any) -> None:
     p.set_defaults(func=cmd_replay)
 
 
+def _service_config(a: argparse.Namespace) -> Config:
+    from enricher.config import env_overrides
+
+    return load(a.config, env_overrides())
+
+
+def cmd_produce(a: argparse.Namespace) -> int:
+    """Publish log files to the raw topic, keyed by appliance host."""
+    from enricher.sources.kafka import produce_records, records_from_lines
+
+    cfg = _service_config(a)
+    topic = a.topic or cfg.kafka.topic
+    parser = build_pipeline(cfg).parser
+    totals: dict[str, float] = {"records": 0, "bytes": 0, "seconds": 0.0}
+    inputs = [(path, *open_input(path)) for path in a.files]
+    for _path, f, _size in inputs:
+        try:
+            stats = produce_records(cfg.kafka, topic, records_from_lines(parser, read_lines(f), a.appliance))
+        finally:
+            if f is not sys.stdin.buffer:
+                f.close()
+        for k in totals:
+            totals[k] += stats[k]
+    totals["records_per_second"] = round(totals["records"] / totals["seconds"], 1) if totals["seconds"] else 0.0
+    sys.stderr.write(orjson.dumps({"topic": topic, **totals}).decode() + "\n")
+    return EXIT_OK
+
+
+def cmd_setup(a: argparse.Namespace) -> int:
+    """Create the Kafka topics and install the Elasticsearch templates and lifecycle policy."""
+    cfg = _service_config(a)
+    report: dict[str, Any] = {}
+    if not a.skip_kafka:
+        from enricher.sources.kafka import ensure_topics
+
+        report["kafka_topics_created"] = ensure_topics(cfg.kafka, a.partitions, a.replication)
+    if not a.skip_elasticsearch:
+        from enricher.sinks import es_assets
+        from enricher.sinks.elasticsearch import make_client
+
+        client = make_client(cfg.elasticsearch)
+        report["elasticsearch"] = es_assets.install(client, prefix=cfg.elasticsearch.index_prefix)
+    sys.stderr.write(orjson.dumps(report).decode() + "\n")
+    return EXIT_OK
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    """The streaming service: Kafka → enricher → Elasticsearch."""
+    import logging
+
+    from kafka import KafkaConsumer
+
+    from enricher.service import Service
+    from enricher.sessions.snapshots import KafkaSnapshotStore
+    from enricher.sinks.elasticsearch import make_client
+    from enricher.sources.kafka import client_options, make_producer
+    from enricher.telemetry import HealthServer, Metrics
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # the client's connection chatter
+    logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+    cfg = _service_config(a)
+    k = cfg.kafka
+    opts = client_options(k)
+    consumer = KafkaConsumer(
+        **opts,
+        group_id=k.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset=k.auto_offset_reset,
+        max_poll_records=k.max_poll_records,
+    )
+    producer = make_producer(k)
+    snapshots = KafkaSnapshotStore(
+        make_producer(k, compression_type="gzip", max_request_size=8 << 20), lambda: KafkaConsumer(**opts), k.state_topic
+    )
+    metrics = Metrics()
+    service = Service(cfg, consumer, producer, make_client(cfg.elasticsearch), snapshots, lambda: build_pipeline(cfg), metrics)
+    health = HealthServer(metrics, cfg.service.metrics_host, cfg.service.metrics_port, service.health)
+    health.start()
+    logging.getLogger("esa_enricher").info(
+        "metrics and health on http://%s:%d/metrics /healthz", cfg.service.metrics_host, health.port
+    )
+    try:
+        return service.run(exit_when_idle=a.exit_when_idle)
+    finally:
+        health.stop()
+
+
+def _add_service_commands(sub: Any) -> None:
+    p = sub.add_parser("produce", help="publish log files to the raw Kafka topic, keyed by appliance host")
+    p.add_argument("files", nargs="+", metavar="FILE", help="log files, or - for stdin")
+    p.add_argument("--topic", help="topic (default: kafka.topic of the config, esa-mail-logs)")
+    p.add_argument("--appliance", help="key for records whose envelope has no host")
+    p.add_argument("-c", "--config", help="TOML config file")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("setup", help="create Kafka topics; install Elasticsearch templates, alias and lifecycle policy")
+    p.add_argument("-c", "--config", help="TOML config file")
+    p.add_argument("--partitions", type=int, default=4, help="partitions of new topics (default 4)")
+    p.add_argument("--replication", type=int, default=1, help="replication factor of new topics (default 1)")
+    p.add_argument("--skip-kafka", action="store_true", help="leave Kafka alone")
+    p.add_argument("--skip-elasticsearch", action="store_true", help="leave Elasticsearch alone")
+    p.set_defaults(func=cmd_setup)
+
+    p = sub.add_parser("run", help="run the streaming service (Kafka → Elasticsearch)")
+    p.add_argument("-c", "--config", help="TOML config file (environment variables override it)")
+    p.add_argument(
+        "--exit-when-idle", type=float, metavar="SECONDS", help="write open sessions and exit after this long without input"
+    )
+    p.set_defaults(func=cmd_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `esa-enricher`."""
     parser = argparse.ArgumentParser(
@@ -180,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_replay(sub)
+    _add_service_commands(sub)
     return parser
 
 

@@ -6,11 +6,12 @@ docs/configuration.md is generated from these models (`esa-enricher config-refer
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from enricher.classify.rules import ClassifyConfig
 from enricher.errors import ConfigError
@@ -90,6 +91,81 @@ class ClassifySettings(_Section):
     )
 
 
+def _read_secret_file(path: str | None, key: str) -> SecretStr | None:
+    if path is None:
+        return None
+    try:
+        return SecretStr(Path(path).read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read secret file {path}: {exc.strerror}") from None
+
+
+class KafkaSettings(_Section):
+    """The Kafka source, state and dead-letter topics, and how to connect (TLS, SASL)."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated host:port list (env ESA_KAFKA_BOOTSTRAP).")
+    topic: str = Field("esa-mail-logs", description="Raw lines: key = appliance host, value = the raw record.")
+    group_id: str = Field("esa-enricher", description="Consumer group: more consumers share the partitions.")
+    state_topic: str = Field("esa-mail-logs-state", description="Compacted topic of state checkpoints.")
+    dead_letter_topic: str = Field("esa-mail-logs-dlq", description="Documents Elasticsearch refused, with error and offsets.")
+    client_id: str = Field("esa-enricher", description="Client id sent to the brokers.")
+    auto_offset_reset: Literal["earliest", "latest"] = Field("earliest", description="Where a new group starts.")
+    max_poll_records: int = Field(5000, ge=1, description="Records per poll.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Transport security."
+    )
+    ssl_cafile: str | None = Field(None, description="CA bundle to verify the brokers.")
+    ssl_certfile: str | None = Field(None, description="Client certificate (mutual TLS).")
+    ssl_keyfile: str | None = Field(None, description="Client key (mutual TLS).")
+    ssl_password: SecretStr | None = Field(None, description="Password of the client key (env ESA_KAFKA_SSL_PASSWORD).")
+    ssl_check_hostname: bool = Field(True, description="Verify the broker host name against its certificate.")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(None, description="SASL mechanism.")
+    sasl_username: str | None = Field(None, description="SASL user (env ESA_KAFKA_SASL_USERNAME).")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (env ESA_KAFKA_SASL_PASSWORD).")
+    sasl_password_file: str | None = Field(None, description="File holding the SASL password (instead of the value).")
+
+    @model_validator(mode="after")
+    def _secret_files(self) -> KafkaSettings:
+        if self.sasl_password is None and self.sasl_password_file is not None:
+            object.__setattr__(self, "sasl_password", _read_secret_file(self.sasl_password_file, "kafka.sasl_password_file"))
+        return self
+
+
+class ElasticsearchSettings(_Section):
+    """The Elasticsearch sink and how to connect (TLS, API key or basic auth)."""
+
+    url: str = Field("http://127.0.0.1:9200", description="Comma-separated node URLs (env ESA_ES_URL).")
+    index_prefix: str = Field("esa-sessions", description="Indices are <prefix>-YYYY.MM; the alias <prefix> reads them all.")
+    api_key: SecretStr | None = Field(None, description="API key (env ESA_ES_API_KEY).")
+    username: str | None = Field(None, description="Basic auth user (env ESA_ES_USERNAME).")
+    password: SecretStr | None = Field(None, description="Basic auth password (env ESA_ES_PASSWORD).")
+    password_file: str | None = Field(None, description="File holding the password.")
+    ca_certs: str | None = Field(None, description="CA bundle to verify the cluster.")
+    verify_certs: bool = Field(True, description="Verify the cluster's certificate.")
+    ssl_assert_fingerprint: str | None = Field(None, description="Pin the cluster certificate's SHA-256 fingerprint.")
+    request_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one request.")
+    bulk_max_docs: int = Field(2000, ge=1, description="Documents per bulk request.")
+    bulk_max_bytes: int = Field(8 << 20, ge=1024, description="Bytes per bulk request.")
+    flush_interval_seconds: float = Field(2.0, gt=0, description="Write queued documents at least this often.")
+    max_backoff_seconds: float = Field(30.0, gt=0, description="Cap of the retry backoff on 429/5xx/unavailable.")
+
+    @model_validator(mode="after")
+    def _secret_files(self) -> ElasticsearchSettings:
+        if self.password is None and self.password_file is not None:
+            object.__setattr__(self, "password", _read_secret_file(self.password_file, "elasticsearch.password_file"))
+        return self
+
+
+class ServiceSettings(_Section):
+    """The long-running service."""
+
+    checkpoint_interval_seconds: float = Field(
+        5.0, gt=0, description="How often state is checkpointed and offsets committed (bounds the replay after a crash)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address of /metrics and /healthz (loopback unless told).")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Port of /metrics and /healthz (0 = any free port).")
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -97,6 +173,9 @@ class Config(_Section):
     time: TimeSettings = Field(default_factory=TimeSettings)  # type: ignore[arg-type]
     sessions: SessionSettings = Field(default_factory=SessionSettings)  # type: ignore[arg-type]
     classify: ClassifySettings = Field(default_factory=ClassifySettings)  # type: ignore[arg-type]
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # type: ignore[arg-type]
+    elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
+    service: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]
 
     def stitch_config(self) -> StitchConfig:
         """The stitcher's settings."""
@@ -126,6 +205,35 @@ def validate(data: dict[str, Any]) -> Config:
         if isinstance(ctx_err, ConfigError):
             raise ctx_err from None
         raise ConfigError(_key_path(err["loc"]), msg) from None
+
+
+# Friendly environment variables; any key can also be set as ESA__SECTION__KEY (double underscores).
+ENV_ALIASES = {
+    "ESA_KAFKA_BOOTSTRAP": "kafka.bootstrap_servers",
+    "ESA_KAFKA_SASL_USERNAME": "kafka.sasl_username",
+    "ESA_KAFKA_SASL_PASSWORD": "kafka.sasl_password",
+    "ESA_KAFKA_SSL_PASSWORD": "kafka.ssl_password",
+    "ESA_ES_URL": "elasticsearch.url",
+    "ESA_ES_API_KEY": "elasticsearch.api_key",
+    "ESA_ES_USERNAME": "elasticsearch.username",
+    "ESA_ES_PASSWORD": "elasticsearch.password",
+}
+
+
+def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Dotted-key overrides from the environment (values are parsed as TOML scalars when they can be)."""
+    env = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for name, value in env.items():
+        if name in ENV_ALIASES:
+            out[ENV_ALIASES[name]] = value
+        elif name.startswith("ESA__"):
+            key = ".".join(p.lower() for p in name[5:].split("__") if p)
+            try:
+                out[key] = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError:
+                out[key] = value
+    return out
 
 
 def load(path: str | None, overrides: dict[str, Any] | None = None) -> Config:

@@ -1,0 +1,188 @@
+"""Elasticsearch sink: bulk writes with deterministic ids, capped-backoff retries, dead letters.
+
+- Every document goes to the concrete monthly index of its `@timestamp` with `_id = event.id`, so a
+  session written again (replay, restart, update of a partial session) overwrites instead of duplicating.
+- 429, 5xx and connection errors are retried forever with capped exponential backoff and jitter: the
+  caller's `keep_alive` runs while waiting (the Kafka service pauses its partitions and keeps polling,
+  which is the back-pressure: nothing is dropped, nothing more is read).
+- Per-item rejections that retrying cannot fix (mapping errors, 400s) go to `dead_letter(doc, error, sources)`.
+- `flush()` returns only when every queued document is indexed or dead-lettered: the service checkpoints
+  (and commits offsets) only after it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import orjson
+
+from enricher.telemetry import Metrics
+
+DeadLetter = Callable[[dict[str, Any], dict[str, Any], list[Any]], None]
+
+_RETRY_STATUS = frozenset((408, 429, 500, 502, 503, 504))
+
+
+def index_for(prefix: str, doc: dict[str, Any]) -> str:
+    """The concrete index of a document: `<prefix>-YYYY.MM` of its @timestamp (errors: `<prefix>-errors`)."""
+    ts = doc.get("@timestamp")
+    if not isinstance(ts, str) or len(ts) < 7:
+        return f"{prefix}-undated"
+    return f"{prefix}-{ts[0:4]}.{ts[5:7]}"
+
+
+@dataclass
+class _Item:
+    index: str
+    doc_id: str | None
+    line: bytes  # the encoded document
+    doc: dict[str, Any]
+    sources: list[Any] = field(default_factory=list)
+
+
+class ElasticsearchSink:
+    """Queues documents and writes them with the bulk API."""
+
+    def __init__(
+        self,
+        client: Any,
+        index_prefix: str,
+        dead_letter: DeadLetter,
+        metrics: Metrics | None = None,
+        max_docs: int = 2000,
+        max_bytes: int = 8 << 20,
+        initial_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        should_stop: Callable[[], bool] = lambda: False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.index_prefix = index_prefix
+        self.dead_letter = dead_letter
+        self.metrics = metrics or Metrics()
+        self.max_docs = max_docs
+        self.max_bytes = max_bytes
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.should_stop = should_stop
+        self.sleep = sleep
+        self._queue: list[_Item] = []
+        self._bytes = 0
+        # Documents of one session queued twice before a flush: only the last one needs writing.
+        self._by_id: dict[str, int] = {}
+
+    def add(self, doc: dict[str, Any], sources: list[Any] | None = None) -> None:
+        """Queue one document (with the Kafka offsets it came from, for dead letters)."""
+        doc_id = (doc.get("event") or {}).get("id")
+        item = _Item(index_for(self.index_prefix, doc), doc_id, orjson.dumps(doc), doc, sources or [])
+        if doc_id is not None and doc_id in self._by_id:
+            i = self._by_id[doc_id]
+            self._bytes += len(item.line) - len(self._queue[i].line)
+            item.sources = self._queue[i].sources + item.sources
+            self._queue[i] = item
+            return
+        if doc_id is not None:
+            self._by_id[doc_id] = len(self._queue)
+        self._queue.append(item)
+        self._bytes += len(item.line)
+
+    def pending(self) -> int:
+        """Documents queued and not yet written."""
+        return len(self._queue)
+
+    def full(self) -> bool:
+        """True when a flush is due by size."""
+        return len(self._queue) >= self.max_docs or self._bytes >= self.max_bytes
+
+    def flush(self, keep_alive: Callable[[], None] | None = None) -> None:
+        """Write everything queued; returns when each document is indexed or dead-lettered."""
+        items, self._queue, self._bytes, self._by_id = self._queue, [], 0, {}
+        for start in range(0, len(items), self.max_docs):
+            self._write(items[start : start + self.max_docs], keep_alive)
+
+    def _write(self, items: list[_Item], keep_alive: Callable[[], None] | None) -> None:
+        attempt = 0
+        while items:
+            retry, status = self._bulk_once(items)
+            if not retry:
+                return
+            if self.should_stop():
+                raise InterruptedError("stopping with documents not yet written")
+            attempt += 1
+            self.metrics.bulk_retries.labels(status=status).inc(len(retry))
+            delay = min(self.max_backoff, self.initial_backoff * (2 ** min(attempt - 1, 16)))
+            delay *= 0.5 + random.random() / 2  # jitter: many consumers must not retry in step
+            self._wait(delay, keep_alive)
+            items = retry
+
+    def _wait(self, delay: float, keep_alive: Callable[[], None] | None) -> None:
+        end = time.monotonic() + delay
+        while True:
+            if keep_alive is not None:
+                keep_alive()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.sleep(min(left, 1.0))
+
+    def _bulk_once(self, items: list[_Item]) -> tuple[list[_Item], str]:
+        """One bulk request; returns the items to retry and why."""
+        body = bytearray()
+        for it in items:
+            action: dict[str, Any] = {"_index": it.index}
+            if it.doc_id is not None:
+                action["_id"] = it.doc_id
+            body += orjson.dumps({"index": action})
+            body += b"\n"
+            body += it.line
+            body += b"\n"
+        t0 = time.perf_counter()
+        try:
+            resp = self.client.bulk(operations=bytes(body))
+        except Exception as exc:  # connection refused, timeouts, 5xx/429 on the whole request
+            status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
+            if isinstance(status, int) and status not in _RETRY_STATUS and 400 <= status < 500:
+                raise  # a request-level client error is a bug or a config problem: do not spin on it
+            self.metrics.bulk_failures.labels(reason=type(exc).__name__).inc()
+            return items, str(status or "unavailable")
+        finally:
+            self.metrics.bulk_latency.observe(time.perf_counter() - t0)
+        retry: list[_Item] = []
+        done = 0
+        for it, result in zip(items, resp["items"], strict=True):
+            r = result.get("index") or next(iter(result.values()))
+            st = r.get("status", 500)
+            if 200 <= st < 300:
+                done += 1
+            elif st in _RETRY_STATUS:
+                retry.append(it)
+            else:
+                self.metrics.dead_letters.labels(reason=str(st)).inc()
+                self.dead_letter(it.doc, {"status": st, "error": r.get("error"), "index": it.index}, it.sources)
+        self.metrics.documents_written.inc(done)
+        return retry, "429" if retry else ""
+
+
+def make_client(es: Any) -> Any:
+    """An `elasticsearch.Elasticsearch` client from ElasticsearchSettings (secrets unwrapped only here)."""
+    from elasticsearch import Elasticsearch
+
+    kwargs: dict[str, Any] = {
+        "hosts": [u.strip() for u in es.url.split(",") if u.strip()],
+        "request_timeout": es.request_timeout_seconds,
+        "verify_certs": es.verify_certs,
+        "retry_on_timeout": False,  # the sink retries, with backoff and back-pressure
+        "max_retries": 0,
+    }
+    if es.ca_certs:
+        kwargs["ca_certs"] = es.ca_certs
+    if es.ssl_assert_fingerprint:
+        kwargs["ssl_assert_fingerprint"] = es.ssl_assert_fingerprint
+    if es.api_key is not None:
+        kwargs["api_key"] = es.api_key.get_secret_value()
+    elif es.username is not None and es.password is not None:
+        kwargs["basic_auth"] = (es.username, es.password.get_secret_value())
+    return Elasticsearch(**kwargs)
