@@ -256,7 +256,7 @@ def build_document(s: Session, cfg: DocumentConfig, appliance_info: dict[str, st
             {
                 "kind": s.kind,
                 "state": s.state,
-                "lines": len(raw) if raw is not None else None,
+                "lines": s.nlines + (conn.nlines if conn is not None and conn is not s else 0),
                 "unrecognized_lines": (
                     s.unrecognized + (conn.unrecognized if conn is not None and conn is not s else 0)
                 )

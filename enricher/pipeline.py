@@ -6,16 +6,17 @@ documents (kept, counted by reason) instead of exceptions.
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from enricher.classify.rules import CONNECTION_LEVEL_LAYERS
 from enricher.documents import DocumentConfig, build_document
 from enricher.models import Event
 from enricher.parsing.parser import Parser
 from enricher.parsing.timestamps import format_iso
-from enricher.classify.rules import CONNECTION_LEVEL_LAYERS
 from enricher.sessions.session import CONNECTION, Session
 from enricher.sessions.stitcher import Stitcher
 
@@ -51,8 +52,11 @@ class PipelineStats:
 
 def error_document(ev: Event) -> dict[str, Any]:
     """A line that could not be typed, kept whole with the reason (never dropped)."""
+    # A stable id (appliance, line text, stamp): replaying the same input overwrites, never duplicates.
+    ident = f"{ev.appliance}:e{zlib.crc32(ev.raw.encode('utf-8', 'replace')):08x}:{int(ev.ts or 0)}"
     doc: dict[str, Any] = {
         "event": {
+            "id": ident,
             "kind": "pipeline_error",
             "dataset": "cisco_esa.unparsed",
             "module": "esa_enricher",

@@ -38,15 +38,22 @@ def _set_fields(key: str, *names: str) -> Merge:
 
 
 def _append_fields(key: str, *names: str) -> Merge:
-    """A rule that appends some event fields to a list under one key."""
+    """A rule that appends an object of some event fields to a list under one key."""
 
     def rule(s: Session, ev: Event) -> None:
         src = ev.data or {}
-        item = {n: src[n] for n in names if n in src}
-        if len(item) == 1 and len(names) == 1:
-            _append(s.data, key, item[names[0]])
-        else:
-            _append(s.data, key, item)
+        _append(s.data, key, {n: src[n] for n in names if n in src})
+
+    return rule
+
+
+def _append_value(key: str, name: str) -> Merge:
+    """A rule that appends one event field's value to a list of plain values (never mixed with objects)."""
+
+    def rule(s: Session, ev: Event) -> None:
+        v = ev.get(name)
+        if v is not None:
+            _append(s.data, key, v)
 
     return rule
 
@@ -288,12 +295,12 @@ MESSAGE_RULES: dict[str, Merge] = {
     "antivirus": _av(False),
     "amp_verdict": _set_fields("amp", "verdict"),
     "outbreak": _set_fields("outbreak", "verdict", "detail"),
-    "dkim": _append_fields("dkim", "result"),
-    "domainkeys": _append_fields("domainkeys", "result"),
+    "dkim": _append_value("dkim", "result"),
+    "domainkeys": _append_value("domainkeys", "result"),
     "spf": _append_fields("spf", "identity", "address", "result", "detail"),
-    "dmarc": _append_fields("dmarc", "detail"),
-    "sdr": _append_fields("sdr", "detail"),
-    "attachment": _append_fields("attachments", "value"),
+    "dmarc": _append_value("dmarc", "detail"),
+    "sdr": _append_value("sdr", "detail"),
+    "attachment": _append_value("attachments", "value"),
     "url_reputation": _append_fields("urls", "url", "score", "condition"),
     "split": _link_child("split"),
     "rewritten": _link_child("rewritten"),
@@ -304,7 +311,7 @@ MESSAGE_RULES: dict[str, Merge] = {
     "scan_incomplete": _append_fields("scan_issues", "engine", "error"),
     "scan_problem": _append_fields("scan_issues", "problem"),
     "dlp": _dlp,
-    "custom_log": _append_fields("custom_log", "text"),
+    "custom_log": _append_value("custom_log", "text"),
     "file_analysis_queued": _append_fields("files", "sha256", "filename"),
     "incoming_relay": _set_fields("incoming_relay", "name", "detail"),
     "quarantined": _quarantined,
@@ -326,8 +333,8 @@ MESSAGE_RULES: dict[str, Merge] = {
     "ldap_reroute": _append_fields("reroutes", "rid", "address", "target"),
     "amp_reputation_query": _append_fields("amp_files", "filename"),
     "amp_reputation": _append_fields("amp_files", "filename", "disposition", "malware"),
-    "amp_not_uploaded": _append_fields("amp_not_uploaded", "detail"),
-    "av_log": _append_fields("av_results", "result"),
+    "amp_not_uploaded": _append_value("amp_not_uploaded", "detail"),
+    "av_log": _append_value("av_results", "result"),
     "consolidated_event": _cef,
     "mid_unrecognized": _unrecognized,
 }
@@ -360,12 +367,12 @@ def _flag(key: str, field: str | None = None) -> Merge:
     return rule
 
 
-def _first(key: str, field: str) -> Merge:
+def _first(key: str, field: str, default: str) -> Merge:
     """Keep the first value: later lines of the same kind add detail, not a new verdict."""
 
     def rule(s: Session, ev: Event) -> None:
         if key not in s.data:
-            s.data[key] = ev.get(field) or True
+            s.data[key] = ev.get(field) or default
 
     return rule
 
@@ -390,7 +397,7 @@ CONNECTION_RULES: dict[str, Merge] = {
     "new_icid": _new_icid,
     "hat": _hat,
     "sbrs": _sbrs,
-    "delayed_hat_reject": _first("delayed_hat_reject", "detail"),
+    "delayed_hat_reject": _first("delayed_hat_reject", "detail", "Delayed HAT REJECT"),
     "icid_tls": _tls,
     "icid_tls_required": _flag("tls_required_not_initiated", "detail"),
     "receiving_failed": _flag("receiving_failed", "reason"),

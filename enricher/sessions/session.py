@@ -1,8 +1,9 @@
 """Session state: one per message (appliance + MID) or per inbound connection (appliance + ICID).
 
 Kept small on purpose (bounded memory is a product promise, ≤ 3 KB per open session): scalar fields in
-slots, everything a line adds in one flat `data` dict, raw lines in a list with their arrival sequence
-numbers in a compact array so connection and message lines can be merged in order at the end.
+slots, everything a line adds in one flat `data` dict, the raw lines in ONE string (newline-separated;
+a list of strings costs ~60 bytes more per line) with their arrival sequence numbers in a 4-byte array, so
+connection and message lines can be merged in arrival order when the document is built.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ EVICTED = "evicted"  # pushed out by the cap on open sessions
 
 Key = tuple[str, str, int]  # (kind tag "m" message / "c" connection / "d" delivery connection, appliance, id)
 
+_SEQ_MASK = 0xFFFFFFFF
+
 
 class Session:
     """Everything known about one message or connection while it is open."""
@@ -31,10 +34,11 @@ class Session:
         "kind",
         "appliance",
         "ident",
+        "key",
         "first_ts",
         "last_ts",
         "data",
-        "lines",
+        "raw",
         "seqs",
         "conn",
         "mids",
@@ -44,17 +48,21 @@ class Session:
         "state",
         "emitted",
         "unrecognized",
+        "bucket",
+        "open",
+        "nlines",
     )
 
     def __init__(self, kind: str, appliance: str, ident: int, ts: float) -> None:
         self.kind = kind
         self.appliance = appliance
         self.ident = ident
+        self.key: Key = (_TAGS[kind], appliance, ident)
         self.first_ts = ts
         self.last_ts = ts
         self.data: dict[str, Any] = {}
-        self.lines: list[str] = []
-        self.seqs = array("Q")
+        self.raw = ""
+        self.seqs: array[int] | None = None
         self.conn: Session | None = None
         self.mids: list[int] | None = None
         self.finished_ts: float | None = None
@@ -63,27 +71,34 @@ class Session:
         self.state = ""
         self.emitted = 0  # how many times a document of this session was written
         self.unrecognized = 0
+        self.bucket = -1  # the idle-expiry bucket it was last filed under (see Stitcher)
+        self.open = False  # held by the stitcher (not closed, not dormant)
+        self.nlines = 0  # lines seen, kept or not
 
-    @property
-    def key(self) -> Key:
-        """The state-store key of this session."""
-        return (_TAGS[self.kind], self.appliance, self.ident)
+    def add_line(self, seq: int, line: str) -> None:
+        """Remember one raw line and its arrival sequence."""
+        self.nlines += 1
+        if self.seqs is None:
+            self.seqs = array("I")
+            self.raw = line
+        else:
+            self.raw = f"{self.raw}\n{line}"
+        self.seqs.append(seq & _SEQ_MASK)
 
-    def add_line(self, seq: int, raw: str, keep_raw: bool) -> None:
-        """Remember one raw line (when raw lines are kept) and its arrival sequence."""
-        if keep_raw:
-            self.lines.append(raw)
-            self.seqs.append(seq)
+    def lines(self) -> list[str]:
+        """This session's own raw lines."""
+        return self.raw.split("\n") if self.seqs is not None else []
 
     def raw_lines(self) -> list[str]:
         """This session's raw lines merged with its connection's, in arrival order."""
+        own = self.lines()
         conn = self.conn
-        if conn is None or not conn.lines:
-            return list(self.lines)
-        merged = sorted(
-            [(s, line) for s, line in zip(conn.seqs, conn.lines, strict=False)]
-            + [(s, line) for s, line in zip(self.seqs, self.lines, strict=False)]
-        )
+        if conn is None or conn is self or conn.seqs is None:
+            return own
+        theirs = conn.lines()
+        if len(theirs) != len(conn.seqs) or len(own) != len(self.seqs or ()):
+            return theirs + own  # a raw line with a newline inside (never from the parser): keep all
+        merged = sorted([*zip(conn.seqs, theirs, strict=True), *zip(self.seqs or (), own, strict=True)])
         return [line for _, line in merged]
 
     def to_state(self) -> dict[str, Any]:
@@ -95,8 +110,8 @@ class Session:
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
             "data": self.data,
-            "lines": self.lines,
-            "seqs": list(self.seqs),
+            "raw": self.raw,
+            "seqs": None if self.seqs is None else list(self.seqs),
             "conn": None if self.conn is None else self.conn.ident,
             "mids": self.mids,
             "finished_ts": self.finished_ts,
@@ -105,6 +120,7 @@ class Session:
             "state": self.state,
             "emitted": self.emitted,
             "unrecognized": self.unrecognized,
+            "nlines": self.nlines,
         }
 
     @classmethod
@@ -113,8 +129,8 @@ class Session:
         s = cls(st["kind"], st["appliance"], st["ident"], st["first_ts"])
         s.last_ts = st["last_ts"]
         s.data = st["data"]
-        s.lines = st["lines"]
-        s.seqs = array("Q", st["seqs"])
+        s.raw = st["raw"]
+        s.seqs = None if st["seqs"] is None else array("I", st["seqs"])
         s.mids = st["mids"]
         s.finished_ts = st["finished_ts"]
         s.closed_ts = st["closed_ts"]
@@ -122,4 +138,5 @@ class Session:
         s.state = st["state"]
         s.emitted = st["emitted"]
         s.unrecognized = st["unrecognized"]
+        s.nlines = st["nlines"]
         return s, st["conn"]

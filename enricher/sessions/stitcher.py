@@ -3,11 +3,12 @@
 - Message sessions are keyed by appliance + MID; connection lines (ICID) and delivery connections (DCID)
   are joined to them through per-appliance ICID and DCID records.
 - A message closes `grace_seconds` of event time after `Message finished` (late lines such as an
-  `ICID lost` written after the abort still make it in); a connection without any MID closes the same way
-  after `ICID close` and becomes a document of its own.
-- Sessions idle for `idle_timeout_seconds` are written as `expired` partial documents and kept dormant:
-  a later line revives them and they are written again under the same id (updated in place).
-- `max_open_sessions` bounds memory: the least recently touched session is written as `evicted`.
+  `ICID lost` written after the abort still make it in); a connection closes the same way after
+  `ICID close` (the pipeline decides whether it deserves a document of its own).
+- Sessions idle for `idle_timeout_seconds` (to the minute) are written as `expired` partial documents and
+  kept dormant: a later line revives them and they are written again under the same id (updated in place).
+  Quarantined messages stay dormant too, so a release, deletion or reinjection rewrites them.
+- `max_open_sessions` bounds memory: the least recently active sessions are written as `evicted`.
 - Event time advances per appliance (its watermark: the newest stamp seen); `tick(now)` moves quiet
   appliances forward on processing time so their last sessions still close.
 """
@@ -18,9 +19,11 @@ import zlib
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from enricher.models import Event
 from enricher.parsing.shapes import SYSTEM_KINDS
+from enricher.sessions.expiry import BUCKET_SECONDS, ExpiryIndex
 from enricher.sessions.merge import CONNECTION_RULES, DCID_RULES, MESSAGE_RULES
 from enricher.sessions.session import (
     COMPLETE,
@@ -33,11 +36,11 @@ from enricher.sessions.session import (
     Key,
     Session,
 )
-from enricher.sessions.store import MemoryStore, StateStore
 
-SNAPSHOT_VERSION = 1
 _HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
 _DELIVERY_KINDS = frozenset(("delivery_start", "message_done", "bounced", "delayed", "possible_delivery"))
+_DCID_KINDS = frozenset(DCID_RULES) | {"dcid_close", "dcid_other"}
+_ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
 
 
 @dataclass(frozen=True)
@@ -74,15 +77,15 @@ class StitchStats:
 class Stitcher:
     """Feeds events into sessions; returns the sessions that are ready to be written."""
 
-    def __init__(self, config: StitchConfig | None = None, store: StateStore | None = None) -> None:
+    def __init__(self, config: StitchConfig | None = None) -> None:
         self.config = config or StitchConfig()
-        self.store: StateStore = store if store is not None else MemoryStore()
         self.stats = StitchStats()
         self.appliances: dict[str, dict[str, str]] = {}
+        self._open: dict[Key, Session] = {}
         self._seq = 0
         self._watermark: dict[str, float] = {}
         self._arrival: dict[str, float] = {}
-        self._lru: dict[str, OrderedDict[Key, None]] = {}
+        self._expiry: dict[str, ExpiryIndex] = {}
         self._grace: dict[str, deque[tuple[float, Key]]] = {}
         self._dormant: OrderedDict[Key, Session] = OrderedDict()
         self._by_ip: dict[tuple[str, str], int] = {}
@@ -105,26 +108,30 @@ class Stitcher:
         kind = ev.kind
         # File-header lines are stamped before their own `Time offset from UTC` applies: not a clock reading.
         if (wm is None or ts > wm) and kind not in _HEADER_KINDS:
-            self._watermark[app] = wm = ts
+            self._watermark[app] = ts
             # Close what is due first: a line later than a session's grace period does not join it.
-            self._advance(app, wm)
-        if kind in SYSTEM_KINDS:
+            self._advance(app, ts)
+        if ev.mid is not None:
+            if kind in MESSAGE_RULES:
+                self._on_message(ev, ts)
+            else:
+                self.stats.uncorrelated += 1
+        elif ev.icid is not None and kind in CONNECTION_RULES:
+            if ev.icid == 0:
+                self._on_icid_zero(ev, ts)
+            else:
+                self._on_connection(ev, ts)
+        elif ev.dcid is not None and kind in _DCID_KINDS:
+            self._on_delivery_connection(ev, ts)
+        elif kind in SYSTEM_KINDS:
             self.stats.system += 1
             if kind == "log_version" and ev.data:
                 self.appliances.setdefault(app, {}).update(ev.data)
-        elif ev.mid is not None and kind in MESSAGE_RULES:
-            self._on_message(ev, ts)
-        elif ev.icid == 0 and kind in CONNECTION_RULES:
-            self._on_icid_zero(ev, ts)
-        elif ev.icid is not None and kind in CONNECTION_RULES:
-            self._on_connection(ev, ts)
         elif kind == "dhap_drop":
             self._on_dhap(ev, ts)
-        elif ev.dcid is not None and (kind in DCID_RULES or kind in ("dcid_close", "dcid_other")):
-            self._on_delivery_connection(ev, ts)
         elif kind != "unparsed":
             self.stats.uncorrelated += 1
-        if len(self.store) > self.config.max_open_sessions:
+        if len(self._open) > self.config.max_open_sessions:
             self._evict(app)
         return out
 
@@ -145,10 +152,13 @@ class Stitcher:
                 self._advance(app, self._watermark[app] + quiet)
         return out
 
+    def _ordered(self) -> list[Session]:
+        return sorted(self._open.values(), key=lambda s: (s.first_ts, s.appliance, s.kind, s.ident))
+
     def flush(self) -> list[Session]:
         """End of input: write every open session (complete if finished, else partial)."""
         out = self._out = []
-        for s in sorted(self.store.values(), key=lambda s: (s.first_ts, s.appliance, s.kind, s.ident)):
+        for s in self._ordered():
             if s.kind == MESSAGE:
                 self._close(s, COMPLETE if s.finished_ts is not None else PARTIAL)
             elif s.kind == CONNECTION:
@@ -161,10 +171,9 @@ class Stitcher:
         """Batch end of a service run: finished sessions close; unfinished ones are written as partial
         but stay open, so later lines update them in place (same id)."""
         out = self._out = []
-        for s in sorted(self.store.values(), key=lambda s: (s.first_ts, s.appliance, s.kind, s.ident)):
-            if s.kind == MESSAGE and s.finished_ts is not None:
-                self._close(s, COMPLETE)
-            elif s.kind == CONNECTION and s.closed_ts is not None:
+        for s in self._ordered():
+            finished = s.finished_ts if s.kind == MESSAGE else s.closed_ts
+            if s.kind != DELIVERY and finished is not None:
                 self._close(s, COMPLETE)
             elif s.kind == MESSAGE or (s.kind == CONNECTION and not s.mids):
                 s.state = PARTIAL
@@ -173,88 +182,30 @@ class Stitcher:
                 out.append(s)
         return out
 
-    def snapshot(self) -> dict[str, Any]:
-        """The whole windowed state as JSON-ready data (durable checkpoints of the streaming service)."""
-        sessions = [x.to_state() for x in self.store.values()]
-        # Connections already closed live on only inside their open messages: keep them too.
-        detached: dict[Key, Session] = {}
-        for x in [*self.store.values(), *self._dormant.values()]:
-            c = x.conn
-            if c is not None and self.store.get(c.key) is not c:
-                detached[c.key] = c
-        return {
-            "version": SNAPSHOT_VERSION,
-            "seq": self._seq,
-            "watermark": self._watermark,
-            "appliances": self.appliances,
-            "sessions": sessions,
-            "lru": {app: [list(k) for k in lru] for app, lru in self._lru.items()},
-            "grace": {app: [[d, list(k)] for d, k in q] for app, q in self._grace.items()},
-            "dormant": [x.to_state() for x in self._dormant.values()],
-            "by_ip": [[app, ip, icid] for (app, ip), icid in self._by_ip.items()],
-            "detached": [x.to_state() for x in detached.values()],
-            "pending_links": [[list(k), v] for k, v in self._pending_links.items()],
-            "standalone": [self._standalone_second, list(self._standalone_seen.items())],
-        }
-
-    def restore(self, snap: dict[str, Any]) -> None:
-        """Load a `snapshot()` into this (empty) stitcher; connections are re-linked to their messages."""
-        if snap.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"unsupported state snapshot version {snap.get('version')!r}")
-        self._seq = snap["seq"]
-        self._watermark = dict(snap["watermark"])
-        self.appliances = {k: dict(v) for k, v in snap["appliances"].items()}
-        links: list[tuple[Session, int]] = []
-        conns: dict[tuple[str, int], Session] = {}
-
-        def load(st: dict[str, Any]) -> Session:
-            sess, icid = Session.from_state(st)
-            if icid is not None:
-                links.append((sess, icid))
-            if sess.kind == CONNECTION:
-                conns[(sess.appliance, sess.ident)] = sess
-            return sess
-
-        for st in snap["detached"]:
-            load(st)
-        for st in snap["sessions"]:
-            sess = load(st)
-            self.store.put(sess.key, sess)
-        for st in snap["dormant"]:
-            sess = load(st)
-            self._dormant[sess.key] = sess
-        for sess, icid in links:
-            # A connection already dropped from the store lives on only inside its messages.
-            conn = conns.get((sess.appliance, icid))
-            if conn is None:
-                conn = Session(CONNECTION, sess.appliance, icid, sess.first_ts)
-                conns[(sess.appliance, icid)] = conn
-            sess.conn = conn
-        self._lru = {app: OrderedDict((tuple(k), None) for k in keys) for app, keys in snap["lru"].items()}  # type: ignore[misc]
-        self._grace = {app: deque((d, tuple(k)) for d, k in q) for app, q in snap["grace"].items()}  # type: ignore[misc]
-        self._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
-        self._pending_links = {tuple(k): v for k, v in snap["pending_links"]}  # type: ignore[misc]
-        self._standalone_second = snap["standalone"][0]
-        self._standalone_seen = dict(snap["standalone"][1])
-
     def open_sessions(self) -> int:
         """Number of open message and connection sessions (and delivery connection records)."""
-        return len(self.store)
+        return len(self._open)
+
+    def get(self, key: Key) -> Session | None:
+        """An open session by key (tests, diagnostics)."""
+        return self._open.get(key)
 
     # -- routing ------------------------------------------------------------------------------------------
-    def _touch(self, s: Session) -> None:
-        key = s.key
-        lru = self._lru.get(s.appliance)
-        if lru is None:
-            lru = self._lru[s.appliance] = OrderedDict()
-        lru[key] = None
-        lru.move_to_end(key)
-        self.store.touch(key)
+    def _hold(self, s: Session) -> None:
+        """Start holding a session as open."""
+        s.open = True
+        self._open[s.key] = s
+
+    def _file(self, s: Session) -> None:
+        idx = self._expiry.get(s.appliance)
+        if idx is None:
+            idx = self._expiry[s.appliance] = ExpiryIndex()
+        idx.file(s)
 
     def _on_message(self, ev: Event, ts: float) -> None:
         app = ev.appliance
         key: Key = ("m", app, ev.mid)  # type: ignore[assignment]
-        s = self.store.get(key)
+        s = self._open.get(key)
         if s is None:
             s = self._revive(key, ts)
             if s is None:
@@ -263,10 +214,13 @@ class Stitcher:
                 link = self._pending_links.pop(key, None)
                 if link is not None:
                     s.data["parent"] = link
-                self.store.put(key, s)
+                self._hold(s)
         kind = ev.kind
         MESSAGE_RULES[kind](s, ev)
-        s.add_line(self._seq, ev.raw, self.config.keep_raw)
+        if self.config.keep_raw:
+            s.add_line(self._seq, ev.raw)
+        else:
+            s.nlines += 1
         if kind == "mid_unrecognized":
             self.stats.unrecognized += 1
         if ts > s.last_ts:
@@ -283,17 +237,17 @@ class Stitcher:
                     conn.mids = []
                 if ev.mid not in conn.mids:
                     conn.mids.append(ev.mid)  # type: ignore[arg-type]
-                self._touch(conn)
         if ev.dcid is not None and kind in _DELIVERY_KINDS:
             self._join_delivery(s, ev)
-        elif kind in ("split", "rewritten"):
+        elif kind == "split" or kind == "rewritten":
             self._link(app, ev.get("child"), "parent", {"mid": ev.mid, "relation": kind})
-        elif kind in ("generated", "generated_bounce", "reinjected"):
+        elif kind == "generated" or kind == "generated_bounce" or kind == "reinjected":
             rel = s.data.get("parent", {}).get("relation", kind)
             self._link(app, ev.get("parent"), "children", {"mid": ev.mid, "relation": rel})
         elif kind == "message_finished":
             self._schedule(app, ts, key)
-        self._touch(s)
+        if s.bucket != int(s.last_ts) // BUCKET_SECONDS:
+            self._file(s)
 
     def _revive(self, key: Key, ts: float) -> Session | None:
         """Bring a dormant session (expired, or complete but quarantined) back; it is written again, same id."""
@@ -302,7 +256,9 @@ class Stitcher:
             return None
         self.stats.revived += 1
         s.state = ""
-        self.store.put(key, s)
+        s.bucket = -1
+        self._hold(s)
+        self._file(s)
         if s.finished_ts is not None:
             self._schedule(s.appliance, ts, key)
         return s
@@ -312,7 +268,7 @@ class Stitcher:
         if other_mid is None:
             return
         key: Key = ("m", app, other_mid)
-        other = self.store.get(key)
+        other = self._open.get(key)
         if other is None:
             other = self._revive(key, self._watermark.get(app, 0.0))
         if other is None:
@@ -329,12 +285,10 @@ class Stitcher:
             if value not in kids:
                 kids.append(value)
             if value.get("relation") == "reinjected":
-                q = other.data.setdefault("quarantine", {})
-                q["status"] = "released"
-        self._touch(other)
+                other.data.setdefault("quarantine", {})["status"] = "released"
 
     def _join_delivery(self, s: Session, ev: Event) -> None:
-        rec = self.store.get(("d", ev.appliance, ev.dcid))  # type: ignore[arg-type]
+        rec = self._open.get(("d", ev.appliance, ev.dcid))  # type: ignore[arg-type]
         if rec is None:
             return
         if rec.mids is None:
@@ -360,27 +314,28 @@ class Stitcher:
 
     def _connection(self, app: str, icid: int, ts: float) -> Session:
         key: Key = ("c", app, icid)
-        c = self.store.get(key)
+        c = self._open.get(key)
         if c is None:
             c = Session(CONNECTION, app, icid, ts)
-            self.store.put(key, c)
+            self._hold(c)
+            self._file(c)
             self.stats.opened += 1
         return c
 
     def _on_connection(self, ev: Event, ts: float) -> None:
         app, icid, kind = ev.appliance, ev.icid, ev.kind
-        if icid == 0:
-            self.stats.icid_zero += 1
-            return
         key: Key = ("c", app, icid)  # type: ignore[assignment]
         if kind == "new_icid":
-            old = self.store.get(key)
+            old = self._open.get(key)
             if old is not None and (old.closed_ts is not None or "start_ts" in old.data):
                 # The ICID counter was reused (or the close was lost): finish the old connection first.
-                self._finish_connection(old, COMPLETE if old.closed_ts is not None else PARTIAL)
+                self._close(old, COMPLETE if old.closed_ts is not None else PARTIAL)
         c = self._connection(app, icid, ts)  # type: ignore[arg-type]
         CONNECTION_RULES[kind](c, ev)
-        c.add_line(self._seq, ev.raw, self.config.keep_raw)
+        if self.config.keep_raw:
+            c.add_line(self._seq, ev.raw)
+        else:
+            c.nlines += 1
         if kind == "icid_other":
             self.stats.unrecognized += 1
         if ts > c.last_ts:
@@ -389,7 +344,8 @@ class Stitcher:
             self._by_ip[(app, ev.get("source_ip"))] = icid  # type: ignore[assignment]
         elif kind == "icid_close":
             self._schedule(app, ts, key)
-        self._touch(c)
+        if c.bucket != int(c.last_ts) // BUCKET_SECONDS:
+            self._file(c)
 
     def _standalone(self, ev: Event, ts: float) -> Session:
         """A connection document made of one line that names no usable ICID (ICID 0, uncorrelated DHAP).
@@ -405,7 +361,8 @@ class Stitcher:
         self._standalone_seen[base] = n + 1
         c = Session(CONNECTION, ev.appliance, -(base * 64 + min(n, 63)) - 1, ts)
         c.closed_ts = ts
-        self.store.put(c.key, c)
+        self._hold(c)
+        self._file(c)
         self.stats.opened += 1
         self._schedule(ev.appliance, ts, c.key)
         return c
@@ -413,48 +370,51 @@ class Stitcher:
     def _on_icid_zero(self, ev: Event, ts: float) -> None:
         """ICID 0 is never a join key; its HAT lines (`ICID 0 TCPREFUSE …`) are outcomes of their own."""
         self.stats.icid_zero += 1
-        if ev.kind not in ("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"):
+        if ev.kind not in _ICID_ZERO_KINDS:
             return
         c = self._standalone(ev, ts)
         CONNECTION_RULES[ev.kind](c, ev)
-        c.add_line(self._seq, ev.raw, self.config.keep_raw)
-        self._touch(c)
+        if self.config.keep_raw:
+            c.add_line(self._seq, ev.raw)
+        else:
+            c.nlines += 1
 
     def _on_dhap(self, ev: Event, ts: float) -> None:
         """DHAP lines name an IP, not an ICID: join the latest open connection from that IP."""
         ip = ev.get("source_ip")
         icid = self._by_ip.get((ev.appliance, ip)) if ip else None
-        c = self.store.get(("c", ev.appliance, icid)) if icid is not None else None
+        c = self._open.get(("c", ev.appliance, icid)) if icid is not None else None
         if c is None:
             c = self._standalone(ev, ts)
             c.data["source_ip"] = ip
             self.stats.uncorrelated += 1
         CONNECTION_RULES["dhap_drop"](c, ev)
-        c.add_line(self._seq, ev.raw, self.config.keep_raw)
-        self._touch(c)
+        if self.config.keep_raw:
+            c.add_line(self._seq, ev.raw)
+        else:
+            c.nlines += 1
 
     def _on_delivery_connection(self, ev: Event, ts: float) -> None:
         key: Key = ("d", ev.appliance, ev.dcid)  # type: ignore[assignment]
         if ev.kind == "dcid_close":
-            rec = self.store.pop(key)
+            rec = self._open.get(key)
             if rec is not None:
-                self._lru.get(ev.appliance, {}).pop(key, None)  # type: ignore[call-overload]
+                self._drop(rec)
             return
         if ev.kind == "dcid_other":
             self.stats.unrecognized += 1
             return
-        rec = self.store.get(key)
+        rec = self._open.get(key)
         if rec is None:
             rec = Session(DELIVERY, ev.appliance, ev.dcid, ts)  # type: ignore[arg-type]
-            self.store.put(key, rec)
+            self._hold(rec)
         DCID_RULES[ev.kind](rec, ev)
         rec.last_ts = ts
         for mid in rec.mids or ():
-            msg = self.store.get(("m", ev.appliance, mid))  # type: ignore[arg-type]
+            msg = self._open.get(("m", ev.appliance, mid))  # type: ignore[arg-type]
             if msg is not None:
                 self._copy_delivery(rec, msg)
-                self.store.touch(msg.key)
-        self._touch(rec)
+        self._file(rec)
 
     # -- closing ------------------------------------------------------------------------------------------
     def _schedule(self, app: str, ts: float, key: Key) -> None:
@@ -467,57 +427,42 @@ class Stitcher:
         q = self._grace.get(app)
         while q and q[0][0] <= wm:
             _, key = q.popleft()
-            s = self.store.get(key)
+            s = self._open.get(key)
             if s is None:
                 continue
             if s.kind == MESSAGE:
                 if s.finished_ts is not None:
                     self._close(s, COMPLETE)
             elif s.closed_ts is not None:
-                self._finish_connection(s, COMPLETE)
-        lru = self._lru.get(app)
-        if not lru:
+                self._close(s, COMPLETE)
+        idx = self._expiry.get(app)
+        if idx is None:
             return
-        horizon = wm - self.config.idle_timeout_seconds
-        while lru:
-            key = next(iter(lru))
-            s = self.store.get(key)
-            if s is None:
-                del lru[key]
-                continue
-            if s.last_ts >= horizon:
-                break
-            if s.kind == MESSAGE:
-                self._close(s, EXPIRED)
-            elif s.kind == CONNECTION:
-                self._finish_connection(s, EXPIRED)
-            else:
+        for s in list(idx.idle_before(wm - self.config.idle_timeout_seconds)):
+            if s.last_ts >= wm - self.config.idle_timeout_seconds:
+                self._file(s)  # active again within its bucket's minute: keep it
+            elif s.kind == DELIVERY:
                 self._drop(s)
-
-    def _finish_connection(self, c: Session, state: str) -> None:
-        # A connection that carried messages is written only when it ended abnormally at its own level
-        # (the pipeline decides, after classification); it is handed out all the same.
-        self._close(c, state)
+            else:
+                self._close(s, EXPIRED)
 
     def _evict(self, app: str) -> None:
-        lru = self._lru.get(app) or max(self._lru.values(), key=len)
-        while lru and len(self.store) > self.config.max_open_sessions:
-            key = next(iter(lru))
-            s = self.store.get(key)
+        idx = self._expiry.get(app)
+        if idx is None or not len(idx):
+            idx = max(self._expiry.values(), key=len)
+        oldest = idx.oldest()
+        while len(self._open) > self.config.max_open_sessions:
+            s = next(oldest, None)
             if s is None:
-                del lru[key]
-                continue
-            if s.kind == DELIVERY or (s.kind == CONNECTION and s.mids):
+                break
+            if s.kind == DELIVERY:
                 self._drop(s)
             else:
                 self._close(s, EVICTED)
 
     def _drop(self, s: Session) -> None:
-        key = s.key
-        self.store.pop(key)
-        lru = self._lru.get(s.appliance)
-        if lru is not None:
-            lru.pop(key, None)
+        self._open.pop(s.key, None)
+        s.open = False
         if s.kind == CONNECTION and s.data.get("source_ip"):
             ipkey = (s.appliance, s.data["source_ip"])
             if self._by_ip.get(ipkey) == s.ident:
@@ -535,3 +480,16 @@ class Stitcher:
             self._dormant[s.key] = s
             while len(self._dormant) > self.config.max_dormant_sessions:
                 self._dormant.popitem(last=False)
+
+    # -- durable state --------------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The whole windowed state as JSON-ready data (durable checkpoints of the streaming service)."""
+        from enricher.sessions.checkpoint import snapshot
+
+        return snapshot(self)
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Load a `snapshot()` into this (empty) stitcher."""
+        from enricher.sessions.checkpoint import restore
+
+        restore(self, snap)

@@ -147,7 +147,7 @@ def test_tick_closes_sessions_of_a_quiet_appliance() -> None:
 def test_no_raw_keeps_no_lines() -> None:
     lines = _lines(("12:00:00", "Start MID 1 ICID 0"), ("12:00:01", "Message finished MID 1 done"))
     _, done = run(lines, keep_raw=False)
-    assert done[0].lines == []
+    assert done[0].raw == "" and done[0].lines() == []
     doc = build_document(done[0], DocumentConfig(keep_raw=False))
     assert "raw" not in doc["esa"]
 

@@ -1,0 +1,82 @@
+"""Snapshot and restore of a stitcher's whole windowed state (JSON-ready), for durable checkpoints.
+
+Everything that decides future output is kept: open sessions, connections that already closed but live
+on inside open messages, dormant sessions, the grace queue, the IP index for DHAP lines, pending
+parent/child links, the arrival sequence and the per-appliance clocks. A restored stitcher writes the same
+documents as one that never stopped (tested by cutting a stream at many points).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import TYPE_CHECKING, Any
+
+from enricher.sessions.session import CONNECTION, Key, Session
+
+if TYPE_CHECKING:
+    from enricher.sessions.stitcher import Stitcher
+
+SNAPSHOT_VERSION = 2
+
+
+def snapshot(st: Stitcher) -> dict[str, Any]:
+    """The stitcher's state as plain data."""
+    open_sessions = list(st._open.values())
+    detached: dict[Key, Session] = {}
+    for x in [*open_sessions, *st._dormant.values()]:
+        c = x.conn
+        if c is not None and st._open.get(c.key) is not c:
+            detached[c.key] = c
+    return {
+        "version": SNAPSHOT_VERSION,
+        "seq": st._seq,
+        "watermark": st._watermark,
+        "appliances": st.appliances,
+        "sessions": [x.to_state() for x in open_sessions],
+        "grace": {app: [[d, list(k)] for d, k in q] for app, q in st._grace.items()},
+        "dormant": [x.to_state() for x in st._dormant.values()],
+        "by_ip": [[app, ip, icid] for (app, ip), icid in st._by_ip.items()],
+        "detached": [x.to_state() for x in detached.values()],
+        "pending_links": [[list(k), v] for k, v in st._pending_links.items()],
+        "standalone": [st._standalone_second, list(st._standalone_seen.items())],
+    }
+
+
+def restore(st: Stitcher, snap: dict[str, Any]) -> None:
+    """Load `snapshot()` data into an empty stitcher; connections are re-linked to their messages."""
+    if snap.get("version") != SNAPSHOT_VERSION:
+        raise ValueError(f"unsupported state snapshot version {snap.get('version')!r}")
+    st._seq = snap["seq"]
+    st._watermark = dict(snap["watermark"])
+    st.appliances = {k: dict(v) for k, v in snap["appliances"].items()}
+    links: list[tuple[Session, int]] = []
+    conns: dict[tuple[str, int], Session] = {}
+
+    def load(data: dict[str, Any]) -> Session:
+        sess, icid = Session.from_state(data)
+        if icid is not None:
+            links.append((sess, icid))
+        if sess.kind == CONNECTION:
+            conns[(sess.appliance, sess.ident)] = sess
+        return sess
+
+    for data in snap["detached"]:
+        load(data)
+    for data in snap["sessions"]:
+        sess = load(data)
+        st._hold(sess)
+        st._file(sess)
+    st._dormant = OrderedDict()
+    for data in snap["dormant"]:
+        sess = load(data)
+        st._dormant[sess.key] = sess
+    for sess, icid in links:
+        conn = conns.get((sess.appliance, icid))
+        if conn is None:
+            conn = conns[(sess.appliance, icid)] = Session(CONNECTION, sess.appliance, icid, sess.first_ts)
+        sess.conn = conn
+    st._grace = {app: deque((d, tuple(k)) for d, k in q) for app, q in snap["grace"].items()}  # type: ignore[misc]
+    st._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
+    st._pending_links = {tuple(k): v for k, v in snap["pending_links"]}  # type: ignore[misc]
+    st._standalone_second = snap["standalone"][0]
+    st._standalone_seen = dict(snap["standalone"][1])

@@ -1,0 +1,170 @@
+"""Elasticsearch assets (templates, mappings, lifecycle policy) and the index naming of session documents.
+
+The assets are the JSON files in `pipelines/elasticsearch/` (see the README there). Indexing model: one
+concrete index per UTC month of `@timestamp` (`esa-sessions-YYYY.MM`), `_id` = `event.id`, so writing a
+session again overwrites it; every concrete index joins the read alias `esa-sessions` through the template.
+Everything here is pure except `install`, which only PUTs the assets through an `elasticsearch` client.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PREFIX = "esa-sessions"
+# The assets live next to the package: <root>/pipelines/elasticsearch, in the source tree and in an installed wheel.
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "pipelines" / "elasticsearch"
+SETTINGS, MAPPINGS, TEMPLATE, LIFECYCLE = "settings", "mappings", "template", "lifecycle"
+_FILES = {
+    SETTINGS: "esa-sessions-settings.json",
+    MAPPINGS: "esa-sessions-mappings.json",
+    TEMPLATE: "esa-sessions.json",
+    LIFECYCLE: "esa-sessions-ilm.json",
+}
+
+
+def load_assets(directory: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The four JSON assets by role: settings, mappings, template (index template), lifecycle."""
+    base = directory or ASSETS_DIR
+    out = {}
+    for role, name in _FILES.items():
+        path = base / name
+        try:
+            out[role] = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"Elasticsearch asset missing: {path} (is pipelines/ packaged?)") from None
+    return out
+
+
+def _leaves(properties: dict[str, Any], prefix: str, out: set[str]) -> None:
+    for name, spec in properties.items():
+        path = f"{prefix}{name}"
+        if "properties" in spec:
+            _leaves(spec["properties"], path + ".", out)
+        else:
+            out.add(path)
+
+
+def mapped_fields(assets: dict[str, dict[str, Any]] | None = None) -> set[str]:
+    """Dotted leaf paths of the mapping (multi-fields such as `email.subject.keyword` excluded)."""
+    assets = assets or load_assets()
+    out: set[str] = set()
+    _leaves(assets[MAPPINGS]["template"]["mappings"]["properties"], "", out)
+    return out
+
+
+def leaf_paths(doc: Any, prefix: str = "") -> dict[str, set[str]]:
+    """Dotted leaf paths of a document with the JSON types found there (arrays of objects give their children)."""
+    out: dict[str, set[str]] = {}
+
+    def walk(v: Any, path: str) -> None:
+        if isinstance(v, dict):
+            if path:
+                out.setdefault(path, set()).add("object")
+            for k, x in v.items():
+                walk(x, f"{path}.{k}" if path else k)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x, path)
+        else:
+            out.setdefault(path, set()).add("null" if v is None else type(v).__name__)
+
+    walk(doc, prefix)
+    return out
+
+
+def index_name(prefix: str, timestamp_iso: str | None) -> str:
+    """The concrete index of a document: `<prefix>-YYYY.MM` (UTC month of `@timestamp`), `<prefix>-undated` without one."""
+    if not timestamp_iso:
+        return f"{prefix}-undated"
+    ts = datetime.fromisoformat(timestamp_iso)
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    ts = ts.astimezone(UTC)
+    return f"{prefix}-{ts.year:04d}.{ts.month:02d}"
+
+
+def bulk_action(doc: dict[str, Any], prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
+    """One `helpers.bulk` action: index into the month's index with `_id` = `event.id` (error documents: auto id)."""
+    action: dict[str, Any] = {"_op_type": "index", "_index": index_name(prefix, doc.get("@timestamp")), "_source": doc}
+    doc_id = (doc.get("event") or {}).get("id")
+    if doc_id:
+        action["_id"] = doc_id
+    return action
+
+
+def asset_names(prefix: str = DEFAULT_PREFIX) -> dict[str, str]:
+    """Names of the installed objects for a prefix (component templates, index template, policy, read alias)."""
+    return {
+        SETTINGS: f"{prefix}-settings",
+        MAPPINGS: f"{prefix}-mappings",
+        TEMPLATE: prefix,
+        LIFECYCLE: f"{prefix}-ilm",
+        "alias": prefix,
+        "pattern": f"{prefix}-*",
+    }
+
+
+def _reason(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            return f"{err.get('type', 'error')}: {err.get('reason', '')}".strip()
+        if err:
+            return str(err)
+    return str(getattr(exc, "message", None) or exc)
+
+
+def _body(d: dict[str, Any]) -> dict[str, Any]:
+    """Asset JSON → client keyword arguments (`_meta` is `meta` in the client)."""
+    return {("meta" if k == "_meta" else k): v for k, v in d.items()}
+
+
+def install(client: Any, prefix: str = DEFAULT_PREFIX, ilm: bool = True, update_existing: bool = True) -> list[str]:
+    """PUT the lifecycle policy (when the cluster has ILM), both component templates and the index template; idempotent.
+
+    With `update_existing`, the mapping is also PUT onto the existing `<prefix>-*` indices, so fields added in a
+    new version are accepted by the current month's index too (additions only; a changed type fails loudly).
+    Returns one line per step, e.g. "lifecycle policy not installed: <reason>".
+    """
+    from elasticsearch import ApiError  # the client is only needed by the installer
+
+    assets = load_assets()
+    names = asset_names(prefix)
+    done: list[str] = []
+    policy: str | None = None
+    if ilm:
+        try:
+            client.ilm.get_status()
+            client.ilm.put_lifecycle(name=names[LIFECYCLE], policy=assets[LIFECYCLE]["policy"])
+            policy = names[LIFECYCLE]
+            done.append(f"lifecycle policy {policy}")
+        except ApiError as exc:  # no ILM in this cluster (or not allowed): install the rest without it
+            done.append(f"lifecycle policy not installed: {_reason(exc)}")
+    else:
+        done.append("lifecycle policy not installed: disabled (ilm=False)")
+
+    settings = copy.deepcopy(assets[SETTINGS])
+    if policy is not None:  # reference the policy only once it exists
+        settings["template"]["settings"].setdefault("index", {})["lifecycle"] = {"name": policy}
+    client.cluster.put_component_template(name=names[SETTINGS], **_body(settings))
+    done.append(f"component template {names[SETTINGS]}")
+    client.cluster.put_component_template(name=names[MAPPINGS], **_body(assets[MAPPINGS]))
+    done.append(f"component template {names[MAPPINGS]}")
+
+    template = copy.deepcopy(assets[TEMPLATE])
+    template["index_patterns"] = [names["pattern"]]
+    template["composed_of"] = [names[SETTINGS], names[MAPPINGS]]
+    template["template"]["aliases"] = {names["alias"]: {}}
+    client.indices.put_index_template(name=names[TEMPLATE], **_body(template))
+    done.append(f"index template {names[TEMPLATE]} ({names['pattern']}, alias {names['alias']})")
+
+    if update_existing:
+        mappings = assets[MAPPINGS]["template"]["mappings"]
+        client.indices.put_mapping(index=names["pattern"], allow_no_indices=True, **_body(mappings))
+        done.append(f"mapping updated on existing {names['pattern']} indices")
+    return done
