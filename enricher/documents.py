@@ -49,7 +49,8 @@ def session_id(s: Session) -> str:
 
 
 def _prune(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None and v != [] and v != {} and v != ""}
+    # Keep 0 and False, drop None, "", [] and {} (`v == 0` is true for 0, 0.0 and False only).
+    return {k: v for k, v in d.items() if v or v == 0}
 
 
 def _sbrs(value: Any) -> float | None:
@@ -185,9 +186,12 @@ def _message_fields(s: Session) -> dict[str, Any]:
     )
 
 
-def build_document(s: Session, cfg: DocumentConfig, appliance_info: dict[str, str] | None = None) -> dict[str, Any]:
-    """Build the document of one closed session (message or connection)."""
-    verdict: Verdict = classify(s, cfg.classify)
+def build_document(
+    s: Session, cfg: DocumentConfig, appliance_info: dict[str, str] | None = None, verdict: Verdict | None = None
+) -> dict[str, Any]:
+    """Build the document of one closed session (message or connection); `verdict` if already classified."""
+    if verdict is None:
+        verdict = classify(s, cfg.classify)
     conn = s.conn if s.kind == MESSAGE else s
     cdata = conn.data if conn is not None else {}
     start = s.first_ts

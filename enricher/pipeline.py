@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from enricher.classify.rules import CONNECTION_LEVEL_LAYERS
+from enricher.classify.rules import CONNECTION_LEVEL_LAYERS, classify
 from enricher.documents import DocumentConfig, build_document
 from enricher.models import Event
 from enricher.parsing.parser import Parser
@@ -88,13 +88,20 @@ class Pipeline:
 
     def documents(self, sessions: list[Session]) -> Iterator[dict[str, Any]]:
         """Documents of closed sessions (and their counters)."""
+        cfg = self.doc_config
         for s in sessions:
-            doc = build_document(s, self.doc_config, self.stitcher.appliances.get(s.appliance))
+            verdict = None
             if s.kind == CONNECTION and s.mids:
                 # A connection that carried messages is in their documents; it gets its own only when it
                 # ended abnormally at its own level and no message document already tells why.
-                if doc.get("abort_layer") not in CONNECTION_LEVEL_LAYERS or s.data.get("explained"):
+                if s.data.get("explained"):
                     continue
+                verdict = classify(s, cfg.classify)
+                if verdict.abort_layer not in CONNECTION_LEVEL_LAYERS:
+                    continue
+            doc = build_document(s, cfg, self.stitcher.appliances.get(s.appliance), verdict)
+            if s.kind == CONNECTION:
+                pass
             elif s.conn is not None and (doc.get("esa") or {}).get("abort", {}).get("evidence", {}).get("from_connection"):
                 s.conn.data["explained"] = True
             for r in (doc.get("esa") or {}).get("envelope", {}).get("rejected_recipients", ()):
@@ -121,8 +128,21 @@ class Pipeline:
 
     def process_lines(self, lines: Iterable[str], appliance: str | None = None) -> Iterator[dict[str, Any]]:
         """Parse a stream of physical lines (wrapped lines joined) and yield documents as they close."""
+        # The hot loop of `replay`: process_event inlined (a generator per line costs more than the rest).
+        feed = self.stitcher.feed
+        stats = self.stats
+        n = 0
         for ev in self.parser.parse_lines(lines, appliance):
-            yield from self.process_event(ev)
+            n += 1
+            if ev.kind == "unparsed":
+                stats.lines += n - 1
+                n = 0
+                yield from self.process_event(ev)
+                continue
+            closed = feed(ev)
+            if closed:
+                yield from self.documents(closed)
+        stats.lines += n
 
     def process_record(
         self, text: str, appliance: str | None = None, now: float | None = None

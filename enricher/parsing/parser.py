@@ -6,7 +6,8 @@ import re
 from collections.abc import Iterable, Iterator
 
 from enricher.models import Event
-from enricher.parsing.envelope import Envelope, EnvelopeParser, is_bare_body
+from enricher.parsing.envelope import _FAST_BSD, Envelope, EnvelopeParser, is_bare_body
+from enricher.parsing.timestamps import MONTHS
 from enricher.parsing.shapes import type_body
 from enricher.parsing.timestamps import TimeResolver
 
@@ -39,31 +40,60 @@ class Parser:
         if "\n" in text or "\r" in text:
             parts = [p.strip() for p in text.replace("\r", "\n").split("\n")]
             text = " ".join(p for p in parts if p)
-        return self._event(text, self._envelope(text, appliance or self.default_appliance), appliance)
+        return self._make(text, self._envelope(text, appliance or self.default_appliance), appliance)
 
     # -- a stream of physical lines ---------------------------------------------------------------------
     def parse_lines(self, lines: Iterable[str], appliance: str | None = None) -> Iterator[Event]:
         """Parse a stream of physical lines; a line without header or ESA body continues the previous one."""
         default = appliance or self.default_appliance
-        pending_raw: str | None = None
-        pending_env: Envelope | None = None
+        # Hot loop: the common RFC 3164 shape is typed inline into its Event (the same Event the general
+        # path makes); a record is yielded once the next line shows it was not wrapped.
+        fast = _FAST_BSD.match
+        bsd_stamp = self.times.bsd_stamp
+        last_ts = self._last_ts
+        limit = self.max_record_chars
+        pending: Event | None = None
+        pending_env: Envelope | None = None  # only for records made by the general path
         for line in lines:
             line = line.rstrip("\r\n")
-            if not line.strip():
+            if not line or line.isspace():
                 continue
+            m = fast(line) if len(line) <= limit else None
+            if m is not None:
+                stamp, host, tag, level, body = m.groups()
+                if not (body[3:4] == " " and body[4:7] in MONTHS) and not body.startswith("Time offset"):
+                    if pending is not None:
+                        yield pending
+                    ts = bsd_stamp(host, stamp)
+                    if ts is None:
+                        ts = last_ts.get(host)
+                        inferred = True
+                    else:
+                        last_ts[host] = ts
+                        inferred = False
+                    kind, mid, icid, dcid, data = type_body(body.strip())
+                    if kind == "unparsed":
+                        data = {"reason": "unknown_shape"}
+                    pending = Event(kind, host, ts, level, line, mid, icid, dcid, data, tag, inferred)
+                    pending_env = None
+                    continue
             env = self._envelope(line, default)
-            if env is None and pending_raw is not None and not is_bare_body(line.lstrip()):
+            if env is None and pending is not None and not is_bare_body(line.lstrip()):
                 # A wrapped line: the continuation joins the previous record with one space.
                 cont = line.strip()
-                pending_raw = f"{pending_raw} {cont}"
-                if pending_env is not None:
-                    pending_env = pending_env._replace(body=f"{pending_env.body} {cont}")
+                raw = pending.raw
+                penv = pending_env if pending_env is not None else self._envelope(raw, default)
+                if penv is not None:
+                    penv = penv._replace(body=f"{penv.body} {cont}")
+                pending = self._make(f"{raw} {cont}", penv, appliance)
+                pending_env = penv
                 continue
-            if pending_raw is not None:
-                yield self._event(pending_raw, pending_env, appliance)
-            pending_raw, pending_env = line, env
-        if pending_raw is not None:
-            yield self._event(pending_raw, pending_env, appliance)
+            if pending is not None:
+                yield pending
+            pending = self._make(line, env, appliance)
+            pending_env = env
+        if pending is not None:
+            yield pending
 
     # -- internals --------------------------------------------------------------------------------------
     def _envelope(self, text: str, default: str) -> Envelope | None:
@@ -80,7 +110,7 @@ class Parser:
                 self.times.set_offset(env.appliance or default, int(m.group(1)))
         return env
 
-    def _event(self, raw: str, env: Envelope | None, appliance: str | None) -> Event:
+    def _make(self, raw: str, env: Envelope | None, appliance: str | None) -> Event:
         truncated = len(raw) > self.max_record_chars
         if truncated:
             raw = raw[: self.max_record_chars]

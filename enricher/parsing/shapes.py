@@ -19,21 +19,33 @@ def _rids(value: str) -> list[int]:
     return [int(x) for x in value.replace(" ", "").split(",") if x]
 
 
-# A rule: kind, pattern, group numbers of (mid, icid, dcid) (0 = absent), and (field, group, converter).
-Rule = tuple[str, "re.Pattern[str]", tuple[int, int, int], tuple[tuple[str, int, Any], ...]]
+# A rule: kind, pattern, and an extractor (match, mid) -> Typed generated for that pattern's groups.
+Rule = tuple[str, "re.Pattern[str]", Any]
+
+def _extractor(kind: str, rx: re.Pattern[str]) -> Any:
+    """Generate straight-line code for one pattern: no loop or lookups per line (the hot path)."""
+    gi = rx.groupindex
+    body = ["def extract(m, mid):", "    g = m.groups()"]
+    if "mid" in gi:
+        body += [f"    v = g[{gi['mid'] - 1}]", "    if v is not None:", "        mid = int(v)"]
+    for name in ("icid", "dcid"):
+        body.append(f"    {name} = int(g[{gi[name] - 1}]) if g[{gi[name] - 1}] is not None else None" if name in gi else f"    {name} = None")
+    body.append("    d = {}")
+    for name, idx in sorted(gi.items(), key=lambda kv: kv[1]):
+        if name in ("mid", "icid", "dcid"):
+            continue
+        out = "value" if name in _QUOTED else name
+        conv = "int" if name in _INT_FIELDS else "_rids" if name == "rids" else ""
+        body += [f"    v = g[{idx - 1}]", f"    if v is not None and {out!r} not in d:", f"        d[{out!r}] = {conv}(v)"]
+    body.append(f"    return {kind!r}, mid, icid, dcid, d or None")
+    ns: dict[str, Any] = {"_rids": _rids}
+    exec("\n".join(body), ns)  # noqa: S102 - generated from our own patterns, no input involved
+    return ns["extract"]
 
 
 def _r(kind: str, pattern: str, flags: int = 0) -> Rule:
     rx = re.compile(pattern, flags | re.S)
-    gi = rx.groupindex
-    ids = (gi.get("mid", 0), gi.get("icid", 0), gi.get("dcid", 0))
-    fields = []
-    for name, idx in sorted(gi.items(), key=lambda kv: kv[1]):
-        if name in ("mid", "icid", "dcid"):
-            continue
-        conv = int if name in _INT_FIELDS else _rids if name == "rids" else None
-        fields.append(("value" if name in _QUOTED else name, idx, conv))
-    return kind, rx, ids, tuple(fields)
+    return kind, rx, _extractor(kind, rx)
 
 
 # --- `MID n <rest>`: keyed by the first word of <rest> -------------------------------------------------
@@ -122,8 +134,6 @@ _MID_RULES: dict[str, list[Rule]] = {
 }
 _MID_RULES["Subject:"] = _MID_RULES["Subject"]
 
-_MID_PREFIX = re.compile(r"MID (\d+),?")
-_WORD = re.compile(r"[^ (]*")
 
 # --- `ICID n <rest>` -----------------------------------------------------------------------------------
 _ICID_RULES: list[Rule] = [
@@ -157,6 +167,24 @@ _ICID_RULES: list[Rule] = [
     _r("icid_rejected_rcpt", r"ICID (?P<icid>\d+) To: <(?P<address>[^>]*)> Rejected by (?P<by>.+?)\s*$"),
     _r("icid_other", r"ICID (?P<icid>\d+)(?: (?P<detail>.*?))?\s*$"),
 ]
+
+_ICID_BY_KIND = {kind: rule for rule in _ICID_RULES for kind in [rule[0]]}
+# The word after `ICID n` (lower-cased) → the few rules that can match; anything else tries them all.
+_ICID_ROUTES: dict[str, list[Rule]] = {
+    word: [_ICID_BY_KIND[k] for k in kinds] + [_ICID_BY_KIND["icid_other"]]
+    for word, kinds in {
+        "close": ["icid_close"],
+        "lost": ["icid_lost"],
+        "sbrs": ["sbrs"],
+        "delayed": ["delayed_hat_reject"],
+        "tls": ["icid_tls", "icid_tls_required"],
+        "receiving": ["receiving_failed"],
+        "disconnected": ["icid_disconnected"],
+        "address": ["icid_address"],
+        "to:": ["icid_rejected_rcpt"],
+        **{a: ["hat"] for a in ("accept", "reject", "relay", "tcprefuse", "continue", "throttle", "block", "allow")},
+    }.items()
+}
 
 # --- `DCID n <rest>` -----------------------------------------------------------------------------------
 _DCID_RULES: list[Rule] = [
@@ -353,29 +381,11 @@ _CEF_FIELDS = {
 Typed = tuple[str, int | None, int | None, int | None, dict[str, Any] | None]
 
 
-def _apply(rule: Rule, m: re.Match[str], mid: int | None = None) -> Typed:
-    kind, _, (im, ii, idc), fields = rule
-    g = m.groups()
-    if im and g[im - 1] is not None:
-        mid = int(g[im - 1])
-    icid = int(g[ii - 1]) if ii and g[ii - 1] is not None else None
-    dcid = int(g[idc - 1]) if idc and g[idc - 1] is not None else None
-    d: dict[str, Any] | None = None
-    for name, idx, conv in fields:
-        v = g[idx - 1]
-        if v is not None:
-            if d is None:
-                d = {}
-            if name not in d:  # the first of alternative quotings wins
-                d[name] = conv(v) if conv is not None else v
-    return kind, mid, icid, dcid, d
-
-
 def _first_match(rules: list[Rule], text: str, mid: int | None = None) -> Typed | None:
-    for rule in rules:
-        m = rule[1].match(text)
+    for _, rx, extract in rules:
+        m = rx.match(text)
         if m is not None:
-            return _apply(rule, m, mid)
+            return extract(m, mid)  # type: ignore[no-any-return]
     return None
 
 
@@ -402,13 +412,19 @@ def _cef(body: str) -> Typed | None:
 def type_body(body: str) -> Typed:
     """Classify one ESA body into (kind, mid, icid, dcid, fields); `unparsed` when no shape fits."""
     if body.startswith("MID "):
-        m = _MID_PREFIX.match(body)
-        if m is not None:
-            mid = int(m.group(1))
-            rest = body[m.end() :].lstrip(" ")
-            if body[m.end() - 1] == ",":
+        sp = body.find(" ", 4)
+        num = body[4:sp] if sp > 0 else body[4:]
+        comma = num.endswith(",")
+        if comma:
+            num = num[:-1]
+        if num.isdigit() and num.isascii():
+            mid = int(num)
+            rest = body[sp + 1 :].lstrip(" ") if sp > 0 else ""
+            if comma:
                 rest = ", " + rest
-            word = _WORD.match(rest).group(0)
+            word = rest.split(" ", 1)[0]
+            if "(" in word:
+                word = word.split("(", 1)[0]
             rules = _MID_RULES.get(word)
             if rules:
                 typed = _first_match(rules, rest, mid)
@@ -416,7 +432,9 @@ def type_body(body: str) -> Typed:
                     return typed
             return "mid_unrecognized", mid, None, None, {"detail": rest}
     elif body.startswith("ICID "):
-        typed = _first_match(_ICID_RULES, body)
+        parts = body.split(" ", 3)
+        rules = _ICID_ROUTES.get(parts[2].lower(), _ICID_RULES) if len(parts) > 2 else _ICID_RULES
+        typed = _first_match(rules, body)
         if typed is not None:
             return typed
     elif body.startswith("DCID "):

@@ -164,8 +164,20 @@ class TimeResolver:
         return format_iso(epoch)
 
 
+_ISO_CACHE: dict[float, str] = {}
+
+
 def format_iso(epoch: float) -> str:
-    """Format epoch seconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC)."""
+    """Format epoch seconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC); cached (log stamps repeat by the second)."""
+    v = _ISO_CACHE.get(epoch)
+    if v is None:
+        if len(_ISO_CACHE) > 65536:
+            _ISO_CACHE.clear()
+        v = _ISO_CACHE[epoch] = _format_iso(epoch)
+    return v
+
+
+def _format_iso(epoch: float) -> str:
     secs = int(epoch // 1)
     ms = int(round((epoch - secs) * 1000))
     if ms == 1000:

@@ -60,7 +60,6 @@ class StitchConfig:
 class StitchStats:
     """Counters the stitcher keeps (exported as metrics and in the replay summary)."""
 
-    events: int = 0
     system: int = 0
     unrecognized: int = 0
     icid_zero: int = 0
@@ -98,7 +97,6 @@ class Stitcher:
     def feed(self, ev: Event, now: float | None = None) -> list[Session]:
         """Add one event; return the sessions it closed (complete, expired or evicted)."""
         out = self._out = []
-        self.stats.events += 1
         self._seq += 1
         app = ev.appliance
         wm = self._watermark.get(app)
