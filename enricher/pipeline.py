@@ -102,7 +102,9 @@ class Pipeline:
             doc = build_document(s, cfg, self.stitcher.appliances.get(s.appliance), verdict)
             if s.kind == CONNECTION:
                 pass
-            elif s.conn is not None and (doc.get("esa") or {}).get("abort", {}).get("evidence", {}).get("from_connection"):
+            elif s.conn is not None and (doc.get("esa") or {}).get("abort", {}).get("evidence", {}).get(
+                "from_connection"
+            ):
                 s.conn.data["explained"] = True
             for r in (doc.get("esa") or {}).get("envelope", {}).get("rejected_recipients", ()):
                 self.stats.recipient_rejects[r.get("reason", "")] += 1

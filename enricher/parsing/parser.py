@@ -7,9 +7,8 @@ from collections.abc import Iterable, Iterator
 
 from enricher.models import Event
 from enricher.parsing.envelope import _FAST_BSD, Envelope, EnvelopeParser, is_bare_body
-from enricher.parsing.timestamps import MONTHS
 from enricher.parsing.shapes import type_body
-from enricher.parsing.timestamps import TimeResolver
+from enricher.parsing.timestamps import MONTHS, TimeResolver
 
 DEFAULT_MAX_RECORD_CHARS = 65536
 _OFFSET = re.compile(r"Time offset from UTC: (-?\d{1,6}) seconds")

@@ -22,6 +22,7 @@ def _rids(value: str) -> list[int]:
 # A rule: kind, pattern, and an extractor (match, mid) -> Typed generated for that pattern's groups.
 Rule = tuple[str, "re.Pattern[str]", Any]
 
+
 def _extractor(kind: str, rx: re.Pattern[str]) -> Any:
     """Generate straight-line code for one pattern: no loop or lookups per line (the hot path)."""
     gi = rx.groupindex
@@ -29,14 +30,22 @@ def _extractor(kind: str, rx: re.Pattern[str]) -> Any:
     if "mid" in gi:
         body += [f"    v = g[{gi['mid'] - 1}]", "    if v is not None:", "        mid = int(v)"]
     for name in ("icid", "dcid"):
-        body.append(f"    {name} = int(g[{gi[name] - 1}]) if g[{gi[name] - 1}] is not None else None" if name in gi else f"    {name} = None")
+        body.append(
+            f"    {name} = int(g[{gi[name] - 1}]) if g[{gi[name] - 1}] is not None else None"
+            if name in gi
+            else f"    {name} = None"
+        )
     body.append("    d = {}")
     for name, idx in sorted(gi.items(), key=lambda kv: kv[1]):
         if name in ("mid", "icid", "dcid"):
             continue
         out = "value" if name in _QUOTED else name
         conv = "int" if name in _INT_FIELDS else "_rids" if name == "rids" else ""
-        body += [f"    v = g[{idx - 1}]", f"    if v is not None and {out!r} not in d:", f"        d[{out!r}] = {conv}(v)"]
+        body += [
+            f"    v = g[{idx - 1}]",
+            f"    if v is not None and {out!r} not in d:",
+            f"        d[{out!r}] = {conv}(v)",
+        ]
     body.append(f"    return {kind!r}, mid, icid, dcid, d or None")
     ns: dict[str, Any] = {"_rids": _rids}
     exec("\n".join(body), ns)  # noqa: S102 - generated from our own patterns, no input involved

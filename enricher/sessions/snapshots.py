@@ -1,16 +1,19 @@
 """Durable checkpoints of the windowed state, per source partition, kept in Kafka itself.
 
 A checkpoint of partition p is the stitcher's whole `snapshot()`, serialised and cut into chunks, written
-to the compacted state topic (partition p) under keys that carry the checkpoint number
-(`<topic>/<p>/<n>/<i>`), followed by a marker (`<topic>/<p>/marker`: checkpoint number, chunk count and
-the source offset it covers). Chunks are immutable, the marker is written last, and the previous
-checkpoint's chunks are deleted with tombstones afterwards: a crash at any point leaves either the old or
-the new checkpoint complete. Restore reads partition p of the state topic to its end. See
-docs/decisions/durable-state.md for the choice and the measured recovery time.
+to the compacted state topic (partition p) under keys that carry the checkpoint number and a token of the
+writing process (`<topic>/<p>/<n>.<token>/<i>`), followed by a marker (`<topic>/<p>/marker`: checkpoint
+number, token, chunk count and the source offset it covers). Chunks are immutable, the marker is written
+last, and the previous checkpoint's chunks are deleted with tombstones afterwards: a crash at any point
+leaves either the old or the new checkpoint complete. The token keeps two writers apart (a member that was
+expelled from the group but does not know it yet, writing the same number as the partition's new owner):
+whichever marker is last names chunks that are all its own. Restore reads partition p of the state topic
+to its end. See docs/decisions/durable-state.md for the choice and the measured recovery time.
 """
 
 from __future__ import annotations
 
+import os
 import zlib
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -74,7 +77,9 @@ class KafkaSnapshotStore:
         self.producer = producer
         self.consumer_factory = consumer_factory  # () -> a KafkaConsumer without group
         self.state_topic = state_topic
-        self._previous: dict[tuple[str, int], tuple[int, int]] = {}  # (topic, p) -> (number, chunks)
+        self._previous: dict[tuple[str, int], tuple[str, int]] = {}  # (topic, p) -> (checkpoint id, chunks)
+        self.token = os.urandom(4).hex()  # this writer
+        self.last_size = 0  # bytes of the last checkpoint written (compressed)
 
     def _key(self, topic: str, partition: int, *rest: object) -> bytes:
         return "/".join([topic, str(partition), *map(str, rest)]).encode()
@@ -82,19 +87,27 @@ class KafkaSnapshotStore:
     def save(self, topic: str, partition: int, number: int, offset: int, state: dict[str, Any]) -> None:
         """Chunks, then the marker, then tombstones for the previous checkpoint's chunks."""
         blob = encode_state(state)
+        self.last_size = len(blob)
         chunks = [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
+        ckpt = f"{number}.{self.token}"
         send = self.producer.send
-        for i, chunk in enumerate(chunks):
-            send(self.state_topic, key=self._key(topic, partition, number, i), value=chunk, partition=partition)
+        futures = [
+            send(self.state_topic, key=self._key(topic, partition, ckpt, i), value=chunk, partition=partition)
+            for i, chunk in enumerate(chunks)
+        ]
         self.producer.flush()
-        marker = orjson.dumps({"number": number, "chunks": len(chunks), "offset": offset, "crc": zlib.crc32(blob)})
-        send(self.state_topic, key=self._key(topic, partition, "marker"), value=marker, partition=partition)
+        _check(futures, "state chunks")
+        marker = orjson.dumps(
+            {"number": number, "token": self.token, "chunks": len(chunks), "offset": offset, "crc": zlib.crc32(blob)}
+        )
+        f = send(self.state_topic, key=self._key(topic, partition, "marker"), value=marker, partition=partition)
         self.producer.flush()
+        _check([f], "state marker")
         prev = self._previous.get((topic, partition))
-        if prev is not None and prev[0] != number:
+        if prev is not None and prev[0] != ckpt:
             for i in range(prev[1]):
                 send(self.state_topic, key=self._key(topic, partition, prev[0], i), value=None, partition=partition)
-        self._previous[(topic, partition)] = (number, len(chunks))
+        self._previous[(topic, partition)] = (ckpt, len(chunks))
 
     def load(self, topic: str, partition: int) -> Checkpoint | None:
         """Read partition `partition` of the state topic to its end; assemble the marker's checkpoint."""
@@ -123,11 +136,12 @@ class KafkaSnapshotStore:
         if marker is None:
             return None
         number = marker["number"]
+        ckpt = f"{number}.{marker['token']}" if marker.get("token") else str(number)
         # Chunks of other (failed or superseded) checkpoints: delete them, they are never needed again.
         for key, value in chunks.items():
-            if value is not None and not key.startswith(prefix + f"{number}/".encode()):
+            if value is not None and not key.startswith(prefix + f"{ckpt}/".encode()):
                 self.producer.send(self.state_topic, key=key, value=None, partition=partition)
-        parts = [chunks.get(self._key(topic, partition, number, i)) for i in range(marker["chunks"])]
+        parts = [chunks.get(self._key(topic, partition, ckpt, i)) for i in range(marker["chunks"])]
         if any(p is None for p in parts):
             raise RuntimeError(
                 f"checkpoint {number} of {topic}/{partition} is incomplete in {self.state_topic} "
@@ -136,5 +150,12 @@ class KafkaSnapshotStore:
         blob = b"".join(parts)  # type: ignore[arg-type]
         if zlib.crc32(blob) != marker["crc"]:
             raise RuntimeError(f"checkpoint {number} of {topic}/{partition} fails its checksum")
-        self._previous[(topic, partition)] = (number, marker["chunks"])
+        self._previous[(topic, partition)] = (ckpt, marker["chunks"])
         return Checkpoint(number, marker["offset"], decode_state(blob))
+
+
+def _check(futures: list[Any], what: str) -> None:
+    """After a flush: fail (before anything is committed) when Kafka did not take a write."""
+    for f in futures:
+        if f.failed():
+            raise RuntimeError(f"writing {what} to the state topic failed: {f.exception!r}")
