@@ -434,11 +434,10 @@ def type_body(body: str) -> Typed:
             word = rest.split(" ", 1)[0]
             if "(" in word:
                 word = word.split("(", 1)[0]
-            rules = _MID_RULES.get(word)
-            if rules:
-                typed = _first_match(rules, rest, mid)
-                if typed is not None:
-                    return typed
+            for _, rx, extract in _MID_RULES.get(word, ()):
+                m = rx.match(rest)
+                if m is not None:
+                    return extract(m, mid)  # type: ignore[no-any-return]
             return "mid_unrecognized", mid, None, None, {"detail": rest}
     elif body.startswith("ICID "):
         parts = body.split(" ", 3)

@@ -76,7 +76,7 @@ class Session:
         self.nlines = 0  # lines seen, kept or not
 
     def add_line(self, seq: int, line: str) -> None:
-        """Remember one raw line and its arrival sequence."""
+        """Remember one raw line and its arrival sequence (inlined in Stitcher._on_message: keep in step)."""
         self.nlines += 1
         if self.seqs is None:
             self.seqs = array("I")

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import zlib
+from array import array
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ class Stitcher:
 
     def __init__(self, config: StitchConfig | None = None) -> None:
         self.config = config or StitchConfig()
+        self._keep_raw = self.config.keep_raw
         self.stats = StitchStats()
         self.appliances: dict[str, dict[str, str]] = {}
         self._open: dict[Key, Session] = {}
@@ -215,10 +217,14 @@ class Stitcher:
                 self._hold(s)
         kind = ev.kind
         MESSAGE_RULES[kind](s, ev)
-        if self.config.keep_raw:
-            s.add_line(self._seq, ev.raw)
-        else:
-            s.nlines += 1
+        s.nlines += 1
+        if self._keep_raw:  # Session.add_line, inlined: this runs for most lines
+            if s.seqs is None:
+                s.seqs = array("I")
+                s.raw = ev.raw
+            else:
+                s.raw = f"{s.raw}\n{ev.raw}"
+            s.seqs.append(self._seq & 0xFFFFFFFF)
         if kind == "mid_unrecognized":
             self.stats.unrecognized += 1
         if ts > s.last_ts:
