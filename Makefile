@@ -33,8 +33,9 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check enricher tests bench
 
 bench: $(STAMP) ## replay throughput vs syslog-ng grouping-by, and memory per open session
-	$(BIN)/python bench/replay_bench.py
-	$(BIN)/python bench/session_memory.py
+	command -v syslog-ng >/dev/null || (apt-get update && apt-get install -y syslog-ng-core)
+	$(BIN)/python bench/replay_bench.py --runs 3 --json-out bench/.data/results.jsonl
+	$(BIN)/python bench/session_memory.py --with-syslog-ng --json-out bench/.data/results.jsonl
 
 services-up: ## start Kafka and Elasticsearch on 127.0.0.1 (no Docker)
 	services/kafka/kafka.sh up

@@ -20,11 +20,13 @@ BUCKET_SECONDS = 60
 class ExpiryIndex:
     """Buckets of sessions by last activity, for one appliance."""
 
-    __slots__ = ("_buckets", "_heap")
+    __slots__ = ("_buckets", "_heap", "_entries", "_compact_at")
 
     def __init__(self) -> None:
         self._buckets: dict[int, deque[Session]] = {}
         self._heap: list[int] = []
+        self._entries = 0
+        self._compact_at = 4096
 
     def file(self, s: Session) -> None:
         """(Re-)file a session under the bucket of its `last_ts` when that changed."""
@@ -36,6 +38,23 @@ class ExpiryIndex:
                 q = self._buckets[b] = deque()
                 heapq.heappush(self._heap, b)
             q.append(s)
+            self._entries += 1
+            if self._entries > self._compact_at:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Drop stale entries (sessions that closed or moved on), so closed sessions are not kept alive."""
+        kept = 0
+        for b in list(self._buckets):
+            q = deque(x for x in self._buckets[b] if x.open and x.bucket == b)
+            if q:
+                self._buckets[b] = q
+                kept += len(q)
+            else:
+                del self._buckets[b]
+        self._heap = sorted(self._buckets)
+        self._entries = kept
+        self._compact_at = max(4096, 2 * kept)
 
     def idle_before(self, horizon: float) -> Iterator[Session]:
         """Open sessions whose last activity is before `horizon` (whole buckets, oldest first); removes them."""
@@ -43,7 +62,9 @@ class ExpiryIndex:
         heap, buckets = self._heap, self._buckets
         while heap and heap[0] < limit:
             b = heapq.heappop(heap)
-            for s in buckets.pop(b):
+            q = buckets.pop(b)
+            self._entries -= len(q)
+            for s in q:
                 if s.open and s.bucket == b:
                     yield s
 
@@ -55,6 +76,7 @@ class ExpiryIndex:
             q = buckets[b]
             while q:
                 s = q.popleft()
+                self._entries -= 1
                 if s.open and s.bucket == b:
                     s.bucket = -1
                     yield s

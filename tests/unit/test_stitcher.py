@@ -182,3 +182,17 @@ def test_snapshot_restore_mid_stream_gives_identical_documents() -> None:
             got += docs_of(b.feed(ev))
         got += docs_of(b.flush())
         assert got == expected, f"cut at {cut}"
+
+
+def test_closed_sessions_are_not_kept_alive_by_the_expiry_index() -> None:
+    """Regression: stale expiry entries held every closed session (434 MiB peak on the 1M bench corpus)."""
+    lines = []
+    for i in range(12_000):
+        t = f"12:{(i // 60) % 60:02d}:{i % 60:02d}"
+        lines += _lines((t, f"Start MID {i} ICID 0"), (t, f"Message finished MID {i} done"))
+    st = Stitcher(StitchConfig(grace_seconds=0))
+    for ev in Parser().parse_lines(lines):
+        st.feed(ev)
+    assert st.open_sessions() <= 2
+    entries = sum(len(idx) for idx in st._expiry.values())
+    assert entries <= 4096 + 2, entries  # compacted: bounded by the live sessions, not the closed ones
