@@ -194,6 +194,6 @@ def test_closed_sessions_are_not_kept_alive_by_the_expiry_index() -> None:
     st = Stitcher(StitchConfig(grace_seconds=0))
     for ev in Parser().parse_lines(lines):
         st.feed(ev)
-    assert st.open_sessions() <= 2
+    assert st.open_sessions() <= 20  # the last second waits for the clock to move
     entries = sum(len(idx) for idx in st._expiry.values())
-    assert entries <= 4096 + 2, entries  # compacted: bounded by the live sessions, not the closed ones
+    assert entries <= 4096 + 20, entries  # compacted: bounded by the live sessions, not the closed ones
