@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 from enricher.models import Event
-from enricher.parsing.envelope import _FAST_BSD, Envelope, EnvelopeParser, is_bare_body
+from enricher.parsing.envelope import _FAST_BSD, _FAST_NATIVE, Envelope, EnvelopeParser, is_bare_body
 from enricher.parsing.shapes import type_body
 from enricher.parsing.timestamps import MONTHS, TimeResolver
 
@@ -48,7 +48,9 @@ class Parser:
         # Hot loop: the common RFC 3164 shape is typed inline into its Event (the same Event the general
         # path makes); a record is yielded once the next line shows it was not wrapped.
         fast = _FAST_BSD.match
+        fast_native = _FAST_NATIVE.match
         bsd_stamp = self.times.bsd_stamp
+        native_stamp = self.times.native_stamp
         last_ts = self._last_ts
         limit = self.max_record_chars
         pending: Event | None = None
@@ -76,6 +78,26 @@ class Parser:
                     pending = Event(kind, host, ts, level, line, mid, icid, dcid, data, tag, inferred)
                     pending_env = None
                     continue
+            elif len(line) <= limit:
+                m = fast_native(line)
+                if m is not None:
+                    stamp, level, body = m.groups()
+                    if not body.startswith("Time offset"):
+                        if pending is not None:
+                            yield pending
+                        ts = native_stamp(default, stamp)
+                        if ts is None:
+                            ts = last_ts.get(default)
+                            inferred = True
+                        else:
+                            last_ts[default] = ts
+                            inferred = False
+                        kind, mid, icid, dcid, data = type_body(body.strip())
+                        if kind == "unparsed":
+                            data = {"reason": "unknown_shape"}
+                        pending = Event(kind, default, ts, level, line, mid, icid, dcid, data, None, inferred)
+                        pending_env = None
+                        continue
             env = self._envelope(line, default)
             if env is None and pending is not None and not is_bare_body(line.lstrip()):
                 # A wrapped line: the continuation joins the previous record with one space.
