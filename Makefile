@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit lint bench services-up services-down
+.PHONY: help install demo test test-unit lint bench assets services-up services-down
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,sigma]'
 	@touch $@
 
 install: $(STAMP) ## create .venv and install the package with its test tools
@@ -36,6 +36,10 @@ bench: $(STAMP) ## replay throughput vs syslog-ng grouping-by, and memory per op
 	command -v syslog-ng >/dev/null || (apt-get update && apt-get install -y syslog-ng-core)
 	$(BIN)/python bench/replay_bench.py --runs 3 --json-out bench/.data/results.jsonl
 	$(BIN)/python bench/session_memory.py --with-syslog-ng --json-out bench/.data/results.jsonl
+
+assets: $(STAMP) ## rebuild the Kibana bundle and the Sigma conversions from their sources
+	$(BIN)/python -m enricher.assets.kibana
+	$(BIN)/python -m enricher.assets.sigma
 
 services-up: ## start Kafka and Elasticsearch on 127.0.0.1 (no Docker)
 	services/kafka/kafka.sh up

@@ -1,0 +1,264 @@
+"""Convert the Sigma rules in `pipelines/sigma/rules` with pySigma and write `pipelines/sigma/out/`.
+
+`python -m enricher.assets.sigma` rewrites the outputs, `--check` exits 1 when the committed ones differ from
+a fresh conversion. Needs the `sigma` extra (pySigma, its Elasticsearch and Splunk backends). What is native
+pySigma output and what is built here is listed in docs/sigma.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SIGMA_DIR = ROOT / "pipelines" / "sigma"
+RULES_DIR = SIGMA_DIR / "rules"
+OUT_DIR = SIGMA_DIR / "out"
+PIPELINE = SIGMA_DIR / "pipeline.yml"
+SPLUNK_PIPELINE = SIGMA_DIR / "pipeline-splunk.yml"
+INDEX = "esa-sessions"
+SCHEDULE_MINUTES = 5
+
+
+def load_rules(rules_dir: Path = RULES_DIR) -> Any:
+    """A fresh SigmaCollection of every rule (conversion mutates rules: load once per backend)."""
+    from sigma.collection import SigmaCollection
+
+    return SigmaCollection.load_ruleset([rules_dir])
+
+
+def pipeline(splunk: bool = False) -> Any:
+    """The processing pipeline (Sigma fields → document fields); for Splunk, plus its JSON array field names."""
+    from sigma.processing.pipeline import ProcessingPipeline
+
+    p = ProcessingPipeline.from_yaml(PIPELINE.read_text(encoding="utf-8"))
+    if splunk:
+        p = p + ProcessingPipeline.from_yaml(SPLUNK_PIPELINE.read_text(encoding="utf-8"))
+    return p
+
+
+def validate(rules_dir: Path = RULES_DIR) -> list[str]:
+    """Issues of every pySigma core validator over the rules (empty when they are clean)."""
+    from sigma.validation import SigmaValidator
+    from sigma.validators.core import validators
+
+    issues = SigmaValidator(validators.values()).validate_rules(load_rules(rules_dir))
+    return [f"{type(i).__name__}: {i}" for i in issues]
+
+
+def _split(collection: Any) -> tuple[list[Any], list[Any]]:
+    from sigma.correlations import SigmaCorrelationRule
+
+    base = [r for r in collection.rules if not isinstance(r, SigmaCorrelationRule)]
+    corr = [r for r in collection.rules if isinstance(r, SigmaCorrelationRule)]
+    return base, corr
+
+
+def base_rules(rules_dir: Path = RULES_DIR) -> list[Any]:
+    """The detection (non-correlation) rules, each alone, so a backend outputs them even when a correlation uses them."""
+    import yaml
+    from sigma.rule import SigmaRule
+
+    out = []
+    for path in sorted(rules_dir.glob("*.yml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc and "correlation" not in doc:
+                out.append(SigmaRule.from_dict(doc))
+    return out
+
+
+def lucene_queries() -> dict[str, str]:
+    """Base rule name → Lucene query (pySigma LuceneBackend, native)."""
+    from sigma.backends.elasticsearch import LuceneBackend
+    from sigma.collection import SigmaCollection
+
+    backend = LuceneBackend(pipeline())
+    return {r.name: backend.convert(SigmaCollection([r]))[0] for r in base_rules()}
+
+
+@contextlib.contextmanager
+def _offline_attack_catalogue() -> Iterator[None]:
+    """An empty MITRE ATT&CK catalogue in a private cache while converting.
+
+    The Lucene backend's SIEM formats load pySigma's ATT&CK data (a download from GitHub) even for rules without
+    ATT&CK tags. The rules carry none (checked), so an empty catalogue gives the same output, offline, and the
+    user's own ~/.cache/pysigma is neither read nor overwritten.
+    """
+    from sigma.data import mitre_attack
+
+    if any(t.namespace == "attack" for r in base_rules() for t in r.tags):
+        raise ValueError("a rule has attack.* tags: convert with the real ATT&CK catalogue (see docs/sigma.md)")
+    saved = (mitre_attack._custom_url, mitre_attack._custom_cache_dir)  # noqa: SLF001 - restored below
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = Path(tmp) / "empty-attack.json"
+        empty.write_text('{"type": "bundle", "objects": []}', encoding="utf-8")
+        mitre_attack.set_cache_dir(str(Path(tmp) / "cache"))
+        mitre_attack.set_url(str(empty))
+        try:
+            yield
+        finally:
+            mitre_attack._custom_url = saved[0]  # noqa: SLF001
+            mitre_attack.set_cache_dir(str(saved[1] or mitre_attack._DEFAULT_CACHE_DIR))  # noqa: SLF001 - closes ours
+            mitre_attack._custom_cache_dir = saved[1]  # noqa: SLF001
+
+
+def siem_rules() -> list[dict[str, Any]]:
+    """Elastic Security query rules of the base rules (LuceneBackend `siem_rule_ndjson`, native, severity fixed)."""
+    from sigma.backends.elasticsearch import LuceneBackend
+    from sigma.collection import SigmaCollection
+
+    backend = LuceneBackend(pipeline(), index_names=[INDEX], schedule_interval=SCHEDULE_MINUTES)
+    with _offline_attack_catalogue():
+        rules = [backend.convert(SigmaCollection([r]), "siem_rule_ndjson")[0] for r in base_rules()]
+    for rule in rules:  # Elastic Security has no "informational" severity: such rules become building blocks
+        if rule["severity"] == "informational":
+            rule.update(severity="low", risk_score=21, building_block_type="default")
+    return rules
+
+
+def correlation_specs() -> list[dict[str, Any]]:
+    """One JSON spec per correlation rule (fields mapped by the pipeline; queries from the Lucene backend)."""
+    queries = lucene_queries()
+    _, corr = _split(load_rules())
+    p = pipeline()
+    specs = []
+    for rule in corr:
+        p.apply(rule)  # maps group-by and the value_count field like every backend does
+        spec: dict[str, Any] = {
+            "id": str(rule.id),
+            "name": rule.name,
+            "title": rule.title,
+            "level": rule.level.name.lower() if rule.level else None,
+            "type": rule.type.name.lower(),
+            "queries": {ref.rule.name: queries[ref.rule.name] for ref in rule.rules},
+            "group_by": list(rule.group_by or []),
+            "timespan": rule.timespan.spec,
+            "condition": {},
+        }
+        if rule.condition is not None:  # temporal: pySigma sets "gte <number of rules>"
+            spec["condition"] = {rule.condition.op.name.lower(): rule.condition.count}
+            if rule.condition.fieldref:
+                spec["condition"]["field"] = rule.condition.fieldref
+        specs.append(spec)
+    return specs
+
+
+def threshold_rules(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Elastic Security threshold rules for the event_count / value_count correlations (built here, not pySigma)."""
+    out = []
+    for s in specs:
+        if s["type"] not in ("event_count", "value_count"):
+            continue
+        cond = s["condition"]
+        threshold: dict[str, Any] = {"field": s["group_by"], "value": 1}
+        if s["type"] == "event_count":
+            threshold["value"] = cond.get("gte", cond.get("gt", 0) + 1)
+        else:
+            threshold["cardinality"] = [{"field": cond["field"], "value": cond.get("gte", cond.get("gt", 0) + 1)}]
+        out.append(
+            {
+                "rule_id": s["id"],
+                "name": f"SIGMA - {s['title']}",
+                "description": f"Sigma correlation {s['name']} ({s['type']}, {s['timespan']}) converted by esa-enricher",
+                "type": "threshold",
+                "language": "lucene",
+                "index": [INDEX],
+                "query": " OR ".join(f"({q})" for q in s["queries"].values()),
+                "threshold": threshold,
+                "from": f"now-{s['timespan']}",
+                "interval": f"{SCHEDULE_MINUTES}m",
+                "severity": s["level"] or "low",
+                "risk_score": {"low": 21, "medium": 47, "high": 73, "critical": 99}.get(s["level"] or "low", 21),
+                "enabled": True,
+                "tags": ["esa-enricher", "sigma"],
+            }
+        )
+    return out
+
+
+def splunk_queries() -> list[tuple[str, str]]:
+    """(rule name, SPL) for every base and correlation rule (pySigma SplunkBackend, native)."""
+    from sigma.backends.splunk import SplunkBackend
+    from sigma.collection import SigmaCollection
+
+    out = [(r.name, SplunkBackend(pipeline(splunk=True)).convert(SigmaCollection([r]))[0]) for r in base_rules()]
+    collection = load_rules()
+    _, corr = _split(collection)
+    converted = SplunkBackend(pipeline(splunk=True)).convert(collection)  # referenced base rules are not output
+    return out + list(zip([r.name for r in corr], converted, strict=True))
+
+
+def esql_queries() -> list[tuple[str, str]]:
+    """(rule name, ES|QL) for every correlation rule (pySigma ESQLBackend, native; not run on the lab node)."""
+    from sigma.backends.elasticsearch import ESQLBackend
+
+    collection = load_rules()
+    _, corr = _split(collection)
+    converted = ESQLBackend(pipeline()).convert(collection)
+    return list(zip([r.name for r in corr], converted, strict=True))
+
+
+def _text(pairs: list[tuple[str, str]] | dict[str, str], comment: str, end: str = "") -> str:
+    items = pairs.items() if isinstance(pairs, dict) else pairs
+    return "".join(f"{comment} {name}{end}\n{query}\n\n" for name, query in items)
+
+
+def render() -> dict[str, str]:
+    """Every output file name → its content, converted afresh."""
+    specs = correlation_specs()
+    ndjson = [*siem_rules(), *threshold_rules(specs)]
+    return {
+        "elasticsearch-lucene.txt": _text(lucene_queries(), "#"),
+        "elasticsearch-correlations.json": json.dumps(specs, indent=2, sort_keys=True) + "\n",
+        "elastic-security-rules.ndjson": "".join(json.dumps(r, sort_keys=True) + "\n" for r in ndjson),
+        "elasticsearch-esql.txt": _text(esql_queries(), "//"),
+        "splunk.spl": _text(splunk_queries(), "```", " ```"),
+    }
+
+
+def write(out_dir: Path = OUT_DIR) -> list[Path]:
+    """Write the outputs; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in render().items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+        paths.append(out_dir / name)
+    return paths
+
+
+def stale(out_dir: Path = OUT_DIR) -> list[str]:
+    """Names of the committed outputs that differ from a fresh conversion (or are missing)."""
+    out = []
+    for name, text in render().items():
+        path = out_dir / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            out.append(name)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m enricher.assets.sigma [--check]`."""
+    ap = argparse.ArgumentParser(prog="python -m enricher.assets.sigma", description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 when pipelines/sigma/out/ is not up to date")
+    a = ap.parse_args(argv)
+    issues = validate()
+    if issues:
+        sys.stderr.write("\n".join(issues) + "\n")
+        return 1
+    if a.check:
+        diff = stale()
+        sys.stderr.write(f"out of date: {', '.join(diff)}\n" if diff else "up to date\n")
+        return 1 if diff else 0
+    for path in write():
+        sys.stderr.write(f"wrote {path.relative_to(ROOT)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""The Kibana saved objects bundle: generated from the per-object files, self-contained, on mapped fields.
+
+Kibana itself cannot run here: these tests check the structure Kibana's import relies on (ids, types,
+references and the reference names inside the objects), and the import request against a local fake of the
+endpoint (it checks the request we send, not Kibana). The queries run on a real Elasticsearch in
+tests/integration/test_kibana_queries.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import email.parser
+import email.policy
+import http.server
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enricher.assets import kibana
+from enricher.sinks.es_assets import mapped_fields
+
+STABLE_IDS = {  # ids are part of the contract: dashboards, links and bookmarks point at them
+    ("index-pattern", "esa-sessions"),
+    ("search", "esa-aborted-receptions"),
+    ("search", "esa-transport-aborts"),
+    ("search", "esa-inbound-timeouts"),
+    ("search", "esa-sender-quit-null-sender"),
+    ("search", "esa-aborted-sessions"),
+    ("search", "esa-aborted-sessions-one-appliance"),
+    ("lens", "esa-aborts-over-time-by-layer"),
+    ("lens", "esa-top-source-ips-by-abort-reason"),
+    ("lens", "esa-top-sender-domains-by-abort-reason"),
+    ("dashboard", "esa-aborts-overview"),
+}
+
+
+@pytest.fixture(scope="module")
+def bundle() -> list[dict[str, Any]]:
+    lines = kibana.BUNDLE.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_committed_bundle_equals_the_generated_one() -> None:
+    assert kibana.BUNDLE.read_text(encoding="utf-8") == kibana.bundle_text(), "run: python -m enricher.assets.kibana"
+
+
+def test_ids_are_stable_and_unique(bundle: list[dict[str, Any]]) -> None:
+    keys = [(o["type"], o["id"]) for o in bundle]
+    assert len(keys) == len(set(keys)) and len({o["id"] for o in bundle}) == len(bundle)
+    assert set(keys) == STABLE_IDS
+
+
+def test_each_line_is_one_saved_object(bundle: list[dict[str, Any]]) -> None:
+    for o in bundle:
+        assert set(o) >= {"type", "id", "attributes", "references", "coreMigrationVersion", "typeMigrationVersion"}
+        assert o["attributes"]["title"]
+        for ref in o["references"]:
+            assert set(ref) == {"type", "id", "name"}
+
+
+def test_every_reference_resolves_inside_the_bundle(bundle: list[dict[str, Any]]) -> None:
+    keys = {(o["type"], o["id"]) for o in bundle}
+    for o in bundle:
+        for ref in o["references"]:
+            assert (ref["type"], ref["id"]) in keys, (o["id"], ref)
+
+
+def test_referenced_objects_come_first(bundle: list[dict[str, Any]]) -> None:
+    # Kibana's import does not need it (references are checked against the whole file and the existing objects);
+    # its export writes dependencies first, and so does this bundle.
+    seen: set[tuple[str, str]] = set()
+    for o in bundle:
+        assert all((r["type"], r["id"]) in seen for r in o["references"]), o["id"]
+        seen.add((o["type"], o["id"]))
+
+
+def test_sort_refuses_a_cycle() -> None:
+    a = {"type": "search", "id": "a", "references": [{"type": "search", "id": "b", "name": "x"}]}
+    b = {"type": "search", "id": "b", "references": [{"type": "search", "id": "a", "name": "x"}]}
+    with pytest.raises(ValueError, match="circular"):
+        kibana.sort_objects([a, b])
+
+
+def _names(o: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in o["references"]}
+
+
+def _source(o: dict[str, Any]) -> dict[str, Any]:
+    raw = o["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"]
+    assert isinstance(raw, str)  # Kibana stores it as a JSON string
+    return json.loads(raw)
+
+
+def test_data_view(bundle: list[dict[str, Any]]) -> None:
+    dv = next(o for o in bundle if o["type"] == "index-pattern")
+    assert dv["attributes"]["title"] == "esa-sessions" and dv["attributes"]["timeFieldName"] == "@timestamp"
+
+
+def test_saved_searches_name_their_references(bundle: list[dict[str, Any]]) -> None:
+    for o in (o for o in bundle if o["type"] == "search"):
+        src, refs = _source(o), _names(o)
+        assert src["query"]["language"] == "lucene" and src["query"]["query"]
+        assert refs[src["indexRefName"]]["type"] == "index-pattern"
+        for f in src["filter"]:
+            assert refs[f["meta"]["indexRefName"]]["type"] == "index-pattern"
+            assert f["query"] == {"match_phrase": {f["meta"]["key"]: f["meta"]["params"]["query"]}}
+        assert len(refs) == 1 + len(src["filter"])
+        assert o["attributes"]["sort"] == [["@timestamp", "desc"]] and o["attributes"]["columns"]
+
+
+def test_lens_layers_name_their_references(bundle: list[dict[str, Any]]) -> None:
+    for o in (o for o in bundle if o["type"] == "lens"):
+        state, refs = o["attributes"]["state"], _names(o)
+        layers = state["datasourceStates"]["formBased"]["layers"]
+        assert set(refs) == {f"indexpattern-datasource-layer-{lid}" for lid in layers}
+        for layer in layers.values():
+            assert set(layer["columnOrder"]) == set(layer["columns"])
+            for col in layer["columns"].values():
+                order_by = col.get("params", {}).get("orderBy", {}).get("columnId")
+                assert order_by is None or order_by in layer["columns"]
+        vis = state["visualization"]
+        used = {
+            a
+            for layer in vis.get("layers", [])
+            for a in [*layer["accessors"], layer["xAccessor"], layer["splitAccessor"]]
+        }
+        used |= {c["columnId"] for c in vis.get("columns", [])}
+        assert used == {c for layer in layers.values() for c in layer["columns"]}
+
+
+def test_dashboard_panels_name_their_references(bundle: list[dict[str, Any]]) -> None:
+    dash = next(o for o in bundle if o["type"] == "dashboard")
+    panels = json.loads(dash["attributes"]["panelsJSON"])
+    json.loads(dash["attributes"]["optionsJSON"])
+    _source(dash)
+    refs = _names(dash)
+    assert len(refs) == len(panels) == 4
+    for p in panels:
+        assert p["gridData"]["i"] == p["panelIndex"] and p["panelRefName"] == f"panel_{p['panelIndex']}"
+        ref = refs[f"{p['panelIndex']}:{p['panelRefName']}"]
+        assert ref["type"] == p["type"]
+    assert {r["type"] for r in refs.values()} == {"lens", "search"}
+
+
+_FIELD = re.compile(r"(?:_exists_:|\b)([A-Za-z_@][\w.@]*)(?=:)")
+
+
+def _query_fields(query: str) -> set[str]:
+    return {f for f in _FIELD.findall(query) if f != "_exists_"}
+
+
+def test_every_field_used_is_mapped(bundle: list[dict[str, Any]]) -> None:
+    mapped = mapped_fields()
+    used: set[str] = set()
+    for o in bundle:
+        if o["type"] == "search":
+            src = _source(o)
+            used |= set(o["attributes"]["columns"]) | _query_fields(src["query"]["query"])
+            used |= {f["meta"]["key"] for f in src["filter"]}
+        elif o["type"] == "lens":
+            state = o["attributes"]["state"]
+            used |= _query_fields(state["query"]["query"])
+            for layer in state["datasourceStates"]["formBased"]["layers"].values():
+                used |= {c["sourceField"] for c in layer["columns"].values() if c["sourceField"] != "___records___"}
+    assert {"abort_reason", "source.ip", "observer.hostname", "esa.envelope.null_sender"} <= used
+    assert used - mapped == set()
+
+
+# -- the import request, against a local fake of Kibana's endpoint ----------------------------------------------
+
+
+class _Fake(http.server.BaseHTTPRequestHandler):
+    answer: tuple[int, dict[str, Any]] = (200, {"success": True, "successCount": 11})
+    seen: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        headers = {k.lower(): v for k, v in self.headers.items()}  # header names are case-insensitive
+        type(self).seen.append({"path": self.path, "headers": headers, "body": body})
+        status, payload = type(self).answer
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_kibana() -> Iterator[type[_Fake]]:
+    _Fake.seen, _Fake.answer = [], (200, {"success": True, "successCount": 11})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Fake)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    _Fake.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    yield _Fake
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def _file_part(req: dict[str, Any]) -> Any:
+    raw = f"Content-Type: {req['headers']['content-type']}\r\n\r\n".encode() + req["body"]
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
+    parts = list(msg.iter_parts())
+    assert len(parts) == 1
+    return parts[0]
+
+
+def test_import_request_shape_against_a_local_fake_endpoint(fake_kibana: Any) -> None:
+    answer = kibana.import_bundle(fake_kibana.url, username="elastic", password="s3cret", space="security")
+    assert answer == {"success": True, "successCount": 11}
+    (req,) = fake_kibana.seen
+    assert req["path"] == "/s/security/api/saved_objects/_import?overwrite=true"
+    assert req["headers"]["kbn-xsrf"] == "true"
+    assert req["headers"]["content-type"].startswith("multipart/form-data; boundary=")
+    assert req["headers"]["authorization"] == "Basic " + base64.b64encode(b"elastic:s3cret").decode()
+    part = _file_part(req)
+    assert part.get_param("name", header="content-disposition") == "file"
+    assert part.get_filename() == "esa-enricher.ndjson"
+    assert part.get_payload(decode=True) == kibana.BUNDLE.read_bytes()
+
+
+def test_import_with_an_api_key_and_the_default_space(fake_kibana: Any) -> None:
+    kibana.import_bundle(fake_kibana.url + "/", api_key="abc==")
+    (req,) = fake_kibana.seen
+    assert req["path"] == "/api/saved_objects/_import?overwrite=true"
+    assert req["headers"]["authorization"] == "ApiKey abc=="
+
+
+def test_import_failures_are_reported(fake_kibana: Any, tmp_path: Path) -> None:
+    fake_kibana.answer = (200, {"success": False, "errors": [{"id": "x", "error": {"type": "missing_references"}}]})
+    with pytest.raises(kibana.KibanaImportError, match="missing_references"):
+        kibana.import_bundle(fake_kibana.url)
+    fake_kibana.answer = (400, {"message": "Unexpected token"})
+    with pytest.raises(kibana.KibanaImportError, match="HTTP 400.*Unexpected token"):
+        kibana.import_bundle(fake_kibana.url)
+    with pytest.raises(kibana.KibanaImportError, match="cannot reach Kibana"):
+        kibana.import_bundle("http://127.0.0.1:9", timeout=5)
+
+
+def test_setup_arguments(fake_kibana: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = argparse.ArgumentParser()
+    kibana.add_setup_arguments(parser)
+    assert kibana.setup_from_args(parser.parse_args([])) is None
+    monkeypatch.setenv("ESA_KIBANA_API_KEY", "k")
+    a = parser.parse_args(["--kibana", fake_kibana.url, "--kibana-space", "soc"])
+    assert kibana.setup_from_args(a) == {"imported": 11, "url": fake_kibana.url, "space": "soc"}
+    assert fake_kibana.seen[0]["headers"]["authorization"] == "ApiKey k"
