@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit lint bench assets services-up services-down
+.PHONY: help install demo test test-unit test-integration test-crash-full lint bench assets services-up services-down
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ test: $(STAMP) ## run the whole test suite
 test-unit: $(STAMP) ## run the tests that need no services
 	$(BIN)/pytest -q -m 'not integration'
 
+test-integration: $(STAMP) ## only the tests against real Kafka and Elasticsearch (ESA_KAFKA_BOOTSTRAP/ESA_ES_URL, else started)
+	$(BIN)/pytest -q -m integration
+
+test-crash-full: $(STAMP) ## kill -9 test on the 1.1M-line corpus (>= 50,000 messages), as CI runs it
+	ESA_FULL_CRASH_TEST=1 $(BIN)/pytest -q -s tests/integration/test_crash.py
+
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check enricher tests bench
 
@@ -41,10 +47,16 @@ assets: $(STAMP) ## rebuild the Kibana bundle and the Sigma conversions from the
 	$(BIN)/python -m enricher.assets.kibana
 	$(BIN)/python -m enricher.assets.sigma
 
-services-up: ## start Kafka and Elasticsearch on 127.0.0.1 (no Docker)
+services-up: ## start Kafka and Elasticsearch on 127.0.0.1 (no Docker); prints the ESA_* lines to export
 	services/kafka/kafka.sh up
 	services/elasticsearch/es.sh up
 
 services-down: ## stop them
 	-services/elasticsearch/es.sh down
 	-services/kafka/kafka.sh down
+
+lab: $(STAMP) ## the lab without Docker: Kafka, Elasticsearch, listen + run, the demo replayed over syslog
+	services/lab.sh up
+
+lab-down: ## stop the lab (and Kafka/Elasticsearch if `make lab` started them)
+	services/lab.sh down

@@ -1,0 +1,207 @@
+"""docker-compose.yml and the Dockerfile stay true to the project, without a Docker engine.
+
+- `docker compose config` validates the file when a Compose CLI is installed (it needs no daemon for that);
+- always: the structure (pinned images, a healthcheck or a one-shot for every service, depends_on conditions
+  that can be met), every `esa-enricher` command and flag the services run parses with the real CLI, and every
+  ESA_* variable they set is one the configuration understands, with a value it accepts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict) and isinstance(data.get("services"), dict)
+    return data
+
+
+def _services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return dict(compose["services"])
+
+
+def _compose_cli() -> list[str] | None:
+    for cmd in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(cmd[0]) is None:
+            continue
+        try:
+            if subprocess.run([*cmd, "version"], capture_output=True, timeout=30).returncode == 0:
+                return cmd
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+    return None
+
+
+def test_docker_compose_config_validates() -> None:
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("no Compose CLI (`docker compose` / `docker-compose`) here; the structure tests below still run")
+    p = subprocess.run([*cli, "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr
+
+
+def _is_one_shot(svc: dict[str, Any]) -> bool:
+    return str(svc.get("restart", "no")) == "no"
+
+
+def test_images_are_pinned(compose: dict[str, Any]) -> None:
+    for name, svc in _services(compose).items():
+        image = svc.get("image")
+        assert image or svc.get("build"), f"{name}: neither image nor build"
+        if not image or svc.get("build") or "@sha256:" in image:
+            continue
+        _repo, sep, tag = image.rpartition(":")
+        assert sep and "/" not in tag, f"{name}: {image} has no tag"
+        assert tag != "latest" and re.search(r"\d", tag), f"{name}: {image} is not pinned to a version"
+
+
+def test_the_lab_has_every_part(compose: dict[str, Any]) -> None:
+    svcs = _services(compose)
+    images = {n: s.get("image", "") for n, s in svcs.items()}
+    assert images["kafka"].startswith("apache/kafka:")
+    assert images["elasticsearch"].startswith("docker.elastic.co/elasticsearch/elasticsearch:9.")
+    assert images["kibana"].startswith("docker.elastic.co/kibana/kibana:")
+    assert images["kibana"].rpartition(":")[2] == images["elasticsearch"].rpartition(":")[2], "Kibana and ES versions differ"
+    env = svcs["kafka"]["environment"]
+    assert "controller" in env["KAFKA_PROCESS_ROLES"], "Kafka runs in KRaft mode"
+    es_env = svcs["elasticsearch"]["environment"]
+    assert es_env["discovery.type"] == "single-node" and str(es_env["xpack.security.enabled"]) == "false"
+    commands = {n: _argv(s)[1] for n, s in svcs.items() if _argv(s)[0]}
+    assert commands["setup"][0] == "setup" and "--kibana" in commands["setup"]
+    assert commands["collector"][0] == "listen"
+    assert commands["enricher"][0] == "run"
+    assert commands["replayer"][0] == "send" and "samples/demo-mail_logs.log" in commands["replayer"][1]
+    # Published ports are the host's loopback only (a lab without security).
+    for name, svc in svcs.items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name}: {port} is published on every address"
+
+
+def test_every_service_has_a_healthcheck_or_is_one_shot(compose: dict[str, Any]) -> None:
+    svcs = _services(compose)
+    for name, svc in svcs.items():
+        hc = svc.get("healthcheck")
+        assert (hc and hc.get("test") and not hc.get("disable")) or _is_one_shot(svc), f"{name}: no healthcheck"
+    for name, svc in svcs.items():
+        deps = svc.get("depends_on", {})
+        assert isinstance(deps, dict), f"{name}: depends_on must name conditions"
+        for dep, spec in deps.items():
+            assert dep in svcs, f"{name} depends on unknown {dep}"
+            cond = spec.get("condition")
+            if cond == "service_healthy":
+                assert svcs[dep].get("healthcheck"), f"{name} waits for {dep} to be healthy, but it has no healthcheck"
+            elif cond == "service_completed_successfully":
+                assert _is_one_shot(svcs[dep]), f"{name} waits for {dep} to complete, but {dep} restarts"
+            else:
+                pytest.fail(f"{name} → {dep}: condition {cond!r} (use service_healthy or service_completed_successfully)")
+
+
+def _argv(svc: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """(program, arguments) of a service that runs the enricher image; (None, []) for the others."""
+    if not (svc.get("build") or str(svc.get("image", "")).startswith("esa-enricher")):
+        return None, []
+    entry = svc.get("entrypoint") or _dockerfile_entrypoint()
+    command = svc.get("command") or []
+    assert isinstance(command, list), "write commands as lists (no shell parsing in between)"
+    entry = entry if isinstance(entry, list) else entry.split()
+    if entry == ["esa-enricher"]:
+        return "esa-enricher", [str(c) for c in command]
+    if entry == ["python", "-m", "enricher.sources.syslog"]:
+        return "syslog", [str(c) for c in command]
+    if entry[:3] == ["python", "-m", "enricher"]:
+        return "esa-enricher", [str(c) for c in [*entry[3:], *command]]
+    raise AssertionError(f"unexpected entrypoint {entry}")
+
+
+def _dockerfile_entrypoint() -> list[str]:
+    m = re.search(r"^ENTRYPOINT\s+(\[.*\])\s*$", DOCKERFILE.read_text(), re.M)
+    assert m, "the Dockerfile has no exec-form ENTRYPOINT"
+    return list(yaml.safe_load(m.group(1)))
+
+
+def _parse(parser: argparse.ArgumentParser, args: list[str]) -> argparse.Namespace:
+    try:
+        return parser.parse_args(args)
+    except SystemExit as exc:  # argparse's way of saying "unknown command or flag, or a bad value"
+        raise AssertionError(f"the CLI refuses: {' '.join(args)}") from exc
+
+
+def test_every_enricher_command_and_flag_exists(compose: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    from enricher.cli import build_parser
+    from enricher.sources.syslog import build_parser as build_syslog_parser
+
+    seen = set()
+    for name, svc in _services(compose).items():
+        program, args = _argv(svc)
+        if program is None:
+            continue
+        parser = build_parser() if program == "esa-enricher" else build_syslog_parser()
+        ns = _parse(parser, args)
+        seen.add(args[0])
+        if program == "syslog" and args[0] == "send":
+            for f in ns.files:  # files the replayer reads exist in the image (COPY samples → /app/samples)
+                assert f.startswith("/app/") and (ROOT / f.removeprefix("/app/")).is_file(), f"{name}: {f}"
+        # Healthchecks poke the metrics port the command binds.
+        test = " ".join(map(str, (svc.get("healthcheck") or {}).get("test", [])))
+        if args[0] in ("listen", "run") and test:
+            port = getattr(ns, "metrics_port", None) or 9464
+            assert f":{port}/healthz" in test, f"{name}: healthcheck does not ask the metrics port {port}"
+    assert {"setup", "listen", "run", "send"} <= seen
+    capsys.readouterr()
+
+
+def test_every_esa_variable_is_understood_by_the_config(compose: dict[str, Any]) -> None:
+    from enricher.config import ENV_ALIASES, Config, env_overrides, load
+
+    fields = _config_keys(Config)
+    for name, svc in _services(compose).items():
+        env = svc.get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) for item in env)
+        esa = {k: str(v) for k, v in env.items() if k.startswith("ESA_")}
+        for key in esa:
+            if key in ENV_ALIASES:
+                continue
+            assert key.startswith("ESA__"), f"{name}: {key} is neither an alias ({', '.join(ENV_ALIASES)}) nor ESA__SECTION__KEY"
+            dotted = ".".join(p.lower() for p in key[5:].split("__") if p)
+            assert dotted in fields, f"{name}: {key} → {dotted} is not a configuration key"
+        if esa:
+            load(None, env_overrides(esa))  # values the configuration accepts (raises ConfigError otherwise)
+
+
+def _config_keys(model: Any, prefix: str = "") -> set[str]:
+    from pydantic import BaseModel
+
+    out = set()
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out |= _config_keys(ann, f"{prefix}{name}.")
+        else:
+            out.add(f"{prefix}{name}")
+    return out
+
+
+def test_dockerfile_builds_the_package_from_the_repository() -> None:
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^FROM python:3\.11-slim\s*$", text, re.M)
+    assert re.search(r"^RUN pip install .*(-e )?\.", text, re.M)
+    for m in re.finditer(r"^COPY\s+(.+?)\s+\S+\s*$", text, re.M):
+        for src in m.group(1).split():
+            assert (ROOT / src).exists(), f"COPY {src}: no such file in the repository"
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and ".services" in ignored  # never send the local services' data as build context
