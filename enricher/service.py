@@ -3,16 +3,31 @@
 Guarantees (docs/decisions/durable-state.md):
 - One pipeline (parser + stitcher) per assigned partition: all lines of an appliance share a partition, so
   a partition's state moves whole on a rebalance.
-- A checkpoint flushes the sink (every document emitted so far is indexed or dead-lettered), writes each
-  partition's state snapshot with the next offset to read, then commits that offset. Restore loads the
-  snapshot and seeks to its offset; documents emitted after it are emitted again under the same ids
-  (overwrite, no duplicates).
+- A checkpoint flushes the sink (every document emitted so far is indexed or dead-lettered, and every dead
+  letter is acknowledged by Kafka), writes each partition's state snapshot with the next offset to read, then
+  commits that offset. Restore loads the snapshot and seeks to its offset; documents emitted after it are
+  emitted again under the same ids (overwrite, no duplicates). The snapshot, not the committed offset, is
+  what a restore trusts: a kill between the two is harmless.
+- Restores run in the main loop, not inside the rebalance callback (which must stay short: it blocks the
+  client's heartbeats); a partition is paused from its assignment until its state is loaded.
 - While Elasticsearch refuses writes the partitions are paused and the consumer keeps polling (stays in
-  the group); nothing is dropped and nothing more is read.
+  the group); nothing is dropped and nothing more is read. /healthz answers 503 meanwhile.
+- On a revocation the partitions' documents are flushed with a deadline; if Elasticsearch does not take
+  them in time, the partitions are given up without a checkpoint (the next owner restores the previous
+  one) and their queued documents are discarded, so a stale version can never overwrite the next owner's.
+- Dead letters (`kafka.dead_letter_topic`): a JSON object `{"document", "error", "sources"}`; `sources`
+  lists `{"topic", "partition", "offset"}` of the record whose reading emitted the document (for documents
+  closed by the clock or at the end of a batch run: the last record read from that partition). An
+  unparsed record is kept as it came in `document.event.original` (the parser's copy joins inner newlines
+  and is cut at 64 KiB); one that is not valid UTF-8 also keeps its exact bytes in `error.original_base64`. A dead letter larger than
+  `DEAD_LETTER_MAX_BYTES` has its longest strings cut (listed in `error.truncated` with their size and
+  SHA-256), so it always fits Kafka's default 1 MB message limit.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import signal
 import time
@@ -24,12 +39,18 @@ import orjson
 from enricher.config import Config
 from enricher.pipeline import Pipeline
 from enricher.sessions.snapshots import SnapshotStore
-from enricher.sinks.elasticsearch import ElasticsearchSink
+from enricher.sinks.elasticsearch import ElasticsearchSink, FlushDeadline
 from enricher.telemetry import Metrics
 
 log = logging.getLogger("esa_enricher.service")
 
 _TICK_SECONDS = 1.0
+# How long a revocation may wait for Elasticsearch before giving the partitions up without a checkpoint
+# (the rebalance callback blocks the consumer's heartbeats: it must stay well under the session timeout).
+REVOKE_FLUSH_SECONDS = 4.0
+# Largest dead-letter value written (bytes): a 1,000,000-byte line fits whole, and the record stays under the
+# producer's (1 MiB) and the broker's (1 MiB + 12) default limits with room for key and framing.
+DEAD_LETTER_MAX_BYTES = 1_040_000
 
 
 @dataclass
@@ -41,6 +62,8 @@ class PartitionWork:
     next_offset: int | None = None
     checkpoint_no: int = 0
     dirty: bool = False
+    commit_due: bool = False  # restored from a snapshot whose offset may be ahead of the group's commit
+    restored: bool = False
     seen_unrecognized: int = 0
     closing_offsets: dict[str, int] = field(default_factory=dict)
 
@@ -81,6 +104,9 @@ class Service:
         self._stop_now = False
         self._flushing = False
         self._paused = False
+        self._joined = False
+        self._resumed_at = 0.0
+        self._dead_letter_futures: list[Any] = []
         self._last_flush = time.monotonic()
         self._last_checkpoint = time.monotonic()
         self._healthy = (True, "starting")
@@ -118,15 +144,18 @@ class Service:
         try:
             while not self._stop:
                 batch = self.consumer.poll(timeout_ms=200, max_records=self.cfg.kafka.max_poll_records)
-                now_mono = time.monotonic()
                 now = time.time()
                 if batch:
-                    last_data = now_mono
-                    self._process(batch, now)
+                    last_data = time.monotonic()
+                    self._process(batch, now)  # skips (and rewinds) partitions whose state is not loaded yet
+                if self._restore_pending():
+                    last_data = time.monotonic()
+                now_mono = time.monotonic()
                 if now_mono - last_tick >= _TICK_SECONDS:
                     last_tick = now_mono
                     for w in list(self.parts.values()):
-                        self._emit_all(w, w.pipeline.tick(now), None)
+                        if w.restored:
+                            self._emit_all(w, w.pipeline.tick(now), None)
                     self._update_lag()
                 if self.sink.full() or (
                     self.sink.pending() and now_mono - self._last_flush >= self.cfg.elasticsearch.flush_interval_seconds
@@ -134,10 +163,13 @@ class Service:
                     self._flush()
                 if now_mono - self._last_checkpoint >= self.cfg.service.checkpoint_interval_seconds:
                     self.checkpoint(list(self.parts.values()))
-                if exit_when_idle is not None and now_mono - last_data >= exit_when_idle and self.parts:
+                # Time spent paused behind Elasticsearch is not idleness: nothing could be read meanwhile.
+                idle_since = max(last_data, self._resumed_at)
+                if exit_when_idle is not None and self._joined and time.monotonic() - idle_since >= exit_when_idle:
                     log.info("idle for %.0f s: writing open sessions and exiting", exit_when_idle)
                     for w in list(self.parts.values()):
-                        self._emit_all(w, w.pipeline.drain(), None)
+                        if w.restored:
+                            self._emit_all(w, w.pipeline.drain(), None)
                     break
             self.checkpoint(list(self.parts.values()))
         except InterruptedError:
@@ -151,29 +183,48 @@ class Service:
 
     # -- partitions ---------------------------------------------------------------------------------------
     def _assign(self, tps: list[Any]) -> None:
-        for tp in tps:
-            if tp in self.parts:
-                continue
-            w = PartitionWork(tp, self.build_pipeline())
+        """Rebalance callback: note the new partitions and pause them until their state is restored."""
+        self._joined = True
+        new = [tp for tp in tps if tp not in self.parts]
+        for tp in new:
+            self.parts[tp] = PartitionWork(tp, self.build_pipeline())
+            self.sink.reown(tp)
+        if new:
+            self.consumer.pause(*new)
+
+    def _restore_pending(self) -> bool:
+        """Load the checkpoint of each newly assigned partition, seek to its offset and resume it."""
+        todo = [w for w in self.parts.values() if not w.restored]
+        for w in todo:
+            tp = w.tp
             ckpt = self.snapshots.load(tp.topic, tp.partition)
             if ckpt is not None:
                 w.pipeline.stitcher.restore(ckpt.state)
                 w.checkpoint_no = ckpt.number
                 w.next_offset = ckpt.offset
                 w.seen_unrecognized = w.pipeline.stitcher.stats.unrecognized
+                w.commit_due = True  # a kill between snapshot and commit leaves the commit behind: catch up
                 self.consumer.seek(tp, ckpt.offset)
                 self.metrics.restores.inc()
                 log.info("partition %s: restored checkpoint %d at offset %d", tp.partition, ckpt.number, ckpt.offset)
-            self.parts[tp] = w
-        self._set_open_gauge()
+            # Without a checkpoint the group's committed offset (or auto_offset_reset) is where it starts.
+            w.restored = True
+        if todo:
+            self.consumer.resume(*[w.tp for w in todo])
+            self._set_open_gauge()
+        return bool(todo)
 
     def _revoke(self, tps: list[Any]) -> None:
         leaving = [self.parts[tp] for tp in tps if tp in self.parts]
-        if leaving and not self._flushing:
+        ready = [w for w in leaving if w.restored]
+        if ready and not self._flushing:
             try:
-                self.checkpoint(leaving, rebalancing=True)
+                self.checkpoint(ready, rebalancing=True)
             except Exception:  # the next owner restores the previous checkpoint: nothing is lost
-                log.exception("checkpoint on revoke failed; the new owner re-reads from the previous one")
+                log.exception("checkpoint on revoke failed; the next owner re-reads from the previous checkpoint")
+        # Whatever of theirs is still queued (not written in time, or a flush in progress) is dropped: the next
+        # owner emits it again from the checkpoint, and a late write must not overwrite a newer version.
+        self.sink.discard(tps)
         for tp in tps:
             self.parts.pop(tp, None)
         self._set_open_gauge()
@@ -183,15 +234,26 @@ class Service:
         n = 0
         for tp, records in batch.items():
             w = self.parts.get(tp)
-            if w is None:
+            if w is None or not w.restored:
+                if w is not None and records:  # fetched before the pause took effect: read again after restore
+                    self.consumer.seek(tp, records[0].offset)
                 continue
             pipe = w.pipeline
             for r in records:
-                text = r.value.decode("utf-8", "replace") if r.value is not None else ""
+                raw = r.value
+                invalid: bytes | None = None
+                if raw is None:
+                    text = ""
+                else:
+                    try:
+                        text = raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        text = raw.decode("utf-8", "replace")
+                        invalid = raw
                 key = r.key.decode("utf-8", "replace") if r.key else None
                 docs = list(pipe.process_record(text, key, now))
                 if docs:
-                    self._emit_all(w, docs, r.offset)
+                    self._emit_all(w, docs, r.offset, text, invalid)
                 w.next_offset = r.offset + 1
             n += len(records)
             w.dirty = True
@@ -202,36 +264,60 @@ class Service:
         self.metrics.lines_in.inc(n)
         self._set_open_gauge()
 
-    def _emit_all(self, w: PartitionWork, docs: Any, offset: int | None) -> None:
+    def _emit_all(
+        self, w: PartitionWork, docs: Any, offset: int | None, record: str | None = None, invalid: bytes | None = None
+    ) -> None:
+        if offset is None and w.next_offset is not None and w.next_offset > 0:
+            offset = w.next_offset - 1  # closed by the clock / at the end of a run: the last record read
         src = [{"topic": w.tp.topic, "partition": w.tp.partition, "offset": offset}] if offset is not None else []
         for doc in docs:
+            w.dirty = True  # the state changed (sessions closed): worth a new snapshot
             event = doc.get("event") or {}
             if event.get("kind") == "pipeline_error":
                 reason = (doc.get("error") or {}).get("code", "unknown_shape")
                 self.metrics.unparsed.labels(reason=reason).inc()
-                self._dead_letter(doc, {"type": "unparsed", "reason": reason}, src)
+                error: dict[str, Any] = {"type": "unparsed", "reason": reason}
+                if record is not None and (doc.get("event") or {}).get("original") != record:
+                    # The parser joins inner newlines and cuts very long records: keep the record as it came.
+                    doc = {**doc, "event": {**doc["event"], "original": record}}
+                    error["original_normalized_by_parser"] = True
+                if invalid is not None:
+                    error["encoding"] = "invalid utf-8: event.original has U+FFFD replacements"
+                    error["original_base64"] = base64.b64encode(invalid).decode("ascii")
+                self._dead_letter(doc, error, src)
                 continue
             state = (doc.get("esa") or {}).get("session", {}).get("state", "")
             self.metrics.sessions_closed.labels(state=state).inc()
             if doc.get("abort_reason"):
                 self.metrics.aborts.labels(reason=doc["abort_reason"], layer=doc.get("abort_layer", "")).inc()
-            self.sink.add(doc, src)
+            self.sink.add(doc, src, owner=w.tp)
 
     def _dead_letter(self, doc: dict[str, Any], error: dict[str, Any], sources: list[Any]) -> None:
-        value = orjson.dumps({"document": doc, "error": error, "sources": sources})
+        record = {"document": doc, "error": error, "sources": sources}
+        value = orjson.dumps(record)
+        if len(value) > DEAD_LETTER_MAX_BYTES:
+            value = orjson.dumps(shrink_dead_letter(record, DEAD_LETTER_MAX_BYTES))
         key = ((doc.get("event") or {}).get("id") or "").encode() or None
-        self.producer.send(self.cfg.kafka.dead_letter_topic, key=key, value=value)
+        self._dead_letter_futures.append(self.producer.send(self.cfg.kafka.dead_letter_topic, key=key, value=value))
+
+    def _confirm_dead_letters(self) -> None:
+        """After producer.flush(): every dead letter must be in Kafka before an offset past it is committed."""
+        futures, self._dead_letter_futures = self._dead_letter_futures, []
+        for f in futures:
+            if f.failed():
+                raise RuntimeError(f"a dead letter could not be written to {self.cfg.kafka.dead_letter_topic}: {f.exception!r}")
 
     # -- flushing and checkpoints -------------------------------------------------------------------------
     def _keep_alive(self) -> None:
         """While the sink waits for Elasticsearch: pause, keep polling so the group keeps us."""
-        if self._flushing and not self._paused:
+        if self._flushing:
             assignment = list(self.consumer.assignment())
             if assignment:
-                self.consumer.pause(*assignment)
-            self._paused = True
-            self._healthy = (False, "elasticsearch unavailable: partitions paused, retrying")
-            log.warning("Elasticsearch refuses writes: consumer paused, retrying with backoff")
+                self.consumer.pause(*assignment)  # every time: a partition may have been assigned meanwhile
+            if not self._paused:
+                self._paused = True
+                self._healthy = (False, "elasticsearch unavailable: partitions paused, retrying")
+                log.warning("Elasticsearch refuses writes: consumer paused, retrying with backoff")
         t0 = time.monotonic()
         got = self.consumer.poll(timeout_ms=0)
         for tp, records in (got or {}).items():
@@ -249,34 +335,55 @@ class Service:
             self._flushing = False
             if self._paused:
                 self.metrics.backpressure_seconds.inc(time.monotonic() - t0)
-                self.consumer.resume(*list(self.consumer.assignment()))
+                self.consumer.resume(*[tp for tp, w in self.parts.items() if w.restored])
                 self._paused = False
+                self._resumed_at = time.monotonic()
                 self._healthy = (True, "running")
                 log.info("Elasticsearch accepts writes again: consumer resumed")
             self._last_flush = time.monotonic()
 
     def checkpoint(self, works: list[PartitionWork], rebalancing: bool = False) -> None:
         """Flush, snapshot each dirty partition, commit its offset."""
+        from kafka.errors import CommitFailedError
         from kafka.structs import OffsetAndMetadata
 
         t0 = time.monotonic()
         if rebalancing:
-            self.sink.flush(None)  # no polling from inside a rebalance callback
+            # No polling from inside a rebalance callback, and not for long: it holds up the heartbeats.
+            try:
+                self.sink.flush(None, deadline=time.monotonic() + REVOKE_FLUSH_SECONDS)
+            except FlushDeadline:
+                log.warning("Elasticsearch did not take the documents in time: partitions given up without checkpoint")
+                return
         else:
             self._flush()
         self.producer.flush()
+        self._confirm_dead_letters()
         offsets = {}
         for w in works:
-            if not w.dirty or w.next_offset is None:
+            if not w.restored or w.next_offset is None:
                 continue
+            if not w.dirty:
+                if w.commit_due:  # nothing new since the restore: only commit the snapshot's offset
+                    offsets[w.tp] = OffsetAndMetadata(w.next_offset, "", -1)
+                    w.commit_due = False
+                continue
+            w.commit_due = False
             w.checkpoint_no += 1
             state = w.pipeline.stitcher.snapshot()
             self.snapshots.save(w.tp.topic, w.tp.partition, w.checkpoint_no, w.next_offset, state)
+            size = getattr(self.snapshots, "last_size", None)
+            if size is not None:
+                self.metrics.checkpoint_bytes.labels(partition=str(w.tp.partition)).set(size)
             offsets[w.tp] = OffsetAndMetadata(w.next_offset, "", -1)
             w.dirty = False
         if offsets:
-            self.consumer.commit(offsets)
-            self.metrics.checkpoints.inc()
+            try:
+                self.consumer.commit(offsets)
+                self.metrics.checkpoints.inc()
+            except CommitFailedError as exc:
+                # The group is rebalancing: the snapshots just written are what the next owner restores.
+                log.warning("offset commit refused (%s); the state snapshots stand", exc)
         self._last_checkpoint = time.monotonic()
         self.metrics.checkpoint_seconds.observe(self._last_checkpoint - t0)
 
@@ -288,3 +395,48 @@ class Service:
             hw = self.consumer.highwater(tp)
             if hw is not None and w.next_offset is not None:
                 self.metrics.consumer_lag.labels(partition=str(tp.partition)).set(max(0, hw - w.next_offset))
+
+
+def shrink_dead_letter(record: dict[str, Any], limit: int) -> dict[str, Any]:
+    """A copy of a dead letter whose longest strings are cut until it fits `limit` bytes (each cut is listed
+    in `error.truncated` with the original size and SHA-256, so the original can be found and checked)."""
+    out = orjson.loads(orjson.dumps(record))
+    cuts: list[dict[str, Any]] = []
+    out["error"] = dict(out.get("error") or {}, truncated=cuts)
+    strings: list[tuple[int, list[Any] | dict[str, Any], Any, str]] = []
+
+    def walk(node: Any, path: str) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for k, v in items:
+            p = f"{path}.{k}" if path else str(k)
+            if isinstance(v, str) and len(v) > 256:
+                strings.append((len(orjson.dumps(v)), node, k, p))  # encoded size: escapes count
+            elif isinstance(v, (dict, list)):
+                walk(v, p)
+
+    walk(out, "")
+    strings.sort(key=lambda s: -s[0])
+    size = len(orjson.dumps(out))
+    for _, node, k, path in strings:
+        if size <= limit:
+            break
+        original = node[k].encode("utf-8")
+        data = original
+        while size > limit and len(data) > 256:
+            keep = max(256, min(len(data) - (size - limit) - 2048, len(data) * 3 // 4))  # ≥ 25 % less each time
+            data = data[:keep]
+            node[k] = data.decode("utf-8", "ignore")
+            size = len(orjson.dumps(out))
+        cuts.append(
+            {"path": path, "bytes": len(original), "kept_bytes": len(data), "sha256": hashlib.sha256(original).hexdigest()}
+        )
+    if size > limit:  # many small strings: keep the identity of the document and the head of its JSON
+        doc = record.get("document") or {}
+        text = orjson.dumps(doc).decode("utf-8")
+        out["document"] = {
+            "event": {"id": (doc.get("event") or {}).get("id")},
+            "document_json_head": text[: limit // 2],
+        }
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        cuts.append({"path": "document", "bytes": len(text), "kept_bytes": limit // 2, "sha256": digest})
+    return out

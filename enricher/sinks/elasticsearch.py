@@ -7,15 +7,20 @@
   which is the back-pressure: nothing is dropped, nothing more is read).
 - Per-item rejections that retrying cannot fix (mapping errors, 400s) go to `dead_letter(doc, error, sources)`.
 - `flush()` returns only when every queued document is indexed or dead-lettered: the service checkpoints
-  (and commits offsets) only after it.
+  (and commits offsets) only after it. With a `deadline` it raises `FlushDeadline` instead of waiting
+  longer, and what was not written stays queued.
+- Each document remembers its owner (the source partition); `discard(owners)` drops what is queued for
+  partitions given up in a rebalance, including documents in the middle of a retrying flush, so a stale
+  version never overwrites the one the partition's next owner writes.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -26,12 +31,20 @@ DeadLetter = Callable[[dict[str, Any], dict[str, Any], list[Any]], None]
 _RETRY_STATUS = frozenset((408, 429, 500, 502, 503, 504))
 
 
+class FlushDeadline(Exception):
+    """`flush(deadline=…)` ran out of time; the documents not written are still queued."""
+
+
 def index_for(prefix: str, doc: dict[str, Any]) -> str:
-    """The concrete index of a document: `<prefix>-YYYY.MM` of its @timestamp (errors: `<prefix>-errors`)."""
+    """The concrete index of a document: `<prefix>-YYYY.MM`, the UTC month of its @timestamp (see es_assets)."""
     ts = doc.get("@timestamp")
     if not isinstance(ts, str) or len(ts) < 7:
         return f"{prefix}-undated"
-    return f"{prefix}-{ts[0:4]}.{ts[5:7]}"
+    if ts.endswith("Z"):  # what documents.py writes: already UTC
+        return f"{prefix}-{ts[0:4]}.{ts[5:7]}"
+    from enricher.sinks.es_assets import index_name
+
+    return index_name(prefix, ts)
 
 
 @dataclass
@@ -41,6 +54,8 @@ class _Item:
     line: bytes  # the encoded document
     doc: dict[str, Any]
     sources: list[Any] = field(default_factory=list)
+    owner: Any = None
+    epoch: int = 0
 
 
 class ElasticsearchSink:
@@ -73,11 +88,16 @@ class ElasticsearchSink:
         self._bytes = 0
         # Documents of one session queued twice before a flush: only the last one needs writing.
         self._by_id: dict[str, int] = {}
+        # Owner → epoch: discard() moves an owner to a new epoch; items of an older epoch are never written.
+        self._epochs: dict[Any, int] = {}
 
-    def add(self, doc: dict[str, Any], sources: list[Any] | None = None) -> None:
-        """Queue one document (with the Kafka offsets it came from, for dead letters)."""
+    def add(self, doc: dict[str, Any], sources: list[Any] | None = None, owner: Any = None) -> None:
+        """Queue one document (with the Kafka offsets it came from, for dead letters, and its partition)."""
         doc_id = (doc.get("event") or {}).get("id")
-        item = _Item(index_for(self.index_prefix, doc), doc_id, orjson.dumps(doc), doc, sources or [])
+        item = _Item(
+            index_for(self.index_prefix, doc), doc_id, orjson.dumps(doc), doc, sources or [], owner,
+            self._epochs.get(owner, 0),
+        )
         if doc_id is not None and doc_id in self._by_id:
             i = self._by_id[doc_id]
             self._bytes += len(item.line) - len(self._queue[i].line)
@@ -97,16 +117,68 @@ class ElasticsearchSink:
         """True when a flush is due by size."""
         return len(self._queue) >= self.max_docs or self._bytes >= self.max_bytes
 
-    def flush(self, keep_alive: Callable[[], None] | None = None) -> None:
-        """Write everything queued; returns when each document is indexed or dead-lettered."""
-        items, self._queue, self._bytes, self._by_id = self._queue, [], 0, {}
-        for start in range(0, len(items), self.max_docs):
-            self._write(items[start : start + self.max_docs], keep_alive)
+    def discard(self, owners: Any) -> int:
+        """Drop every queued (or being retried) document of these owners; returns how many were queued."""
+        owners = set(owners)
+        if not owners:
+            return 0
+        for o in owners:
+            self._epochs[o] = self._epochs.get(o, 0) + 1
+        keep = [it for it in self._queue if it.owner not in owners]
+        dropped = len(self._queue) - len(keep)
+        if dropped:
+            self._queue = []
+            self._bytes = 0
+            self._by_id = {}
+            for it in keep:
+                self._requeue(it)
+        return dropped
 
-    def _write(self, items: list[_Item], keep_alive: Callable[[], None] | None) -> None:
+    def reown(self, owner: Any) -> None:
+        """An owner (partition) is assigned again: nothing to do but documenting that epochs only grow."""
+        self._epochs.setdefault(owner, 0)
+
+    def _live(self, it: _Item) -> bool:
+        return it.epoch == self._epochs.get(it.owner, 0)
+
+    def _requeue(self, it: _Item) -> None:
+        if it.doc_id is not None:
+            if it.doc_id in self._by_id:  # a newer version was queued meanwhile: it wins
+                return
+            self._by_id[it.doc_id] = len(self._queue)
+        self._queue.append(it)
+        self._bytes += len(it.line)
+
+    def flush(self, keep_alive: Callable[[], None] | None = None, deadline: float | None = None) -> None:
+        """Write everything queued; returns when each document is indexed or dead-lettered.
+
+        With `deadline` (a time.monotonic() value), raises FlushDeadline when it passes, with the unwritten
+        documents queued again. On any other exception (stop requested) they are queued again as well.
+        """
+        items, self._queue, self._bytes, self._by_id = self._queue, [], 0, {}
+        batches = [items[start : start + self.max_docs] for start in range(0, len(items), self.max_docs)]
+        for i, batch in enumerate(batches):
+            left: list[_Item] = []
+            try:
+                self._write(batch, keep_alive, deadline, left)
+            except BaseException:
+                for it in [*left, *(x for b in batches[i + 1 :] for x in b)]:
+                    if self._live(it):
+                        self._requeue(it)
+                raise
+
+    def _write(
+        self, items: list[_Item], keep_alive: Callable[[], None] | None, deadline: float | None, left: list[_Item]
+    ) -> None:
         attempt = 0
-        while items:
+        left[:] = items
+        while True:
+            items = [it for it in items if self._live(it)]  # a rebalance may have given some of them up
+            left[:] = items
+            if not items:
+                return
             retry, status = self._bulk_once(items)
+            left[:] = retry
             if not retry:
                 return
             if self.should_stop():
@@ -115,6 +187,8 @@ class ElasticsearchSink:
             self.metrics.bulk_retries.labels(status=status).inc(len(retry))
             delay = min(self.max_backoff, self.initial_backoff * (2 ** min(attempt - 1, 16)))
             delay *= 0.5 + random.random() / 2  # jitter: many consumers must not retry in step
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise FlushDeadline(f"{len(retry)} documents not written before the deadline")
             self._wait(delay, keep_alive)
             items = retry
 

@@ -8,7 +8,8 @@ Topic layout (defaults): `esa-mail-logs` raw lines (key = appliance host, value 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from enricher.errors import ConfigError
 

@@ -1,0 +1,49 @@
+"""The Elasticsearch sink on its own, against real endpoints: a port where nothing listens, then the node.
+
+What a rebalance during an outage relies on: a flush with a deadline gives up in time and keeps what it
+could not write; the documents of partitions given up are discarded, and the rest is written later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from enricher.sinks.elasticsearch import ElasticsearchSink, FlushDeadline
+from tests.integration.harness import REPO, Stack
+
+pytestmark = pytest.mark.integration
+
+
+def test_flush_deadline_keeps_the_documents_and_discard_drops_a_partitions(
+    make_stack: Callable[..., Stack], es_client: Any
+) -> None:
+    stack = make_stack("sink", partitions=1)
+    docs = stack.replay(REPO / "samples" / "demo-mail_logs.log", "esa1.corp.example")
+    assert len(docs) == 8
+    letters: list[Any] = []
+    nowhere = Elasticsearch("http://127.0.0.1:9", request_timeout=2, max_retries=0)  # discard port: refused
+    sink = ElasticsearchSink(
+        nowhere, stack.prefix, lambda d, e, s: letters.append((d, e, s)), initial_backoff=0.2, max_backoff=0.5
+    )
+    for i, d in enumerate(docs):
+        sink.add(d, [{"topic": "t", "partition": i % 2, "offset": i}], owner=i % 2)
+
+    t0 = time.monotonic()
+    with pytest.raises(FlushDeadline):
+        sink.flush(None, deadline=time.monotonic() + 1.5)
+    assert time.monotonic() - t0 < 5
+    assert sink.pending() == 8  # nothing lost
+    assert sink.metrics.bulk_failures.labels(reason="ConnectionError")._value.get() >= 1
+
+    assert sink.discard([1]) == 4  # partition 1 was given up
+    assert sink.pending() == 4
+    sink.client = es_client
+    sink.flush()
+    assert sink.pending() == 0 and letters == []
+    kept = {d["event"]["id"] for i, d in enumerate(docs) if i % 2 == 0}
+    assert set(stack.es_docs(es_client)) == kept
