@@ -71,8 +71,8 @@ def ceiling(es, docs: list[dict], prefix: str) -> float:  # type: ignore[no-unty
 
 def e2e(corpus: str, expected: int, prefix: str, consumers: int, partitions: int, bootstrap: str, es_url: str, es) -> dict:  # type: ignore[no-untyped-def]
     from enricher.config import KafkaSettings
-    from enricher.sources.kafka import ensure_topics
     from enricher.sinks import es_assets
+    from enricher.sources.kafka import ensure_topics
 
     tag = uuid.uuid4().hex[:8]
     topic = f"esa-e2e-{tag}"
@@ -95,7 +95,7 @@ def e2e(corpus: str, expected: int, prefix: str, consumers: int, partitions: int
     subprocess.run([sys.executable, "-m", "enricher", "produce", corpus], env=env, check=True, capture_output=True)
     produce_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
-        logs = [open(os.path.join(tmp, f"run{i}.log"), "wb") for i in range(consumers)]  # noqa: SIM115
+        logs = [open(os.path.join(tmp, f"run{i}.log"), "wb") for i in range(consumers)]  # noqa: SIM115 - closed below
         t0 = time.perf_counter()
         procs = [
             subprocess.Popen([sys.executable, "-m", "enricher", "run", "--exit-when-idle", "20"], env=env, stderr=logs[i])
@@ -118,7 +118,8 @@ def e2e(corpus: str, expected: int, prefix: str, consumers: int, partitions: int
             for f in logs:
                 f.close()
         if n != expected:
-            tail = open(os.path.join(tmp, "run0.log"), encoding="utf-8", errors="replace").read()[-2000:]
+            with open(os.path.join(tmp, "run0.log"), encoding="utf-8", errors="replace") as f:
+                tail = f.read()[-2000:]
             raise SystemExit(f"e2e run wrote {n} of {expected} documents\n{tail}")
     return {"produce_s": produce_s, "e2e_s": wall, "topic": topic}
 
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     es = Elasticsearch(es_url, request_timeout=120)
     docs = documents(a.corpus)
     expected = len({d["event"]["id"] for d in docs})
-    lines = sum(1 for _ in open(a.corpus, encoding="utf-8"))
+    with open(a.corpus, encoding="utf-8") as f:
+        lines = sum(1 for _ in f)
     rows = []
     for run in range(a.runs):
         tag = uuid.uuid4().hex[:6]

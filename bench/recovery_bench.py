@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             if i >= a.lines + 200_000:
                 break
             lines.append(line)
-    head, tail = lines[: a.lines], lines[a.lines :]
+    head = lines[: a.lines]
     pipe = build_pipeline(cfg)
     events = list(pipe.parser.parse_lines(head))
     for ev in events:

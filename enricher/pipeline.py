@@ -146,6 +146,15 @@ class Pipeline:
                 yield from self.documents(closed)
         stats.lines += n
 
+    def record_documents(self, text: str, appliance: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        """Like process_record, as a list: the streaming service's per-record call (no generator per record)."""
+        ev = self.parser.parse_record(text, appliance)
+        if ev.kind == "unparsed":
+            return list(self.process_event(ev, now))
+        self.stats.lines += 1
+        closed = self.stitcher.feed(ev, now)
+        return list(self.documents(closed)) if closed else []
+
     def process_record(
         self, text: str, appliance: str | None = None, now: float | None = None
     ) -> Iterator[dict[str, Any]]:

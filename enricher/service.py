@@ -181,6 +181,10 @@ class Service:
             self.consumer.close(autocommit=False)
         return 0
 
+    def _stream(self, tp: Any) -> str:
+        """Whose state a checkpoint is: the consumer group's view of a topic (two groups never share state)."""
+        return f"{self.cfg.kafka.group_id}/{tp.topic}"
+
     # -- partitions ---------------------------------------------------------------------------------------
     def _assign(self, tps: list[Any]) -> None:
         """Rebalance callback: note the new partitions and pause them until their state is restored."""
@@ -197,7 +201,7 @@ class Service:
         todo = [w for w in self.parts.values() if not w.restored]
         for w in todo:
             tp = w.tp
-            ckpt = self.snapshots.load(tp.topic, tp.partition)
+            ckpt = self.snapshots.load(self._stream(tp), tp.partition)
             if ckpt is not None:
                 w.pipeline.stitcher.restore(ckpt.state)
                 w.checkpoint_no = ckpt.number
@@ -251,7 +255,7 @@ class Service:
                         text = raw.decode("utf-8", "replace")
                         invalid = raw
                 key = r.key.decode("utf-8", "replace") if r.key else None
-                docs = list(pipe.process_record(text, key, now))
+                docs = pipe.record_documents(text, key, now)
                 if docs:
                     self._emit_all(w, docs, r.offset, text, invalid)
                 w.next_offset = r.offset + 1
@@ -371,7 +375,7 @@ class Service:
             w.commit_due = False
             w.checkpoint_no += 1
             state = w.pipeline.stitcher.snapshot()
-            self.snapshots.save(w.tp.topic, w.tp.partition, w.checkpoint_no, w.next_offset, state)
+            self.snapshots.save(self._stream(w.tp), w.tp.partition, w.checkpoint_no, w.next_offset, state)
             size = getattr(self.snapshots, "last_size", None)
             if size is not None:
                 self.metrics.checkpoint_bytes.labels(partition=str(w.tp.partition)).set(size)

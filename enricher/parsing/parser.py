@@ -39,6 +39,22 @@ class Parser:
         if "\n" in text or "\r" in text:
             parts = [p.strip() for p in text.replace("\r", "\n").split("\n")]
             text = " ".join(p for p in parts if p)
+        elif len(text) <= self.max_record_chars:
+            # The common RFC 3164 shape, typed directly (the same Event as below; parse_lines inlines this too).
+            m = _FAST_BSD.match(text)
+            if m is not None:
+                stamp, host, tag, level, body = m.groups()
+                if not (body[3:4] == " " and body[4:7] in MONTHS) and not body.startswith("Time offset"):
+                    ts = self.times.bsd_stamp(host, stamp)
+                    inferred = ts is None
+                    if inferred:
+                        ts = self._last_ts.get(host)
+                    else:
+                        self._last_ts[host] = ts  # type: ignore[assignment]
+                    kind, mid, icid, dcid, data = type_body(body.strip())
+                    if kind == "unparsed":
+                        data = {"reason": "unknown_shape"}
+                    return Event(kind, host, ts, level, text, mid, icid, dcid, data, tag, inferred)
         return self._make(text, self._envelope(text, appliance or self.default_appliance), appliance)
 
     # -- a stream of physical lines ---------------------------------------------------------------------

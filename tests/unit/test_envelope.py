@@ -160,3 +160,23 @@ def test_overlong_record_is_truncated_and_flagged() -> None:
     ev = Parser(max_record_chars=1000).parse_record(line)
     assert len(ev.raw) == 1000
     assert ev.get("truncated") is True
+
+
+def test_parse_record_and_parse_lines_agree() -> None:
+    """The record path (Kafka, syslog) and the line path (files) give the same events."""
+    from tests.conftest import ROOT
+
+    lines = [
+        line
+        for p in sorted((ROOT / "tests" / "golden").glob("*/input.log"))
+        for line in p.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    probe = Parser(TimeResolver(reference_time=REF))
+    lines = [line for line in lines if probe.envelopes.parse(line, "esa") is not None]  # no wrapped lines
+    a = Parser(TimeResolver(reference_time=REF))
+    b = Parser(TimeResolver(reference_time=REF))
+    by_lines = [(e.kind, e.appliance, e.ts, e.mid, e.icid, e.dcid, e.data) for e in a.parse_lines(lines)]
+    by_record = [(e.kind, e.appliance, e.ts, e.mid, e.icid, e.dcid, e.data) for e in map(b.parse_record, lines)]
+    assert len(by_lines) == len(by_record) > 300
+    assert by_lines == by_record
