@@ -11,6 +11,7 @@ nothing and is skipped only when they are missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -86,8 +87,9 @@ def topic(kafka_bootstrap: str) -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture
-def rsyslogd(tmp_path: Path, kafka_bootstrap: str, topic: str) -> Iterator[dict[str, Any]]:
+@contextlib.contextmanager
+def _running_rsyslogd(tmp_path: Path, kafka_bootstrap: str, topic: str) -> Iterator[dict[str, Any]]:
+    """A real rsyslogd with the shipped configuration, publishing to `topic`."""
     why = _rsyslog_with_omkafka(tmp_path)
     if why:
         pytest.skip(why)
@@ -123,6 +125,12 @@ def rsyslogd(tmp_path: Path, kafka_bootstrap: str, topic: str) -> Iterator[dict[
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+
+
+@pytest.fixture
+def rsyslogd(tmp_path: Path, kafka_bootstrap: str, topic: str) -> Iterator[dict[str, Any]]:
+    with _running_rsyslogd(tmp_path, kafka_bootstrap, topic) as rs:
+        yield rs
 
 
 def _raise(log: Path) -> bool:
@@ -218,3 +226,29 @@ def test_rsyslog_omkafka_config_publishes_raw_lines_keyed_by_appliance(
     proc = rsyslogd["proc"]
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0, rsyslogd["log"].read_text(errors="replace")[-2000:]
+
+
+def test_rsyslog_to_sessions_in_elasticsearch(make_stack: Any, es_client: Any, kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The seed's three sessions sent through rsyslog (omkafka) come out of the enricher with their abort fields."""
+    stack = make_stack("rsyslog-e2e")
+    seeds = {
+        "esa-rs-1.example": ("seed-connection-lost", "connection_lost", "transport"),
+        "esa-rs-2.example": ("seed-inbound-timeout", "inbound_timeout", "timeout"),
+        "esa-rs-3.example": ("seed-sender-quit", "sender_quit", "application"),
+    }
+    with _running_rsyslogd(tmp_path, kafka_bootstrap, stack.topic) as rs:
+        for host, (case, _, _) in seeds.items():
+            p = subprocess.run(
+                [PY, "-m", "enricher.sources.syslog", "send", str(REPO / "tests" / "golden" / case / "input.log"),
+                 "--port", str(rs["port"]), "--transport", "tcp", "--hostname", host],
+                capture_output=True, text=True, env=clean_env(), timeout=60,
+            )  # fmt: skip
+            assert p.returncode == 0, p.stderr
+        _read(kafka_bootstrap, stack.topic, 5 + 9 + 8)  # the seeds' records (wrapped lines joined)
+        rs["proc"].send_signal(signal.SIGTERM)
+        assert rs["proc"].wait(30) == 0
+    enricher = stack.start(exit_when_idle=8)
+    assert enricher.wait(180) == 0, enricher.log()[-3000:]
+    docs = list(stack.es_docs(es_client).values())
+    got = {d["observer"]["hostname"]: (d.get("abort_reason"), d.get("abort_layer")) for d in docs}
+    assert got == {host: (reason, layer) for host, (_, reason, layer) in seeds.items()}
