@@ -23,7 +23,8 @@ demo: $(STAMP) ## replay the bundled sample and print the summary (the embedded 
 	$(BIN)/esa-enricher replay samples/demo-mail_logs.log --appliance esa1.corp.example -o .demo-sessions.ndjson
 	@echo "session documents written to .demo-sessions.ndjson"
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) ## run the whole test suite (unit, golden, integration on real Kafka and Elasticsearch)
+	@bash services/system-deps.sh
 	$(BIN)/pytest -q
 
 test-unit: $(STAMP) ## run the tests that need no services
