@@ -40,34 +40,18 @@ class Parser:
             parts = [p.strip() for p in text.replace("\r", "\n").split("\n")]
             text = " ".join(p for p in parts if p)
         elif len(text) <= self.max_record_chars:
-            # The common RFC 3164 shape, typed directly (the same Event as below; parse_lines inlines this too).
-            m = _FAST_BSD.match(text)
-            if m is not None:
-                stamp, host, tag, level, body = m.groups()
-                if not (body[3:4] == " " and body[4:7] in MONTHS) and not body.startswith("Time offset"):
-                    ts = self.times.bsd_stamp(host, stamp)
-                    inferred = ts is None
-                    if inferred:
-                        ts = self._last_ts.get(host)
-                    else:
-                        self._last_ts[host] = ts  # type: ignore[assignment]
-                    kind, mid, icid, dcid, data = type_body(body.strip())
-                    if kind == "unparsed":
-                        data = {"reason": "unknown_shape"}
-                    return Event(kind, host, ts, level, text, mid, icid, dcid, data, tag, inferred)
+            ev = self._fast(text, appliance or self.default_appliance)
+            if ev is not None:
+                return ev
         return self._make(text, self._envelope(text, appliance or self.default_appliance), appliance)
 
     # -- a stream of physical lines ---------------------------------------------------------------------
     def parse_lines(self, lines: Iterable[str], appliance: str | None = None) -> Iterator[Event]:
         """Parse a stream of physical lines; a line without header or ESA body continues the previous one."""
         default = appliance or self.default_appliance
-        # Hot loop: the common RFC 3164 shape is typed inline into its Event (the same Event the general
-        # path makes); a record is yielded once the next line shows it was not wrapped.
-        fast = _FAST_BSD.match
-        fast_native = _FAST_NATIVE.match
-        bsd_stamp = self.times.bsd_stamp
-        native_stamp = self.times.native_stamp
-        last_ts = self._last_ts
+        # A record is yielded once the next line shows it was not wrapped; the two common shapes take the
+        # fast path (`_fast`), everything else the general envelope parser.
+        fast = self._fast
         limit = self.max_record_chars
         pending: Event | None = None
         pending_env: Envelope | None = None  # only for records made by the general path
@@ -75,45 +59,12 @@ class Parser:
             line = line.rstrip("\r\n")
             if not line or line.isspace():
                 continue
-            m = fast(line) if len(line) <= limit else None
-            if m is not None:
-                stamp, host, tag, level, body = m.groups()
-                if not (body[3:4] == " " and body[4:7] in MONTHS) and not body.startswith("Time offset"):
-                    if pending is not None:
-                        yield pending
-                    ts = bsd_stamp(host, stamp)
-                    if ts is None:
-                        ts = last_ts.get(host)
-                        inferred = True
-                    else:
-                        last_ts[host] = ts
-                        inferred = False
-                    kind, mid, icid, dcid, data = type_body(body.strip())
-                    if kind == "unparsed":
-                        data = {"reason": "unknown_shape"}
-                    pending = Event(kind, host, ts, level, line, mid, icid, dcid, data, tag, inferred)
-                    pending_env = None
-                    continue
-            elif len(line) <= limit:
-                m = fast_native(line)
-                if m is not None:
-                    stamp, level, body = m.groups()
-                    if not body.startswith("Time offset"):
-                        if pending is not None:
-                            yield pending
-                        ts = native_stamp(default, stamp)
-                        if ts is None:
-                            ts = last_ts.get(default)
-                            inferred = True
-                        else:
-                            last_ts[default] = ts
-                            inferred = False
-                        kind, mid, icid, dcid, data = type_body(body.strip())
-                        if kind == "unparsed":
-                            data = {"reason": "unknown_shape"}
-                        pending = Event(kind, default, ts, level, line, mid, icid, dcid, data, None, inferred)
-                        pending_env = None
-                        continue
+            ev = fast(line, default) if len(line) <= limit else None
+            if ev is not None:
+                if pending is not None:
+                    yield pending
+                pending, pending_env = ev, None
+                continue
             env = self._envelope(line, default)
             if env is None and pending is not None and not is_bare_body(line.lstrip()):
                 # A wrapped line: the continuation joins the previous record with one space.
@@ -133,6 +84,34 @@ class Parser:
             yield pending
 
     # -- internals --------------------------------------------------------------------------------------
+    def _fast(self, line: str, default: str) -> Event | None:
+        """The two shapes nearly all traffic has (RFC 3164 with host and tag; native file lines), typed
+        straight into the Event the general path would make; None for anything else (and file headers)."""
+        m = _FAST_BSD.match(line)
+        if m is not None:
+            stamp, app, tag, level, body = m.groups()
+            if (body[3:4] == " " and body[4:7] in MONTHS) or body.startswith("Time offset"):
+                return None  # a native line inside syslog, or a header whose offset must apply first
+            ts = self.times.bsd_stamp(app, stamp)
+        else:
+            m = _FAST_NATIVE.match(line)
+            if m is None:
+                return None
+            stamp, level, body = m.groups()
+            if body.startswith("Time offset"):
+                return None
+            app, tag = default, None
+            ts = self.times.native_stamp(app, stamp)
+        inferred = ts is None
+        if inferred:
+            ts = self._last_ts.get(app)
+        else:
+            self._last_ts[app] = ts  # type: ignore[assignment]
+        kind, mid, icid, dcid, data = type_body(body.strip())
+        if kind == "unparsed":
+            data = {"reason": "unknown_shape"}
+        return Event(kind, app, ts, level, line, mid, icid, dcid, data, tag, inferred)
+
     def _envelope(self, text: str, default: str) -> Envelope | None:
         if len(text) > self.max_record_chars:
             text = text[: self.max_record_chars]
