@@ -258,7 +258,14 @@ class Stitcher:
         s = self._dormant.pop(key, None)
         if s is None or ts - s.last_ts > self.config.dormant_horizon_seconds:
             return None
-        self.stats.revived += 1
+        if any(x is s for x in self._out):
+            # Closed by this very line's clock advance: its document is not built yet and would show the
+            # state after this line. Take the closing back; the session closes again later, once.
+            self._out[:] = [x for x in self._out if x is not s]  # in place: feed() returns this list
+            s.emitted -= 1
+            self.stats.closed[s.state] -= 1
+        else:
+            self.stats.revived += 1
         s.state = ""
         s.bucket = -1
         self._hold(s)

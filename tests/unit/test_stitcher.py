@@ -197,3 +197,19 @@ def test_closed_sessions_are_not_kept_alive_by_the_expiry_index() -> None:
     assert st.open_sessions() <= 20  # the last second waits for the clock to move
     entries = sum(len(idx) for idx in st._expiry.values())
     assert entries <= 4096 + 20, entries  # compacted: bounded by the live sessions, not the closed ones
+
+
+def test_a_line_that_both_closes_and_revives_a_session_writes_it_once() -> None:
+    """Regression: a quarantine deletion 40 min after `Message finished` closed the session (clock advance)
+    and revived it in the same call; the first document was built after the revival and showed its state."""
+    lines = _lines(
+        ("14:01:01", "Start MID 9772 ICID 0"),
+        ("14:01:02", 'MID 9772 quarantined to "Policy" (content filter:attachment_check)'),
+        ("14:01:03", "Message finished MID 9772 done"),
+        ("14:40:00", 'MID 9772 deleted from quarantine "Policy" (manual)'),
+    )
+    from enricher.pipeline import Pipeline
+
+    pipe = Pipeline(Parser(), Stitcher())
+    docs = [*pipe.process_lines(lines), *pipe.flush()]
+    assert [(d["abort_reason"], d["esa"]["session"]["state"]) for d in docs] == [("quarantine_deleted", "complete")]
