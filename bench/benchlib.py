@@ -39,6 +39,16 @@ def product_env(extra: dict | None = None) -> dict:
     return env
 
 
+def syslog_ng_command(exe: str, conf: str, workdir: str) -> list[str]:
+    """syslog-ng in the foreground on `conf`, its persist/pid/control files in `workdir`."""
+    return [
+        exe, "-F", "--no-caps", "-f", conf,
+        "-R", os.path.join(workdir, "sng.persist"),
+        "-p", os.path.join(workdir, "sng.pid"),
+        "-c", os.path.join(workdir, "sng.ctl"),
+    ]  # fmt: skip
+
+
 def syslog_ng_version(exe: str = "syslog-ng") -> str | None:
     try:
         out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20).stdout

@@ -67,19 +67,7 @@ def run_syslog_ng(args, workdir: str, sentinel: bytes | None, i: int) -> dict:
     out = os.path.join(workdir, f"syslog-ng-{i}.ndjson")
     if os.path.exists(out):
         os.unlink(out)
-    cmd = [
-        args.syslog_ng,
-        "-F",
-        "--no-caps",
-        "-f",
-        args.conf,
-        "-R",
-        os.path.join(workdir, "sng.persist"),
-        "-p",
-        os.path.join(workdir, "sng.pid"),
-        "-c",
-        os.path.join(workdir, "sng.ctl"),
-    ]
+    cmd = benchlib.syslog_ng_command(args.syslog_ng, args.conf, workdir)
     env = dict(os.environ, ESA_BENCH_OUT=out)
     if args.tz:
         env["TZ"] = args.tz

@@ -100,9 +100,7 @@ class Pipeline:
                 if verdict.abort_layer not in CONNECTION_LEVEL_LAYERS:
                     continue
             doc = build_document(s, cfg, self.stitcher.appliances.get(s.appliance), verdict)
-            if s.kind == CONNECTION:
-                pass
-            elif s.conn is not None and (doc.get("esa") or {}).get("abort", {}).get("evidence", {}).get(
+            if s.kind != CONNECTION and s.conn is not None and (doc.get("esa") or {}).get("abort", {}).get("evidence", {}).get(
                 "from_connection"
             ):
                 s.conn.data["explained"] = True
@@ -147,19 +145,13 @@ class Pipeline:
         stats.lines += n
 
     def record_documents(self, text: str, appliance: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
-        """Like process_record, as a list: the streaming service's per-record call (no generator per record)."""
+        """Parse one record (a Kafka message, a syslog datagram); the documents it completes, as a list."""
         ev = self.parser.parse_record(text, appliance)
         if ev.kind == "unparsed":
             return list(self.process_event(ev, now))
         self.stats.lines += 1
         closed = self.stitcher.feed(ev, now)
         return list(self.documents(closed)) if closed else []
-
-    def process_record(
-        self, text: str, appliance: str | None = None, now: float | None = None
-    ) -> Iterator[dict[str, Any]]:
-        """Parse one record (a Kafka message, a syslog datagram) and yield the documents it completes."""
-        yield from self.process_event(self.parser.parse_record(text, appliance), now)
 
     def flush(self) -> Iterator[dict[str, Any]]:
         """End of input: documents of every open session."""
