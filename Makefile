@@ -6,16 +6,29 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-unit test-integration test-crash-full lint bench assets services-up services-down
+.PHONY: native help install demo test test-unit test-integration test-crash-full lint bench assets services-up services-down
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,sigma]'
+	@$(MAKE) --no-print-directory native
 	@touch $@
+
+# The native typing core is optional: without cargo (or when its build fails) the Python parser types every
+# line, with the same results. ESA_NATIVE=1 (CI) turns a failed build into a failed install.
+native: ## build the native typing core into .venv (Rust; needs cargo, fetches crates from crates.io)
+	@export PATH="$$HOME/.cargo/bin:$$PATH"; \
+	if ! command -v cargo >/dev/null; then \
+	  [ "$${ESA_NATIVE:-}" != 1 ] || { echo "ESA_NATIVE=1 but cargo is not installed" >&2; exit 1; }; \
+	  echo "cargo not found: native core not built, the Python parser types every line"; \
+	elif ! $(BIN)/pip install -q ./native; then \
+	  [ "$${ESA_NATIVE:-}" != 1 ] || exit 1; \
+	  echo "warning: the native core did not build; the Python parser types every line" >&2; \
+	fi
 
 install: $(STAMP) ## create .venv and install the package with its test tools
 

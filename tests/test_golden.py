@@ -13,9 +13,13 @@ from pathlib import Path
 import pytest
 
 from enricher.cli import main
+from enricher.parsing import native
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "input.log").exists())
+# Both parsers must give the goldens: the Python one (the reference) and the native core where installed
+# (CI requires it, see tests/unit/test_native.py).
+MODES = ["python", "native"] if native.module() is not None else ["python"]
 
 
 def run_replay(case_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[list[str], dict]:
@@ -28,8 +32,12 @@ def run_replay(case_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
     return out.read_text().splitlines(), summary
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", CASES)
-def test_golden(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], update_golden: bool) -> None:
+def test_golden(
+    case: str, mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], update_golden: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESA_NATIVE", "1" if mode == "native" else "0")
     case_dir = GOLDEN / case
     lines, summary = run_replay(case_dir, tmp_path, capsys)
     expected_path = case_dir / "expected.ndjson"

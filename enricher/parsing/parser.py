@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from itertools import islice
 
 from enricher.models import Event
+from enricher.parsing import native as native_core
 from enricher.parsing.envelope import _FAST_BSD, _FAST_NATIVE, Envelope, EnvelopeParser, is_bare_body
 from enricher.parsing.shapes import type_body
 from enricher.parsing.timestamps import MONTHS, TimeResolver
 
 DEFAULT_MAX_RECORD_CHARS = 65536
+_CHUNK_LINES = 1024
 _OFFSET = re.compile(r"Time offset from UTC: (-?\d{1,6}) seconds")
 
 
@@ -18,7 +21,8 @@ class Parser:
     """Turns raw log text into events, with per-appliance time state.
 
     `default_appliance` names the appliance of records whose envelope has no host (native files,
-    `<PRI>Mmm dd hh:mm:ss mail_logs: …`); the Kafka source passes the message key instead.
+    `<PRI>Mmm dd hh:mm:ss mail_logs: …`); the Kafka source passes the message key instead. `native`:
+    use the native typing core (True: required, False: never, None: as ESA_NATIVE says, see `native.py`).
     """
 
     def __init__(
@@ -26,12 +30,14 @@ class Parser:
         times: TimeResolver | None = None,
         default_appliance: str = "esa",
         max_record_chars: int = DEFAULT_MAX_RECORD_CHARS,
+        native: bool | None = None,
     ) -> None:
         self.times = times or TimeResolver()
         self.envelopes = EnvelopeParser(self.times)
         self.default_appliance = default_appliance
         self.max_record_chars = max_record_chars
         self._last_ts: dict[str, float] = {}
+        self._typer = native_core.make_typer(Event, max_record_chars, native)
 
     # -- one record -------------------------------------------------------------------------------------
     def parse_record(self, text: str, appliance: str | None = None) -> Event:
@@ -40,7 +46,10 @@ class Parser:
             parts = [p.strip() for p in text.replace("\r", "\n").split("\n")]
             text = " ".join(p for p in parts if p)
         elif len(text) <= self.max_record_chars:
-            ev = self._fast(text, appliance or self.default_appliance)
+            default = appliance or self.default_appliance
+            ev = self._typer.one(self, text, default) if self._typer is not None else None
+            if ev is None:
+                ev = self._fast(text, default)
             if ev is not None:
                 return ev
         return self._make(text, self._envelope(text, appliance or self.default_appliance), appliance)
@@ -49,37 +58,53 @@ class Parser:
     def parse_lines(self, lines: Iterable[str], appliance: str | None = None) -> Iterator[Event]:
         """Parse a stream of physical lines; a line without header or ESA body continues the previous one."""
         default = appliance or self.default_appliance
-        # A record is yielded once the next line shows it was not wrapped; the two common shapes take the
-        # fast path (`_fast`), everything else the general envelope parser.
+        # A record is yielded once the next line shows it was not wrapped. Lines are read in chunks: the
+        # native core, when installed, types a run of common lines in one call and stops at the first it
+        # declines; that line, and every line without the native core, takes the Python path below (the
+        # two common shapes through `_fast`, everything else through the general envelope parser).
         fast = self._fast
+        typer = self._typer
         limit = self.max_record_chars
         pending: Event | None = None
         pending_env: Envelope | None = None  # only for records made by the general path
-        for line in lines:
-            line = line.rstrip("\r\n")
-            if not line or line.isspace():
-                continue
-            ev = fast(line, default) if len(line) <= limit else None
-            if ev is not None:
+        it = iter(lines)
+        while chunk := list(islice(it, _CHUNK_LINES)):
+            i, n = 0, len(chunk)
+            while i < n:
+                if typer is not None:
+                    typed, i = typer.run(self, chunk, i, default)
+                    if typed:
+                        if pending is not None:
+                            yield pending
+                        pending, pending_env = typed.pop(), None
+                        yield from typed
+                        if i == n:
+                            break
+                line = chunk[i].rstrip("\r\n")
+                i += 1
+                if not line or line.isspace():
+                    continue
+                ev = fast(line, default) if len(line) <= limit else None
+                if ev is not None:
+                    if pending is not None:
+                        yield pending
+                    pending, pending_env = ev, None
+                    continue
+                env = self._envelope(line, default)
+                if env is None and pending is not None and not is_bare_body(line.lstrip()):
+                    # A wrapped line: the continuation joins the previous record with one space.
+                    cont = line.strip()
+                    raw = pending.raw
+                    penv = pending_env if pending_env is not None else self._envelope(raw, default)
+                    if penv is not None:
+                        penv = penv._replace(body=f"{penv.body} {cont}")
+                    pending = self._make(f"{raw} {cont}", penv, appliance)
+                    pending_env = penv
+                    continue
                 if pending is not None:
                     yield pending
-                pending, pending_env = ev, None
-                continue
-            env = self._envelope(line, default)
-            if env is None and pending is not None and not is_bare_body(line.lstrip()):
-                # A wrapped line: the continuation joins the previous record with one space.
-                cont = line.strip()
-                raw = pending.raw
-                penv = pending_env if pending_env is not None else self._envelope(raw, default)
-                if penv is not None:
-                    penv = penv._replace(body=f"{penv.body} {cont}")
-                pending = self._make(f"{raw} {cont}", penv, appliance)
-                pending_env = penv
-                continue
-            if pending is not None:
-                yield pending
-            pending = self._make(line, env, appliance)
-            pending_env = env
+                pending = self._make(line, env, appliance)
+                pending_env = env
         if pending is not None:
             yield pending
 

@@ -1,0 +1,615 @@
+//! Native typing core of esa-enricher.
+//!
+//! The pure-Python parser (`enricher/parsing/`) is the reference: this module types only the lines it is
+//! sure to type exactly as the Python fast path does, and *declines* everything else, which the Python
+//! parser then handles. Declined are: lines with any byte outside printable ASCII (Python's `\s`, `\d`,
+//! `str.strip()` and `int()` are Unicode-aware, the rules here are not), envelopes other than the two fast
+//! shapes (RFC 3164 with host and tag, native file lines), file headers, native lines inside syslog, bodies
+//! no rule types, CEF, numbers of 19 digits or more, and records longer than the configured limit.
+//!
+//! The body rules are not written here: `Typer` is built from the Python rule tables (`shapes.py`), pattern
+//! strings and all, so the two implementations cannot drift apart on a shape. Event times stay with the
+//! Python `TimeResolver` (its stamp cache is read directly, a miss calls it), and events are instances of
+//! the Python `Event` class.
+
+use std::collections::HashMap;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
+use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
+
+const LEVELS: [&str; 5] = ["Info", "Warning", "Critical", "Debug", "Trace"];
+const MONTHS: [&[u8]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+/// Python's `re.S` and `re.I`; `re.U` is implied for str patterns. Any other flag refuses the table.
+const RE_IGNORECASE: u32 = 2;
+const RE_UNICODE: u32 = 32;
+const RE_DOTALL: u32 = 16;
+/// Longest digit string parsed here (i64 holds any 18-digit number); longer ones are declined.
+const MAX_DIGITS: usize = 18;
+const MAX_CACHED_NAMES: usize = 4096;
+
+enum Conv {
+    Str,
+    Int,
+    Rids,
+}
+
+enum Role {
+    Mid,
+    Icid,
+    Dcid,
+    Field { key: Py<PyString>, conv: Conv, dedupe: bool },
+}
+
+struct Rule {
+    kind: Py<PyString>,
+    rx: Regex,
+    locs: CaptureLocations,
+    roles: Vec<(usize, Role)>,
+}
+
+/// What typing a body gave: `None` from `type_body` means "declined".
+struct Typed {
+    kind: Py<PyAny>,
+    mid: Option<i64>,
+    icid: Option<i64>,
+    dcid: Option<i64>,
+    data: Option<Py<PyDict>>,
+}
+
+fn parse_int(v: &[u8]) -> Option<i64> {
+    let (neg, digits) = match v.first() {
+        Some(b'-') => (true, &v[1..]),
+        _ => (false, v),
+    };
+    if digits.is_empty() || digits.len() > MAX_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+    Some(if neg { -n } else { n })
+}
+
+fn as_str(v: &[u8]) -> &str {
+    // Only printable-ASCII lines reach the typing code (`printable`), so every slice is valid UTF-8.
+    std::str::from_utf8(v).expect("printable ASCII")
+}
+
+fn printable(b: &[u8]) -> bool {
+    b.iter().all(|&c| (0x20..0x7f).contains(&c))
+}
+
+fn strip_spaces(mut b: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = b {
+        b = rest;
+    }
+    while let [rest @ .., b' '] = b {
+        b = rest;
+    }
+    b
+}
+
+fn is_upper(c: u8) -> bool {
+    c.is_ascii_uppercase()
+}
+fn is_lower(c: u8) -> bool {
+    c.is_ascii_lowercase()
+}
+fn is_digit(c: u8) -> bool {
+    c.is_ascii_digit()
+}
+
+/// `[A-Z][a-z]{2}` at `b[i..]`.
+fn word3(b: &[u8], i: usize) -> bool {
+    b.len() >= i + 3 && is_upper(b[i]) && is_lower(b[i + 1]) && is_lower(b[i + 2])
+}
+
+/// `\d\d:\d\d:\d\d` at `b[i..]`.
+fn hms(b: &[u8], i: usize) -> bool {
+    b.len() >= i + 8
+        && is_digit(b[i])
+        && is_digit(b[i + 1])
+        && b[i + 2] == b':'
+        && is_digit(b[i + 3])
+        && is_digit(b[i + 4])
+        && b[i + 5] == b':'
+        && is_digit(b[i + 6])
+        && is_digit(b[i + 7])
+}
+
+/// `(Info|Warning|Critical|Debug|Trace):(?: +|$)` at `b[i..]`: (level index, body start).
+fn level_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    let rest = &b[i.min(b.len())..];
+    for (n, name) in LEVELS.iter().enumerate() {
+        let name = name.as_bytes();
+        if rest.len() > name.len() && rest.starts_with(name) && rest[name.len()] == b':' {
+            let mut j = i + name.len() + 1;
+            if j == b.len() {
+                return Some((n, j));
+            }
+            if b[j] != b' ' {
+                return None;
+            }
+            while j < b.len() && b[j] == b' ' {
+                j += 1;
+            }
+            return Some((n, j));
+        }
+    }
+    None
+}
+
+enum Envelope {
+    /// RFC 3164 with host and tag: stamp, host, tag (ranges), level, body start.
+    Bsd { stamp: (usize, usize), host: (usize, usize), tag: (usize, usize), level: usize, body: usize },
+    /// A native file line: stamp range, level, body start.
+    Native { stamp: (usize, usize), level: usize, body: usize },
+}
+
+/// The envelope parser's `_FAST_BSD` (`(?:<\d{1,3}>)?Mmm dd hh:mm:ss host tag[pid]: Level: body`); `Err`
+/// when the line is one Python would treat differently from a plain mismatch (the `(?!\d{4} )` guard).
+fn fast_bsd(b: &[u8]) -> Result<Option<Envelope>, ()> {
+    let mut p = 0;
+    if b.first() == Some(&b'<') {
+        let mut q = 1;
+        while q < b.len() && q <= 3 && is_digit(b[q]) {
+            q += 1;
+        }
+        if q > 1 && q < b.len() && b[q] == b'>' {
+            p = q + 1;
+        }
+    }
+    // [A-Z][a-z]{2} [ \d]\d hh:mm:ss
+    if !(word3(b, p)
+        && b.len() > p + 16
+        && b[p + 3] == b' '
+        && (b[p + 4] == b' ' || is_digit(b[p + 4]))
+        && is_digit(b[p + 5])
+        && b[p + 6] == b' '
+        && hms(b, p + 7)
+        && b[p + 15] == b' ')
+    {
+        return Ok(None);
+    }
+    let stamp = (p, p + 15);
+    let h = p + 16;
+    if b.len() >= h + 5 && b[h..h + 4].iter().all(|&c| is_digit(c)) && b[h + 4] == b' ' {
+        return Err(()); // a year after the stamp: the general path's business
+    }
+    let mut i = h;
+    while i < b.len() && b[i] != b' ' && b[i] != b':' {
+        i += 1;
+    }
+    if i == h || i >= b.len() || b[i] != b' ' {
+        return Ok(None);
+    }
+    let host = (h, i);
+    let t = i + 1;
+    i = t;
+    while i < b.len() && !matches!(b[i], b' ' | b':' | b'[' | b']') {
+        i += 1;
+    }
+    if i == t {
+        return Ok(None);
+    }
+    let tag = (t, i);
+    if i < b.len() && b[i] == b'[' {
+        let d = i + 1;
+        i = d;
+        while i < b.len() && is_digit(b[i]) {
+            i += 1;
+        }
+        if i == d || i >= b.len() || b[i] != b']' {
+            return Ok(None);
+        }
+        i += 1;
+    }
+    if !(b.len() > i + 1 && b[i] == b':' && b[i + 1] == b' ') {
+        return Ok(None);
+    }
+    Ok(level_at(b, i + 2).map(|(level, body)| Envelope::Bsd { stamp, host, tag, level, body }))
+}
+
+/// `_FAST_NATIVE`: `Www Mmm [ \d]?\d hh:mm:ss yyyy Level: body`.
+fn fast_native(b: &[u8]) -> Option<Envelope> {
+    if !(word3(b, 0) && b.len() > 8 && b[3] == b' ' && word3(b, 4) && b[7] == b' ') {
+        return None;
+    }
+    // `[ \d]?\d ` — the two-character form first, as the regex's greedy `?` does.
+    let p = 8;
+    let day_end = if b.len() > p + 2 && (b[p] == b' ' || is_digit(b[p])) && is_digit(b[p + 1]) && b[p + 2] == b' ' {
+        p + 2
+    } else if b.len() > p + 1 && is_digit(b[p]) && b[p + 1] == b' ' {
+        p + 1
+    } else {
+        return None;
+    };
+    let t = day_end + 1;
+    if !(hms(b, t) && b.len() > t + 13 && b[t + 8] == b' ' && b[t + 9..t + 13].iter().all(|&c| is_digit(c)) && b[t + 13] == b' ')
+    {
+        return None;
+    }
+    let stamp = (0, t + 13);
+    level_at(b, t + 14).map(|(level, body)| Envelope::Native { stamp, level, body })
+}
+
+#[pyclass(unsendable)]
+struct Typer {
+    event_cls: Py<PyAny>,
+    limit: usize,
+    mid_rules: HashMap<Vec<u8>, Vec<Rule>>,
+    icid_routes: HashMap<Vec<u8>, Vec<Rule>>,
+    icid_rules: Vec<Rule>,
+    dcid_rules: Vec<Rule>,
+    other_rules: HashMap<Vec<u8>, Vec<Rule>>,
+    levels: Vec<Py<PyString>>,
+    detail: Py<PyString>,
+    mid_unrecognized: Py<PyString>,
+    names: HashMap<Vec<u8>, Py<PyString>>,
+}
+
+fn compile_rule(py: Python<'_>, spec: &Bound<'_, PyAny>, int_fields: &[String], quoted: &[String]) -> PyResult<Rule> {
+    let (kind, pattern, flags, groups): (String, String, u32, Vec<(String, usize)>) = spec.extract()?;
+    if flags & !(RE_IGNORECASE | RE_UNICODE | RE_DOTALL) != 0 {
+        return Err(PyValueError::new_err(format!("{kind}: unsupported regex flags {flags}")));
+    }
+    let rx = RegexBuilder::new(&format!("^(?:{pattern})"))
+        .unicode(false)
+        .dot_matches_new_line(flags & RE_DOTALL != 0)
+        .case_insensitive(flags & RE_IGNORECASE != 0)
+        .build()
+        .map_err(|e| PyValueError::new_err(format!("{kind}: {e}")))?;
+    let names: Vec<Option<&str>> = rx.capture_names().collect();
+    let mut roles = Vec::with_capacity(groups.len());
+    if names.len() != groups.len() + 1 {
+        return Err(PyValueError::new_err(format!("{kind}: group count differs from Python's")));
+    }
+    let mut sorted = groups;
+    sorted.sort_by_key(|(_, idx)| *idx);
+    for (name, idx) in sorted {
+        if names.get(idx).copied().flatten() != Some(name.as_str()) {
+            return Err(PyValueError::new_err(format!("{kind}: group {name} is not group {idx} here")));
+        }
+        let role = match name.as_str() {
+            "mid" => Role::Mid,
+            "icid" => Role::Icid,
+            "dcid" => Role::Dcid,
+            _ => {
+                let dedupe = quoted.contains(&name);
+                let out = if dedupe { "value" } else { name.as_str() };
+                let conv = if int_fields.contains(&name) {
+                    Conv::Int
+                } else if name == "rids" {
+                    Conv::Rids
+                } else {
+                    Conv::Str
+                };
+                Role::Field { key: PyString::intern(py, out).unbind(), conv, dedupe }
+            }
+        };
+        roles.push((idx, role));
+    }
+    let locs = rx.capture_locations();
+    Ok(Rule { kind: PyString::intern(py, &kind).unbind(), rx, locs, roles })
+}
+
+fn compile_list(py: Python<'_>, specs: &Bound<'_, PyAny>, ints: &[String], quoted: &[String]) -> PyResult<Vec<Rule>> {
+    specs.try_iter()?.map(|s| compile_rule(py, &s?, ints, quoted)).collect()
+}
+
+fn compile_map(
+    py: Python<'_>,
+    specs: &Bound<'_, PyDict>,
+    ints: &[String],
+    quoted: &[String],
+) -> PyResult<HashMap<Vec<u8>, Vec<Rule>>> {
+    let mut out = HashMap::new();
+    for (word, list) in specs.iter() {
+        let word: String = word.extract()?;
+        out.insert(word.into_bytes(), compile_list(py, &list, ints, quoted)?);
+    }
+    Ok(out)
+}
+
+/// First rule of `rules` matching `hay`, extracted as the Python extractor does; `None` = declined.
+fn first_match(py: Python<'_>, rules: &mut [Rule], hay: &[u8], mid: Option<i64>) -> Option<Typed> {
+    for rule in rules.iter_mut() {
+        if rule.rx.captures_read(&mut rule.locs, hay).is_some() {
+            return extract(py, rule, hay, mid);
+        }
+    }
+    None
+}
+
+fn extract(py: Python<'_>, rule: &Rule, hay: &[u8], mut mid: Option<i64>) -> Option<Typed> {
+    let (mut icid, mut dcid) = (None, None);
+    let mut data: Option<Bound<'_, PyDict>> = None;
+    for (idx, role) in &rule.roles {
+        let Some((s, e)) = rule.locs.get(*idx) else { continue };
+        let v = &hay[s..e];
+        match role {
+            Role::Mid => mid = Some(parse_int(v)?),
+            Role::Icid => icid = Some(parse_int(v)?),
+            Role::Dcid => dcid = Some(parse_int(v)?),
+            Role::Field { key, conv, dedupe } => {
+                let d = data.get_or_insert_with(|| PyDict::new(py));
+                if *dedupe && d.contains(key).ok()? {
+                    continue;
+                }
+                let value: Bound<'_, PyAny> = match conv {
+                    Conv::Str => PyString::new(py, as_str(v)).into_any(),
+                    Conv::Int => parse_int(v)?.into_pyobject(py).ok()?.into_any(),
+                    Conv::Rids => {
+                        let list = PyList::empty(py);
+                        let compact: Vec<u8> = v.iter().copied().filter(|&c| c != b' ').collect();
+                        for part in compact.split(|&c| c == b',').filter(|p| !p.is_empty()) {
+                            list.append(parse_int(part)?).ok()?;
+                        }
+                        list.into_any()
+                    }
+                };
+                d.set_item(key, value).ok()?;
+            }
+        }
+    }
+    Some(Typed {
+        kind: rule.kind.clone_ref(py).into_any(),
+        mid,
+        icid,
+        dcid,
+        data: data.filter(|d| !d.is_empty()).map(Bound::unbind),
+    })
+}
+
+impl Typer {
+    /// `shapes.type_body` for a stripped, printable-ASCII body; `None` = declined.
+    fn type_body(&mut self, py: Python<'_>, body: &[u8]) -> Option<Typed> {
+        if let Some(after) = body.strip_prefix(b"MID ") {
+            let sp = after.iter().position(|&c| c == b' ');
+            let mut num = match sp {
+                Some(i) => &after[..i],
+                None => after,
+            };
+            let comma = num.ends_with(b",");
+            if comma {
+                num = &num[..num.len() - 1];
+            }
+            if num.is_empty() || !num.iter().all(|&c| is_digit(c)) {
+                return None; // Python: `unparsed`
+            }
+            let mid = parse_int(num)?;
+            let mut rest: Vec<u8> = Vec::new();
+            if comma {
+                rest.extend_from_slice(b", ");
+            }
+            if let Some(i) = sp {
+                let mut r = &after[i + 1..];
+                while let [b' ', tail @ ..] = r {
+                    r = tail;
+                }
+                rest.extend_from_slice(r);
+            }
+            let mut word = rest.split(|&c| c == b' ').next().unwrap_or(b"");
+            if let Some(i) = word.iter().position(|&c| c == b'(') {
+                word = &word[..i];
+            }
+            if let Some(rules) = self.mid_rules.get_mut(word) {
+                for rule in rules.iter_mut() {
+                    if rule.rx.captures_read(&mut rule.locs, &rest).is_some() {
+                        return extract(py, rule, &rest, Some(mid));
+                    }
+                }
+            }
+            let d = PyDict::new(py);
+            d.set_item(&self.detail, PyString::new(py, as_str(&rest))).ok()?;
+            return Some(Typed {
+                kind: self.mid_unrecognized.clone_ref(py).into_any(),
+                mid: Some(mid),
+                icid: None,
+                dcid: None,
+                data: Some(d.unbind()),
+            });
+        }
+        if body.starts_with(b"ICID ") {
+            let third = body.splitn(4, |&c| c == b' ').nth(2);
+            let routed = match third {
+                Some(w) => self.icid_routes.get_mut(&w.to_ascii_lowercase()),
+                None => None,
+            };
+            return match routed {
+                Some(rules) => first_match(py, rules, body, None),
+                None => first_match(py, &mut self.icid_rules, body, None),
+            };
+        }
+        if body.starts_with(b"DCID ") {
+            return first_match(py, &mut self.dcid_rules, body, None);
+        }
+        let word = body.split(|&c| c == b' ').next().unwrap_or(b"");
+        // No rule, or none matching: Python tries CEF or says `unparsed` — both declined here.
+        first_match(py, self.other_rules.get_mut(word)?, body, None)
+    }
+
+    fn name(&mut self, py: Python<'_>, b: &[u8]) -> Py<PyString> {
+        if let Some(s) = self.names.get(b) {
+            return s.clone_ref(py);
+        }
+        if self.names.len() >= MAX_CACHED_NAMES {
+            self.names.clear();
+        }
+        let s = PyString::new(py, as_str(b)).unbind();
+        self.names.insert(b.to_vec(), s.clone_ref(py));
+        s
+    }
+
+    /// Type one record (no trailing newline); `None` = declined. `raw` is the str object to keep as the
+    /// event's raw text when it is the whole of `b`.
+    fn type_line<'py>(
+        &mut self,
+        py: Python<'py>,
+        t: &Times<'py>,
+        b: &[u8],
+        raw: Option<&Bound<'py, PyString>>,
+        default: &Bound<'py, PyString>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if b.is_empty() || b.len() > self.limit || !printable(b) {
+            return Ok(None);
+        }
+        let env = match fast_bsd(b) {
+            Err(()) => return Ok(None),
+            Ok(Some(env)) => env,
+            Ok(None) => match fast_native(b) {
+                Some(env) => env,
+                None => return Ok(None),
+            },
+        };
+        let (body_start, level) = match env {
+            Envelope::Bsd { level, body, .. } | Envelope::Native { level, body, .. } => (body, level),
+        };
+        let body = &b[body_start..];
+        let native_inside = body.len() >= 7 && body[3] == b' ' && MONTHS.contains(&&body[4..7]);
+        if body.starts_with(b"Time offset") || (matches!(env, Envelope::Bsd { .. }) && native_inside) {
+            return Ok(None); // a header whose offset applies first, or a native line inside syslog
+        }
+        let Some(typed) = self.type_body(py, strip_spaces(body)) else { return Ok(None) };
+        let (app, tag, stamp_range, stamp_fn) = match env {
+            Envelope::Bsd { stamp, host, tag, .. } => {
+                let app = self.name(py, &b[host.0..host.1]).into_bound(py);
+                let tag = self.name(py, &b[tag.0..tag.1]).into_bound(py).into_any();
+                (app, tag, stamp, &t.bsd_stamp)
+            }
+            Envelope::Native { stamp, .. } => (default.clone(), py.None().into_bound(py), stamp, &t.native_stamp),
+        };
+        let stamp = PyString::new(py, as_str(&b[stamp_range.0..stamp_range.1]));
+        let key = PyTuple::new(py, [app.as_any(), stamp.as_any()])?;
+        let mut ts = match t.stamps.get_item(&key)? {
+            Some(v) => v,
+            None => stamp_fn.call1((&app, &stamp))?,
+        };
+        let inferred = ts.is_none();
+        if inferred {
+            if let Some(v) = t.last_ts.get_item(&app)? {
+                ts = v;
+            }
+        } else {
+            t.last_ts.set_item(&app, &ts)?;
+        }
+        let raw = match raw {
+            Some(s) => s.clone(),
+            None => PyString::new(py, as_str(b)),
+        };
+        let args = (
+            typed.kind,
+            app,
+            ts,
+            self.levels[level].clone_ref(py),
+            raw,
+            typed.mid,
+            typed.icid,
+            typed.dcid,
+            typed.data,
+            tag,
+            PyBool::new(py, inferred).to_owned(),
+        );
+        Ok(Some(self.event_cls.bind(py).call1(args)?))
+    }
+}
+
+/// The parser's time state, read once per call (the Python objects may be replaced between calls).
+struct Times<'py> {
+    stamps: Bound<'py, PyDict>,
+    last_ts: Bound<'py, PyDict>,
+    bsd_stamp: Bound<'py, PyAny>,
+    native_stamp: Bound<'py, PyAny>,
+}
+
+impl<'py> Times<'py> {
+    fn of(parser: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let times = parser.getattr("times")?;
+        Ok(Times {
+            stamps: times.getattr("_stamps")?.cast_into::<PyDict>()?,
+            last_ts: parser.getattr("_last_ts")?.cast_into::<PyDict>()?,
+            bsd_stamp: times.getattr("bsd_stamp")?,
+            native_stamp: times.getattr("native_stamp")?,
+        })
+    }
+}
+
+#[pymethods]
+impl Typer {
+    /// `Typer(event_cls, tables, limit)`: `tables` as made by `enricher.parsing.native.rule_tables()`.
+    #[new]
+    fn new(py: Python<'_>, event_cls: Py<PyAny>, tables: &Bound<'_, PyDict>, limit: usize) -> PyResult<Self> {
+        let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
+            tables.get_item(k)?.ok_or_else(|| PyValueError::new_err(format!("rule tables lack {k}")))
+        };
+        let ints: Vec<String> = get("int_fields")?.extract()?;
+        let quoted: Vec<String> = get("quoted")?.extract()?;
+        Ok(Typer {
+            event_cls,
+            limit,
+            mid_rules: compile_map(py, get("mid")?.cast::<PyDict>()?, &ints, &quoted)?,
+            icid_routes: compile_map(py, get("icid_routes")?.cast::<PyDict>()?, &ints, &quoted)?,
+            icid_rules: compile_list(py, &get("icid")?, &ints, &quoted)?,
+            dcid_rules: compile_list(py, &get("dcid")?, &ints, &quoted)?,
+            other_rules: compile_map(py, get("other")?.cast::<PyDict>()?, &ints, &quoted)?,
+            levels: LEVELS.iter().map(|l| PyString::intern(py, l).unbind()).collect(),
+            detail: PyString::intern(py, "detail").unbind(),
+            mid_unrecognized: PyString::intern(py, "mid_unrecognized").unbind(),
+            names: HashMap::new(),
+        })
+    }
+
+    /// Type `lines[start:]` (physical lines, trailing CR/LF ignored) until the first line declined:
+    /// returns (events, index of that line, or len(lines)).
+    fn run<'py>(
+        &mut self,
+        py: Python<'py>,
+        parser: &Bound<'py, PyAny>,
+        lines: &Bound<'py, PyList>,
+        start: usize,
+        default: &Bound<'py, PyString>,
+    ) -> PyResult<(Bound<'py, PyList>, usize)> {
+        let t = Times::of(parser)?;
+        let out = PyList::empty(py);
+        let n = lines.len();
+        let mut i = start;
+        while i < n {
+            let item = lines.get_item(i)?;
+            let Ok(line) = item.cast::<PyString>() else { break };
+            let full = line.to_str()?.as_bytes();
+            let mut b = full;
+            while let [rest @ .., b'\r' | b'\n'] = b {
+                b = rest;
+            }
+            let raw = if b.len() == full.len() { Some(line) } else { None };
+            match self.type_line(py, &t, b, raw, default)? {
+                Some(ev) => out.append(ev)?,
+                None => break,
+            }
+            i += 1;
+        }
+        Ok((out, i))
+    }
+
+    /// Type one complete record (no newline inside); None when declined.
+    fn one<'py>(
+        &mut self,
+        py: Python<'py>,
+        parser: &Bound<'py, PyAny>,
+        text: &Bound<'py, PyString>,
+        default: &Bound<'py, PyString>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let t = Times::of(parser)?;
+        let b = text.to_str()?.as_bytes();
+        self.type_line(py, &t, b, Some(text), default)
+    }
+}
+
+#[pymodule]
+fn esa_enricher_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Typer>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,139 @@
+"""The native typing core gives exactly the events of the Python parser (the reference), on real lines,
+generated corpora and random input; and it really types the common lines (it is not declining everything).
+
+The tests that need the core run only where it is installed; `ESA_NATIVE=1` (CI) makes its absence a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from enricher.errors import ConfigError
+from enricher.models import Event
+from enricher.parsing import native
+from enricher.parsing.parser import Parser
+from tests.conftest import ROOT, SAMPLES
+
+try:
+    native.module(True)
+    AVAILABLE = True
+except RuntimeError:
+    AVAILABLE = False
+
+needs_native = pytest.mark.skipif(not AVAILABLE, reason="native core not installed (make install builds it with cargo)")
+
+FIELDS = ("kind", "appliance", "ts", "level", "raw", "mid", "icid", "dcid", "data", "tag", "ts_inferred")
+SAMPLE_LINES = [
+    line.rstrip("\n")
+    for p in sorted([*SAMPLES.glob("*.log"), *SAMPLES.glob("*.s"), ROOT / "samples" / "demo-mail_logs.log"])
+    for line in p.open(encoding="utf-8", errors="replace")
+]
+GOLDEN_LINES = [line for p in sorted((ROOT / "tests" / "golden").glob("*/input.log")) for line in p.read_text().splitlines()]
+
+
+def _fields(ev: Event) -> tuple:
+    return tuple(getattr(ev, f) for f in FIELDS)
+
+
+def both(lines: list[str], appliance: str | None = None, reference_time: float = 1795780800.0) -> tuple[list, list]:
+    """Events of the Python parser and of the native one, as comparable tuples."""
+    from enricher.parsing.timestamps import TimeResolver
+
+    out = []
+    for want in (False, True):
+        parser = Parser(TimeResolver(reference_time=reference_time), max_record_chars=4096, native=want)
+        out.append([_fields(ev) for ev in parser.parse_lines(lines, appliance)])
+    return out[0], out[1]
+
+
+def test_required_core_is_installed() -> None:
+    """CI sets ESA_NATIVE=1: a build that failed must fail the run, not fall back silently."""
+    if native.mode() == "required":
+        assert AVAILABLE, "ESA_NATIVE=1 but esa_enricher_native is not importable"
+    with pytest.raises(ConfigError, match="ESA_NATIVE"):
+        os.environ["ESA_NATIVE_SAVED"] = os.environ.get("ESA_NATIVE", "")
+        try:
+            os.environ["ESA_NATIVE"] = "maybe"
+            native.mode()
+        finally:
+            os.environ["ESA_NATIVE"] = os.environ.pop("ESA_NATIVE_SAVED")
+
+
+def test_off_means_python_only() -> None:
+    assert Parser(native=False)._typer is None
+
+
+@needs_native
+def test_same_events_on_samples_and_goldens() -> None:
+    py, nat = both(SAMPLE_LINES + GOLDEN_LINES, appliance="sample")
+    assert len(py) > 1500
+    assert py == nat
+
+
+@needs_native
+def test_same_events_on_a_generated_corpus_and_most_lines_typed_natively(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import gen_corpus  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "corpus.log"
+    gen_corpus.main(["--lines", "30000", "--out", str(out), "--seed", "7"])
+    lines = out.read_text().splitlines(keepends=True)
+    py, nat = both(lines)
+    assert len(py) >= 29000 and py == nat
+    # The native core must carry the common traffic, or it is only an expensive detour.
+    parser = Parser(native=True)
+    typed, stop = parser._typer.run(parser, lines, 0, "esa")
+    declined = 0
+    i = stop
+    while i < len(lines):
+        declined += 1
+        typed, i = parser._typer.run(parser, lines, i + 1, "esa")
+    assert declined / len(lines) < 0.01, f"{declined} of {len(lines)} lines declined"
+
+
+_PREFIXES = st.sampled_from(["", "<22>", "<22>Nov 27 11:59:58 esa1 mail_logs: ", "Thu Nov 27 11:59:58 2026 "])
+_MUTATIONS = st.sampled_from(["", " ", "  ", ":", "[", "]", "(", "'", '"', "0", "99999999999999999999", "\t", "é", "\x1c", "\r"])
+_REAL = [line for line in SAMPLE_LINES + GOLDEN_LINES if line.strip()]
+
+
+@needs_native
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_PREFIXES, st.sampled_from(_REAL), st.integers(0, 300), _MUTATIONS, st.booleans()), max_size=25))
+def test_same_events_on_mutated_real_lines(items: list[tuple[str, str, int, str, bool]]) -> None:
+    lines = []
+    for prefix, line, at, mutation, cut in items:
+        text = prefix + line if prefix and not line.startswith(("<", "Thu", "Fri")) else line
+        text = text[:at] + mutation + (text[at + 1 :] if cut else text[at:])
+        lines.append(text)
+    py, nat = both(lines)
+    assert py == nat
+
+
+@needs_native
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60), max_size=10))
+def test_same_events_on_random_printable_lines(bodies: list[str]) -> None:
+    # Random bodies behind a valid envelope reach the body rules, not only the envelope checks.
+    lines = [f"<22>Nov 27 11:59:58 esa1 mail_logs: Info: {b}" for b in bodies]
+    lines += [f"Thu Nov 27 11:59:58 2026 Info: MID {b}" for b in bodies]
+    py, nat = both(lines)
+    assert py == nat
+
+
+@needs_native
+def test_records_typed_one_at_a_time_match() -> None:
+    """`parse_record` (the Kafka path) with and without the core."""
+    rng = random.Random(3)
+    records = rng.sample(_REAL, 400)
+    py_parser, nat_parser = Parser(native=False), Parser(native=True)
+    for r in records:
+        assert _fields(py_parser.parse_record(r, "k")) == _fields(nat_parser.parse_record(r, "k")), r
