@@ -55,7 +55,7 @@ lint: $(STAMP) ## ruff
 bench: $(STAMP) ## replay throughput vs syslog-ng grouping-by, and memory per open session
 	@# syslog-ng-core replaces rsyslog (Debian conflict); .ci/run puts rsyslog back for the tests.
 	command -v syslog-ng >/dev/null || (apt-get update && apt-get install -y syslog-ng-core)
-	$(BIN)/python bench/replay_bench.py --runs 3 --json-out bench/.data/results.jsonl
+	$(BIN)/python bench/replay_bench.py --runs 3 --parser both --json-out bench/.data/results.jsonl
 	$(BIN)/python bench/session_memory.py --with-syslog-ng --json-out bench/.data/results.jsonl
 
 assets: $(STAMP) ## rebuild the Kibana bundle and the Sigma conversions from their sources

@@ -98,13 +98,16 @@ def run_syslog_ng(args, workdir: str, sentinel: bytes | None, i: int) -> dict:
     return res
 
 
-def run_product(args, workdir: str, i: int) -> dict:
+def run_product(args, workdir: str, i: int, native: str = "auto") -> dict:
     if args.product_cmd:
         cmd = [a.format(corpus=args.corpus) for a in shlex.split(args.product_cmd)]
     else:
         cmd = benchlib.product_base_cmd() + ["replay", args.corpus, "--output", "/dev/null"]
-    env = benchlib.product_env({"TZ": args.tz} if args.tz else None)
-    errf = os.path.join(workdir, f"product-{i}.stderr")
+    extra = {"ESA_NATIVE": native}
+    if args.tz:
+        extra["TZ"] = args.tz
+    env = benchlib.product_env(extra)
+    errf = os.path.join(workdir, f"product-{native}-{i}.stderr")
     with open(errf, "wb") as err:
         res = benchlib.run_measured(cmd, stderr=err, env=env, timeout=args.timeout)
     text = benchlib.read_text(errf)
@@ -155,6 +158,13 @@ def main(argv=None) -> int:
         "CORPUS --output /dev/null, or python -m enricher ...)",
     )
     ap.add_argument("--only", choices=("syslog-ng", "product"), default=None)
+    ap.add_argument(
+        "--parser",
+        choices=("auto", "native", "python", "both"),
+        default="auto",
+        help="the product's parser: the native core where installed (auto), required (native), off (python), "
+        "or both side by side (rows `product` = native and `product-py` = Python only)",
+    )
     ap.add_argument("--syslog-ng", default=shutil.which("syslog-ng") or "/usr/sbin/syslog-ng")
     ap.add_argument("--conf", default=benchlib.SYSLOG_NG_CONF)
     ap.add_argument("--tz", default="UTC", help="TZ for both children (saves glibc's per-call tz checks); '' = inherit")
@@ -170,6 +180,9 @@ def main(argv=None) -> int:
     expected_sng = meta["syslog_ng_expected"]["total"] if meta else None
 
     tools = ["syslog-ng", "product"] if args.only is None else [args.only]
+    if args.parser == "both" and "product" in tools:
+        tools.append("product-py")
+    product_native = {"auto": "auto", "native": "1", "python": "0", "both": "1"}[args.parser]
     sentinel = None
     if "syslog-ng" in tools:
         if not os.path.exists(args.syslog_ng):
@@ -192,7 +205,10 @@ def main(argv=None) -> int:
     for i in range(args.runs):
         order = tools if i % 2 == 0 else list(reversed(tools))
         for tool in order:
-            r = run_syslog_ng(args, workdir, sentinel, i) if tool == "syslog-ng" else run_product(args, workdir, i)
+            if tool == "syslog-ng":
+                r = run_syslog_ng(args, workdir, sentinel, i)
+            else:
+                r = run_product(args, workdir, i, "0" if tool == "product-py" else product_native)
             results[tool].append(r)
             extra = ""
             if tool == "syslog-ng":
@@ -237,17 +253,25 @@ def main(argv=None) -> int:
             checks["product_abort_reasons_match_meta"] = not diff
             if diff:
                 checks["product_abort_reason_diff"] = diff
-        if summ["product"]["ok_runs"] != args.runs and status == 0:
+        if any(summ[t]["ok_runs"] != args.runs for t in tools if t.startswith("product")) and status == 0:
             status = 2
-    ratio = paired = None
-    if len(tools) == 2 and summ["product"]["median_lines_per_cpu_s"] and summ["syslog-ng"]["median_lines_per_cpu_s"]:
-        ratio = summ["product"]["median_lines_per_cpu_s"] / summ["syslog-ng"]["median_lines_per_cpu_s"]
+    def ratios(product: str) -> tuple[float | None, float | None]:
+        if not ("syslog-ng" in tools and product in tools):
+            return None, None
+        if not (summ[product]["median_lines_per_cpu_s"] and summ["syslog-ng"]["median_lines_per_cpu_s"]):
+            return None, None
         pairs = [
-            lines / p["cpu_s"] / (lines / s["cpu_s"])
-            for p, s in zip(results["product"], results["syslog-ng"], strict=True)
+            s["cpu_s"] / p["cpu_s"]
+            for p, s in zip(results[product], results["syslog-ng"], strict=True)
             if p["rc"] == 0 and s["rc"] == 0 and not p["errors"] and not s["errors"]
         ]
-        paired = benchlib.median(pairs)
+        return (
+            summ[product]["median_lines_per_cpu_s"] / summ["syslog-ng"]["median_lines_per_cpu_s"],
+            benchlib.median(pairs),
+        )
+
+    ratio, paired = ratios("product")
+    ratio_py, paired_py = ratios("product-py")
 
     # ---------------------------------------------------------------- report
     print("", file=sys.stderr)
@@ -282,6 +306,12 @@ def main(argv=None) -> int:
             f"{paired:.3f} (median of per-run pairs)",
             file=sys.stderr,
         )
+    if ratio_py is not None:
+        print(
+            f"ratio replay with the Python parser only/syslog-ng: {ratio_py:.3f} (median of medians); "
+            f"{paired_py:.3f} (median of per-run pairs)",
+            file=sys.stderr,
+        )
     for k, v in checks.items():
         print(f"check {k}: {v}", file=sys.stderr)
 
@@ -301,6 +331,9 @@ def main(argv=None) -> int:
         "tools": summ,
         "ratio_replay_over_syslog_ng": ratio,
         "paired_ratio_replay_over_syslog_ng": paired,
+        "parser": args.parser,
+        "ratio_python_parser_over_syslog_ng": ratio_py,
+        "paired_ratio_python_parser_over_syslog_ng": paired_py,
         "checks": checks,
         "product_cmd": results["product"][0]["cmd"] if "product" in tools and results["product"] else None,
         "status": status,
