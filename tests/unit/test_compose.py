@@ -200,8 +200,13 @@ def test_dockerfile_builds_the_package_from_the_repository() -> None:
     text = DOCKERFILE.read_text()
     assert re.search(r"^FROM python:3\.11-slim\s*$", text, re.M)
     assert re.search(r"^RUN pip install .*(-e )?\.", text, re.M)
+    stages = set(re.findall(r"^FROM \S+ AS (\S+)\s*$", text, re.M))
     for m in re.finditer(r"^COPY\s+(.+?)\s+\S+\s*$", text, re.M):
-        for src in m.group(1).split():
+        srcs = m.group(1).split()
+        if srcs[0].startswith("--from="):  # from an earlier build stage, not from the repository
+            assert srcs[0].removeprefix("--from=") in stages, f"{m.group(0)}: no such build stage"
+            continue
+        for src in srcs:
             assert (ROOT / src).exists(), f"COPY {src}: no such file in the repository"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".services" in ignored  # never send the local services' data as build context
