@@ -13,6 +13,7 @@
 //! the Python `Event` class.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -31,6 +32,30 @@ const RE_DOTALL: u32 = 16;
 const MAX_DIGITS: usize = 18;
 const MAX_CACHED_NAMES: usize = 4096;
 
+/// FNV-1a: the maps here are keyed by a line's first words and host names — short, trusted-size keys
+/// looked up several times per line, where SipHash's DoS resistance buys nothing and costs ~5 % of a line.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Map<V> = HashMap<Vec<u8>, V, BuildHasherDefault<Fnv>>;
+
 enum Conv {
     Str,
     Int,
@@ -41,7 +66,11 @@ enum Role {
     Mid,
     Icid,
     Dcid,
-    Field { key: Py<PyString>, conv: Conv, dedupe: bool },
+    Field {
+        key: Py<PyString>,
+        conv: Conv,
+        dedupe: bool,
+    },
 }
 
 struct Rule {
@@ -68,13 +97,17 @@ fn parse_int(v: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > MAX_DIGITS || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n = digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+    let n = digits
+        .iter()
+        .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
     Some(if neg { -n } else { n })
 }
 
 fn as_str(v: &[u8]) -> &str {
-    // Only printable-ASCII lines reach the typing code (`printable`), so every slice is valid UTF-8.
-    std::str::from_utf8(v).expect("printable ASCII")
+    debug_assert!(printable(v));
+    // SAFETY: only printable-ASCII lines reach the typing code (`type_line` checks `printable` first), and
+    // every slice of ASCII is valid UTF-8.
+    unsafe { std::str::from_utf8_unchecked(v) }
 }
 
 fn printable(b: &[u8]) -> bool {
@@ -143,9 +176,19 @@ fn level_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
 
 enum Envelope {
     /// RFC 3164 with host and tag: stamp, host, tag (ranges), level, body start.
-    Bsd { stamp: (usize, usize), host: (usize, usize), tag: (usize, usize), level: usize, body: usize },
+    Bsd {
+        stamp: (usize, usize),
+        host: (usize, usize),
+        tag: (usize, usize),
+        level: usize,
+        body: usize,
+    },
     /// A native file line: stamp range, level, body start.
-    Native { stamp: (usize, usize), level: usize, body: usize },
+    Native {
+        stamp: (usize, usize),
+        level: usize,
+        body: usize,
+    },
 }
 
 /// The envelope parser's `_FAST_BSD` (`(?:<\d{1,3}>)?Mmm dd hh:mm:ss host tag[pid]: Level: body`); `Err`
@@ -209,7 +252,13 @@ fn fast_bsd(b: &[u8]) -> Result<Option<Envelope>, ()> {
     if !(b.len() > i + 1 && b[i] == b':' && b[i + 1] == b' ') {
         return Ok(None);
     }
-    Ok(level_at(b, i + 2).map(|(level, body)| Envelope::Bsd { stamp, host, tag, level, body }))
+    Ok(level_at(b, i + 2).map(|(level, body)| Envelope::Bsd {
+        stamp,
+        host,
+        tag,
+        level,
+        body,
+    }))
 }
 
 /// `_FAST_NATIVE`: `Www Mmm [ \d]?\d hh:mm:ss yyyy Level: body`.
@@ -219,7 +268,11 @@ fn fast_native(b: &[u8]) -> Option<Envelope> {
     }
     // `[ \d]?\d ` — the two-character form first, as the regex's greedy `?` does.
     let p = 8;
-    let day_end = if b.len() > p + 2 && (b[p] == b' ' || is_digit(b[p])) && is_digit(b[p + 1]) && b[p + 2] == b' ' {
+    let day_end = if b.len() > p + 2
+        && (b[p] == b' ' || is_digit(b[p]))
+        && is_digit(b[p + 1])
+        && b[p + 2] == b' '
+    {
         p + 2
     } else if b.len() > p + 1 && is_digit(b[p]) && b[p + 1] == b' ' {
         p + 1
@@ -227,7 +280,11 @@ fn fast_native(b: &[u8]) -> Option<Envelope> {
         return None;
     };
     let t = day_end + 1;
-    if !(hms(b, t) && b.len() > t + 13 && b[t + 8] == b' ' && b[t + 9..t + 13].iter().all(|&c| is_digit(c)) && b[t + 13] == b' ')
+    if !(hms(b, t)
+        && b.len() > t + 13
+        && b[t + 8] == b' '
+        && b[t + 9..t + 13].iter().all(|&c| is_digit(c))
+        && b[t + 13] == b' ')
     {
         return None;
     }
@@ -235,25 +292,120 @@ fn fast_native(b: &[u8]) -> Option<Envelope> {
     level_at(b, t + 14).map(|(level, body)| Envelope::Native { stamp, level, body })
 }
 
+/// The fields of the Python `Event`, in the order `type_line` produces them.
+const EVENT_FIELDS: [&str; 11] = [
+    "kind",
+    "appliance",
+    "ts",
+    "level",
+    "raw",
+    "mid",
+    "icid",
+    "dcid",
+    "data",
+    "tag",
+    "ts_inferred",
+];
+
+/// Makes `Event` instances. Calling the class runs its Python `__init__` (a frame and eleven attribute
+/// stores, about a tenth of a typed line's cost); when `Event` is a plain `__slots__` class with exactly
+/// these fields (in any order), the instance is allocated and its slots set through their member descriptors instead —
+/// what `__init__` does, without the frame. Anything else about `Event` falls back to the call.
+struct EventMaker {
+    cls: Py<PyAny>,
+    slots: Option<Vec<Py<PyAny>>>,
+}
+
+impl EventMaker {
+    fn new(py: Python<'_>, cls: Py<PyAny>) -> PyResult<Self> {
+        let bound = cls.bind(py);
+        let declared: Option<Vec<String>> = bound
+            .getattr("__slots__")
+            .ok()
+            .and_then(|s| s.extract().ok());
+        let plain = declared.is_some_and(|mut d| {
+            d.sort_unstable();
+            let mut want = EVENT_FIELDS;
+            want.sort_unstable();
+            d.iter().map(String::as_str).eq(want)
+        })
+            && bound.getattr("__init__")?.getattr("__code__").is_ok() // a Python __init__, nothing native
+            && bound.getattr("__new__")?.is(&py.get_type::<pyo3::types::PyAny>().getattr("__new__")?);
+        let slots = if plain {
+            let mut out = Vec::with_capacity(EVENT_FIELDS.len());
+            for name in EVENT_FIELDS {
+                let d = bound.getattr(name)?;
+                if d.get_type().name()? != "member_descriptor" {
+                    return Ok(EventMaker { cls, slots: None });
+                }
+                out.push(d.unbind());
+            }
+            Some(out)
+        } else {
+            None
+        };
+        Ok(EventMaker { cls, slots })
+    }
+
+    fn make<'py>(
+        &self,
+        py: Python<'py>,
+        values: [Bound<'py, PyAny>; 11],
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some(slots) = &self.slots else {
+            return self.cls.bind(py).call1(PyTuple::new(py, values)?);
+        };
+        // SAFETY: `cls` is a heap type whose instances have exactly these eleven member slots (checked in
+        // `new`); tp_alloc returns a new, zeroed, GC-tracked instance or NULL with an exception set, and
+        // each member descriptor's tp_descr_set stores (and increfs) the value in its slot.
+        unsafe {
+            let tp = self.cls.as_ptr().cast::<pyo3::ffi::PyTypeObject>();
+            let alloc = (*tp).tp_alloc.unwrap_or(pyo3::ffi::PyType_GenericAlloc);
+            let obj = alloc(tp, 0);
+            if obj.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            let obj = Bound::from_owned_ptr(py, obj);
+            for (descr, value) in slots.iter().zip(values.iter()) {
+                let set = (*pyo3::ffi::Py_TYPE(descr.as_ptr()))
+                    .tp_descr_set
+                    .expect("member descriptors set");
+                if set(descr.as_ptr(), obj.as_ptr(), value.as_ptr()) < 0 {
+                    return Err(PyErr::fetch(py));
+                }
+            }
+            Ok(obj)
+        }
+    }
+}
+
 #[pyclass(unsendable)]
 struct Typer {
-    event_cls: Py<PyAny>,
+    events: EventMaker,
     limit: usize,
-    mid_rules: HashMap<Vec<u8>, Vec<Rule>>,
-    icid_routes: HashMap<Vec<u8>, Vec<Rule>>,
+    mid_rules: Map<Vec<Rule>>,
+    icid_routes: Map<Vec<Rule>>,
     icid_rules: Vec<Rule>,
     dcid_rules: Vec<Rule>,
-    other_rules: HashMap<Vec<u8>, Vec<Rule>>,
+    other_rules: Map<Vec<Rule>>,
     levels: Vec<Py<PyString>>,
     detail: Py<PyString>,
     mid_unrecognized: Py<PyString>,
-    names: HashMap<Vec<u8>, Py<PyString>>,
+    names: Map<Py<PyString>>,
 }
 
-fn compile_rule(py: Python<'_>, spec: &Bound<'_, PyAny>, int_fields: &[String], quoted: &[String]) -> PyResult<Rule> {
-    let (kind, pattern, flags, groups): (String, String, u32, Vec<(String, usize)>) = spec.extract()?;
+fn compile_rule(
+    py: Python<'_>,
+    spec: &Bound<'_, PyAny>,
+    int_fields: &[String],
+    quoted: &[String],
+) -> PyResult<Rule> {
+    let (kind, pattern, flags, groups): (String, String, u32, Vec<(String, usize)>) =
+        spec.extract()?;
     if flags & !(RE_IGNORECASE | RE_UNICODE | RE_DOTALL) != 0 {
-        return Err(PyValueError::new_err(format!("{kind}: unsupported regex flags {flags}")));
+        return Err(PyValueError::new_err(format!(
+            "{kind}: unsupported regex flags {flags}"
+        )));
     }
     let rx = RegexBuilder::new(&format!("^(?:{pattern})"))
         .unicode(false)
@@ -264,13 +416,17 @@ fn compile_rule(py: Python<'_>, spec: &Bound<'_, PyAny>, int_fields: &[String], 
     let names: Vec<Option<&str>> = rx.capture_names().collect();
     let mut roles = Vec::with_capacity(groups.len());
     if names.len() != groups.len() + 1 {
-        return Err(PyValueError::new_err(format!("{kind}: group count differs from Python's")));
+        return Err(PyValueError::new_err(format!(
+            "{kind}: group count differs from Python's"
+        )));
     }
     let mut sorted = groups;
     sorted.sort_by_key(|(_, idx)| *idx);
     for (name, idx) in sorted {
         if names.get(idx).copied().flatten() != Some(name.as_str()) {
-            return Err(PyValueError::new_err(format!("{kind}: group {name} is not group {idx} here")));
+            return Err(PyValueError::new_err(format!(
+                "{kind}: group {name} is not group {idx} here"
+            )));
         }
         let role = match name.as_str() {
             "mid" => Role::Mid,
@@ -286,17 +442,34 @@ fn compile_rule(py: Python<'_>, spec: &Bound<'_, PyAny>, int_fields: &[String], 
                 } else {
                     Conv::Str
                 };
-                Role::Field { key: PyString::intern(py, out).unbind(), conv, dedupe }
+                Role::Field {
+                    key: PyString::intern(py, out).unbind(),
+                    conv,
+                    dedupe,
+                }
             }
         };
         roles.push((idx, role));
     }
     let locs = rx.capture_locations();
-    Ok(Rule { kind: PyString::intern(py, &kind).unbind(), rx, locs, roles })
+    Ok(Rule {
+        kind: PyString::intern(py, &kind).unbind(),
+        rx,
+        locs,
+        roles,
+    })
 }
 
-fn compile_list(py: Python<'_>, specs: &Bound<'_, PyAny>, ints: &[String], quoted: &[String]) -> PyResult<Vec<Rule>> {
-    specs.try_iter()?.map(|s| compile_rule(py, &s?, ints, quoted)).collect()
+fn compile_list(
+    py: Python<'_>,
+    specs: &Bound<'_, PyAny>,
+    ints: &[String],
+    quoted: &[String],
+) -> PyResult<Vec<Rule>> {
+    specs
+        .try_iter()?
+        .map(|s| compile_rule(py, &s?, ints, quoted))
+        .collect()
 }
 
 fn compile_map(
@@ -304,8 +477,8 @@ fn compile_map(
     specs: &Bound<'_, PyDict>,
     ints: &[String],
     quoted: &[String],
-) -> PyResult<HashMap<Vec<u8>, Vec<Rule>>> {
-    let mut out = HashMap::new();
+) -> PyResult<Map<Vec<Rule>>> {
+    let mut out = Map::default();
     for (word, list) in specs.iter() {
         let word: String = word.extract()?;
         out.insert(word.into_bytes(), compile_list(py, &list, ints, quoted)?);
@@ -327,7 +500,9 @@ fn extract(py: Python<'_>, rule: &Rule, hay: &[u8], mut mid: Option<i64>) -> Opt
     let (mut icid, mut dcid) = (None, None);
     let mut data: Option<Bound<'_, PyDict>> = None;
     for (idx, role) in &rule.roles {
-        let Some((s, e)) = rule.locs.get(*idx) else { continue };
+        let Some((s, e)) = rule.locs.get(*idx) else {
+            continue;
+        };
         let v = &hay[s..e];
         match role {
             Role::Mid => mid = Some(parse_int(v)?),
@@ -403,7 +578,8 @@ impl Typer {
                 }
             }
             let d = PyDict::new(py);
-            d.set_item(&self.detail, PyString::new(py, as_str(&rest))).ok()?;
+            d.set_item(&self.detail, PyString::new(py, as_str(&rest)))
+                .ok()?;
             return Some(Typed {
                 kind: self.mid_unrecognized.clone_ref(py).into_any(),
                 mid: Some(mid),
@@ -465,21 +641,34 @@ impl Typer {
             },
         };
         let (body_start, level) = match env {
-            Envelope::Bsd { level, body, .. } | Envelope::Native { level, body, .. } => (body, level),
+            Envelope::Bsd { level, body, .. } | Envelope::Native { level, body, .. } => {
+                (body, level)
+            }
         };
         let body = &b[body_start..];
         let native_inside = body.len() >= 7 && body[3] == b' ' && MONTHS.contains(&&body[4..7]);
-        if body.starts_with(b"Time offset") || (matches!(env, Envelope::Bsd { .. }) && native_inside) {
+        if body.starts_with(b"Time offset")
+            || (matches!(env, Envelope::Bsd { .. }) && native_inside)
+        {
             return Ok(None); // a header whose offset applies first, or a native line inside syslog
         }
-        let Some(typed) = self.type_body(py, strip_spaces(body)) else { return Ok(None) };
+        let Some(typed) = self.type_body(py, strip_spaces(body)) else {
+            return Ok(None);
+        };
         let (app, tag, stamp_range, stamp_fn) = match env {
-            Envelope::Bsd { stamp, host, tag, .. } => {
+            Envelope::Bsd {
+                stamp, host, tag, ..
+            } => {
                 let app = self.name(py, &b[host.0..host.1]).into_bound(py);
                 let tag = self.name(py, &b[tag.0..tag.1]).into_bound(py).into_any();
                 (app, tag, stamp, &t.bsd_stamp)
             }
-            Envelope::Native { stamp, .. } => (default.clone(), py.None().into_bound(py), stamp, &t.native_stamp),
+            Envelope::Native { stamp, .. } => (
+                default.clone(),
+                py.None().into_bound(py),
+                stamp,
+                &t.native_stamp,
+            ),
         };
         let stamp = PyString::new(py, as_str(&b[stamp_range.0..stamp_range.1]));
         let key = PyTuple::new(py, [app.as_any(), stamp.as_any()])?;
@@ -499,20 +688,24 @@ impl Typer {
             Some(s) => s.clone(),
             None => PyString::new(py, as_str(b)),
         };
-        let args = (
-            typed.kind,
-            app,
+        let id =
+            |v: Option<i64>| -> PyResult<Bound<'py, PyAny>> { Ok(v.into_pyobject(py)?.into_any()) };
+        let values = [
+            typed.kind.into_bound(py),
+            app.into_any(),
             ts,
-            self.levels[level].clone_ref(py),
-            raw,
-            typed.mid,
-            typed.icid,
-            typed.dcid,
-            typed.data,
+            self.levels[level].clone_ref(py).into_bound(py).into_any(),
+            raw.into_any(),
+            id(typed.mid)?,
+            id(typed.icid)?,
+            id(typed.dcid)?,
+            typed
+                .data
+                .map_or_else(|| py.None().into_bound(py), |d| d.into_bound(py).into_any()),
             tag,
-            PyBool::new(py, inferred).to_owned(),
-        );
-        Ok(Some(self.event_cls.bind(py).call1(args)?))
+            PyBool::new(py, inferred).to_owned().into_any(),
+        ];
+        Ok(Some(self.events.make(py, values)?))
     }
 }
 
@@ -540,24 +733,34 @@ impl<'py> Times<'py> {
 impl Typer {
     /// `Typer(event_cls, tables, limit)`: `tables` as made by `enricher.parsing.native.rule_tables()`.
     #[new]
-    fn new(py: Python<'_>, event_cls: Py<PyAny>, tables: &Bound<'_, PyDict>, limit: usize) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        event_cls: Py<PyAny>,
+        tables: &Bound<'_, PyDict>,
+        limit: usize,
+    ) -> PyResult<Self> {
         let get = |k: &str| -> PyResult<Bound<'_, PyAny>> {
-            tables.get_item(k)?.ok_or_else(|| PyValueError::new_err(format!("rule tables lack {k}")))
+            tables
+                .get_item(k)?
+                .ok_or_else(|| PyValueError::new_err(format!("rule tables lack {k}")))
         };
         let ints: Vec<String> = get("int_fields")?.extract()?;
         let quoted: Vec<String> = get("quoted")?.extract()?;
         Ok(Typer {
-            event_cls,
+            events: EventMaker::new(py, event_cls)?,
             limit,
             mid_rules: compile_map(py, get("mid")?.cast::<PyDict>()?, &ints, &quoted)?,
             icid_routes: compile_map(py, get("icid_routes")?.cast::<PyDict>()?, &ints, &quoted)?,
             icid_rules: compile_list(py, &get("icid")?, &ints, &quoted)?,
             dcid_rules: compile_list(py, &get("dcid")?, &ints, &quoted)?,
             other_rules: compile_map(py, get("other")?.cast::<PyDict>()?, &ints, &quoted)?,
-            levels: LEVELS.iter().map(|l| PyString::intern(py, l).unbind()).collect(),
+            levels: LEVELS
+                .iter()
+                .map(|l| PyString::intern(py, l).unbind())
+                .collect(),
             detail: PyString::intern(py, "detail").unbind(),
             mid_unrecognized: PyString::intern(py, "mid_unrecognized").unbind(),
-            names: HashMap::new(),
+            names: Map::default(),
         })
     }
 
@@ -577,13 +780,19 @@ impl Typer {
         let mut i = start;
         while i < n {
             let item = lines.get_item(i)?;
-            let Ok(line) = item.cast::<PyString>() else { break };
+            let Ok(line) = item.cast::<PyString>() else {
+                break;
+            };
             let full = line.to_str()?.as_bytes();
             let mut b = full;
             while let [rest @ .., b'\r' | b'\n'] = b {
                 b = rest;
             }
-            let raw = if b.len() == full.len() { Some(line) } else { None };
+            let raw = if b.len() == full.len() {
+                Some(line)
+            } else {
+                None
+            };
             match self.type_line(py, &t, b, raw, default)? {
                 Some(ev) => out.append(ev)?,
                 None => break,
@@ -591,6 +800,12 @@ impl Typer {
             i += 1;
         }
         Ok((out, i))
+    }
+
+    /// True when events are made through their slots (see `EventMaker`), False when by calling the class.
+    #[getter]
+    fn fast_events(&self) -> bool {
+        self.events.slots.is_some()
     }
 
     /// Type one complete record (no newline inside); None when declined.

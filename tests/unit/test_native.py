@@ -137,3 +137,22 @@ def test_records_typed_one_at_a_time_match() -> None:
     py_parser, nat_parser = Parser(native=False), Parser(native=True)
     for r in records:
         assert _fields(py_parser.parse_record(r, "k")) == _fields(nat_parser.parse_record(r, "k")), r
+
+
+@needs_native
+def test_events_made_through_slots_equal_events_made_by_calling_the_class() -> None:
+    m = native.module(True)
+
+    class Other:  # not a plain slots class: the core must call it instead
+        def __init__(self, *args: object) -> None:
+            self.args = args
+
+    fast = m.Typer(Event, native.rule_tables(), 4096)
+    called = m.Typer(Other, native.rule_tables(), 4096)
+    assert fast.fast_events and not called.fast_events
+    parser = Parser(native=False)
+    for line in _REAL[:300]:
+        a, b = fast.one(parser, line, "x"), called.one(parser, line, "x")
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert _fields(a) == b.args
