@@ -57,8 +57,13 @@ class Parser:
     # -- a stream of physical lines ---------------------------------------------------------------------
     def parse_lines(self, lines: Iterable[str], appliance: str | None = None) -> Iterator[Event]:
         """Parse a stream of physical lines; a line without header or ESA body continues the previous one."""
+        for batch in self.parse_batches(lines, appliance):
+            yield from batch
+
+    def parse_batches(self, lines: Iterable[str], appliance: str | None = None) -> Iterator[list[Event]]:
+        """`parse_lines` in lists, one per chunk of input lines (cheaper to loop over than a generator)."""
         default = appliance or self.default_appliance
-        # A record is yielded once the next line shows it was not wrapped. Lines are read in chunks: the
+        # A record is complete once the next line shows it was not wrapped. Lines are read in chunks: the
         # native core, when installed, types a run of common lines in one call and stops at the first it
         # declines; that line, and every line without the native core, takes the Python path below (the
         # two common shapes through `_fast`, everything else through the general envelope parser).
@@ -69,15 +74,16 @@ class Parser:
         pending_env: Envelope | None = None  # only for records made by the general path
         it = iter(lines)
         while chunk := list(islice(it, _CHUNK_LINES)):
+            out: list[Event] = []
             i, n = 0, len(chunk)
             while i < n:
                 if typer is not None:
                     typed, i = typer.run(self, chunk, i, default)
                     if typed:
                         if pending is not None:
-                            yield pending
+                            out.append(pending)
                         pending, pending_env = typed.pop(), None
-                        yield from typed
+                        out += typed
                         if i == n:
                             break
                 line = chunk[i].rstrip("\r\n")
@@ -87,7 +93,7 @@ class Parser:
                 ev = fast(line, default) if len(line) <= limit else None
                 if ev is not None:
                     if pending is not None:
-                        yield pending
+                        out.append(pending)
                     pending, pending_env = ev, None
                     continue
                 env = self._envelope(line, default)
@@ -102,11 +108,13 @@ class Parser:
                     pending_env = penv
                     continue
                 if pending is not None:
-                    yield pending
+                    out.append(pending)
                 pending = self._make(line, env, appliance)
                 pending_env = env
+            if out:
+                yield out
         if pending is not None:
-            yield pending
+            yield [pending]
 
     # -- internals --------------------------------------------------------------------------------------
     def _fast(self, line: str, default: str) -> Event | None:
