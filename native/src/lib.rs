@@ -110,6 +110,27 @@ fn as_str(v: &[u8]) -> &str {
     unsafe { std::str::from_utf8_unchecked(v) }
 }
 
+/// A str from printable-ASCII bytes, made directly as a compact ASCII string (PyString::new would decode
+/// UTF-8 and scan for non-ASCII again: half the cost of a typed line's strings).
+fn ascii_str<'py>(py: Python<'py>, v: &[u8]) -> Bound<'py, PyString> {
+    debug_assert!(printable(v));
+    // SAFETY: PyUnicode_New(n, 127) returns a new compact ASCII string of n characters (or NULL with an
+    // exception set), whose data is n writable bytes plus the NUL it already holds; `v` is n ASCII bytes.
+    unsafe {
+        let obj = pyo3::ffi::PyUnicode_New(v.len() as pyo3::ffi::Py_ssize_t, 127);
+        if obj.is_null() {
+            drop(PyErr::take(py)); // out of memory: clear it and let the safe path try (and raise)
+            return PyString::new(py, as_str(v));
+        }
+        std::ptr::copy_nonoverlapping(
+            v.as_ptr(),
+            pyo3::ffi::PyUnicode_DATA(obj).cast::<u8>(),
+            v.len(),
+        );
+        Bound::from_owned_ptr(py, obj).cast_into_unchecked()
+    }
+}
+
 fn printable(b: &[u8]) -> bool {
     b.iter().all(|&c| (0x20..0x7f).contains(&c))
 }
@@ -514,7 +535,7 @@ fn extract(py: Python<'_>, rule: &Rule, hay: &[u8], mut mid: Option<i64>) -> Opt
                     continue;
                 }
                 let value: Bound<'_, PyAny> = match conv {
-                    Conv::Str => PyString::new(py, as_str(v)).into_any(),
+                    Conv::Str => ascii_str(py, v).into_any(),
                     Conv::Int => parse_int(v)?.into_pyobject(py).ok()?.into_any(),
                     Conv::Rids => {
                         let list = PyList::empty(py);
@@ -578,8 +599,7 @@ impl Typer {
                 }
             }
             let d = PyDict::new(py);
-            d.set_item(&self.detail, PyString::new(py, as_str(&rest)))
-                .ok()?;
+            d.set_item(&self.detail, ascii_str(py, &rest)).ok()?;
             return Some(Typed {
                 kind: self.mid_unrecognized.clone_ref(py).into_any(),
                 mid: Some(mid),
@@ -614,7 +634,7 @@ impl Typer {
         if self.names.len() >= MAX_CACHED_NAMES {
             self.names.clear();
         }
-        let s = PyString::new(py, as_str(b)).unbind();
+        let s = ascii_str(py, b).unbind();
         self.names.insert(b.to_vec(), s.clone_ref(py));
         s
     }
@@ -670,7 +690,7 @@ impl Typer {
                 &t.native_stamp,
             ),
         };
-        let stamp = PyString::new(py, as_str(&b[stamp_range.0..stamp_range.1]));
+        let stamp = ascii_str(py, &b[stamp_range.0..stamp_range.1]);
         let key = PyTuple::new(py, [app.as_any(), stamp.as_any()])?;
         let mut ts = match t.stamps.get_item(&key)? {
             Some(v) => v,
@@ -686,7 +706,7 @@ impl Typer {
         }
         let raw = match raw {
             Some(s) => s.clone(),
-            None => PyString::new(py, as_str(b)),
+            None => ascii_str(py, b),
         };
         let id =
             |v: Option<i64>| -> PyResult<Bound<'py, PyAny>> { Ok(v.into_pyobject(py)?.into_any()) };
