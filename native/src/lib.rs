@@ -428,6 +428,13 @@ fn compile_rule(
             "{kind}: unsupported regex flags {flags}"
         )));
     }
+    // Every haystack typed here has no trailing space (bodies are stripped; `type_body` declines the one
+    // way a MID rest could end in one), so a final `\s*$` can only match empty: `$` alone is equivalent,
+    // and lets the engine run many patterns one-pass instead of backtracking.
+    let pattern = match pattern.strip_suffix(r"\s*$") {
+        Some(head) if !head.ends_with('\\') => format!("{head}$"), // not an escaped backslash's `\\s*$`
+        _ => pattern.clone(),
+    };
     let rx = RegexBuilder::new(&format!("^(?:{pattern})"))
         .unicode(false)
         .dot_matches_new_line(flags & RE_DOTALL != 0)
@@ -586,6 +593,9 @@ impl Typer {
                     r = tail;
                 }
                 rest.extend_from_slice(r);
+            }
+            if rest.ends_with(b" ") {
+                return None; // `MID n, ` alone: the rules' final `\s*$` were compiled as `$` (see compile_rule)
             }
             let mut word = rest.split(|&c| c == b' ').next().unwrap_or(b"");
             if let Some(i) = word.iter().position(|&c| c == b'(') {

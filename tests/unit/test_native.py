@@ -156,3 +156,42 @@ def test_events_made_through_slots_equal_events_made_by_calling_the_class() -> N
         assert (a is None) == (b is None)
         if a is not None:
             assert _fields(a) == b.args
+
+
+EDGE_BODIES = [
+    "MID 12,",
+    "MID 12, ",
+    "MID 12, Message Scanning Problem: Size limit exceeded  ",
+    "MID 12 ICID 5 From: <a@b>   ",
+    "MID 12  ICID 5 To: <a@b> Rejected by Receiving Control",
+    "ICID 5 close   ",
+    "ICID 5 close\t",
+    "ICID 5 CLOSE",
+    "ICID 99999999999999999999 close",
+    "MID 1234567890123456789 queued for delivery",
+    "MID 123456789012345678 queued for delivery",
+    "MID 00012 ready 0012 bytes from <>",
+    "Message finished MID 7 done",
+    "Message 7 to RID [0, 1 ,2] pending till Thu Nov 27 12:00:00 2026",
+    "Start MID 7 ICID 8 ",
+    "DCID 3 TLS success protocol TLSv1.3 cipher X for example.com",
+    "MID 5 Subject 'it''s \"quoted\"'",
+    "MID 5 Subject \"\"",
+    "CEF:0|Cisco|C100V Email Security Virtual Appliance|14.0|ESA_CONSOLIDATED_LOG_EVENT|Consolidated Log Event|5|ESAMID=5",
+    "Time offset from UTC: 3600 seconds",
+    "",
+]
+
+
+@needs_native
+@pytest.mark.parametrize("body", EDGE_BODIES)
+def test_same_events_on_edge_bodies(body: str) -> None:
+    lines = [
+        f"<22>Nov 27 11:59:58 esa1 mail_logs: Info: {body}",
+        f"Nov 27 11:59:58 esa1 mail_logs[123]: Warning:  {body}",
+        f"Thu Nov 27 11:59:58 2026 Info: {body}",
+        f"Thu Nov  7 11:59:58 2026 Info: {body}",
+        f"Thu Nov 7 11:59:58 2026 Info: {body}",
+    ]
+    py, nat = both(lines)
+    assert py == nat
