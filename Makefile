@@ -53,8 +53,8 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check enricher tests bench
 
 bench: $(STAMP) ## replay throughput vs syslog-ng grouping-by, and memory per open session
-	@# syslog-ng-core replaces rsyslog (Debian conflict); .ci/run puts rsyslog back for the tests.
-	command -v syslog-ng >/dev/null || (apt-get update && apt-get install -y syslog-ng-core)
+	@# syslog-ng: the installed one, else Debian's package unpacked under bench/.data by bench/syslog-ng.sh
+	@# (installing syslog-ng-core would remove rsyslog, which the tests need).
 	$(BIN)/python bench/replay_bench.py --runs 3 --parser both --json-out bench/.data/results.jsonl
 	$(BIN)/python bench/session_memory.py --with-syslog-ng --json-out bench/.data/results.jsonl
 

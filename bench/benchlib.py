@@ -39,6 +39,12 @@ def product_env(extra: dict | None = None) -> dict:
     return env
 
 
+def syslog_ng_exe() -> str:
+    """An installed syslog-ng, else bench/syslog-ng.sh (Debian's package unpacked under bench/.data: installing
+    syslog-ng-core would remove rsyslog, which the tests need)."""
+    return shutil.which("syslog-ng") or os.path.join(BENCH_DIR, "syslog-ng.sh")
+
+
 def syslog_ng_command(exe: str, conf: str, workdir: str) -> list[str]:
     """syslog-ng in the foreground on `conf`, its persist/pid/control files in `workdir`."""
     return [

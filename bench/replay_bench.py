@@ -165,7 +165,7 @@ def main(argv=None) -> int:
         help="the product's parser: the native core where installed (auto), required (native), off (python), "
         "or both side by side (rows `product` = native and `product-py` = Python only)",
     )
-    ap.add_argument("--syslog-ng", default=shutil.which("syslog-ng") or "/usr/sbin/syslog-ng")
+    ap.add_argument("--syslog-ng", default=benchlib.syslog_ng_exe())
     ap.add_argument("--conf", default=benchlib.SYSLOG_NG_CONF)
     ap.add_argument("--tz", default="UTC", help="TZ for both children (saves glibc's per-call tz checks); '' = inherit")
     ap.add_argument("--timeout", type=float, default=1800.0, help="per run, seconds")

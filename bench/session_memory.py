@@ -103,7 +103,7 @@ def measure_product(path: str, timeout: float) -> dict:
 
 
 def measure_syslog_ng(path: str, workdir: str, timeout: float) -> dict:
-    exe = shutil.which("syslog-ng") or "/usr/sbin/syslog-ng"
+    exe = benchlib.syslog_ng_exe()
     cmd = benchlib.syslog_ng_command(exe, benchlib.SYSLOG_NG_CONF, workdir)
     env = dict(os.environ, ESA_BENCH_OUT=os.path.join(workdir, "sng.out"), TZ="UTC")
     with open(path + ".sng.stderr", "wb") as err:
