@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     if "syslog-ng" in tools:
         if not os.path.exists(args.syslog_ng):
             print(
-                f"replay_bench: syslog-ng not found ({args.syslog_ng}); apt-get install -y syslog-ng-core",
+                f"replay_bench: syslog-ng not found ({args.syslog_ng}); bench/syslog-ng.sh fetches one",
                 file=sys.stderr,
             )
             return 1
