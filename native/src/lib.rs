@@ -132,7 +132,8 @@ fn ascii_str<'py>(py: Python<'py>, v: &[u8]) -> Bound<'py, PyString> {
 }
 
 fn printable(b: &[u8]) -> bool {
-    b.iter().all(|&c| (0x20..0x7f).contains(&c))
+    // No short-circuit: the fold vectorises, and lines are short.
+    b.iter().fold(true, |ok, &c| ok & (0x20..0x7f).contains(&c))
 }
 
 fn strip_spaces(mut b: &[u8]) -> &[u8] {
