@@ -53,6 +53,30 @@ def _prune(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v or v == 0}
 
 
+# The builders below add a field only when `_prune` would keep it, instead of building a dict of mostly
+# None and pruning it: most data keys are absent from most sessions, and this runs once per document.
+# Field order is the order of the code (it is the order of the document where a sink does not sort keys).
+
+
+def _copy(out: dict[str, Any], src: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> None:
+    """out[name] = src[key] for each (name, key) that `src` has with a value `_prune` keeps, in order."""
+    for name, key in fields:
+        if key in src:
+            v = src[key]
+            if v or v == 0:
+                out[name] = v
+
+
+def _put(out: dict[str, Any], name: str, v: Any) -> None:
+    """out[name] = v if `_prune` would keep it."""
+    if v or v == 0:
+        out[name] = v
+
+
+def _same(*keys: str) -> tuple[tuple[str, str], ...]:
+    return tuple((k, k) for k in keys)
+
+
 def _sbrs(value: Any) -> float | None:
     try:
         return float(value)
@@ -60,40 +84,55 @@ def _sbrs(value: Any) -> float | None:
         return None
 
 
+_CONN_IFACE = _same("interface", "interface_ip", "reverse_dns")
+_CONN_HAT = (("sender_group", "sender_group"), ("hat_action", "action"), ("hat_match", "match"))
+_CONN_ENDINGS = _same(
+    "receiving_failed",
+    "disconnected",
+    "delayed_hat_reject",
+    "dhap_drop",
+    "tls_required_not_initiated",
+    "connection_killed",
+)
+
+
 def _connection_fields(c: Session) -> dict[str, Any]:
     d = c.data
-    hat = d.get("hat") or {}
+    out: dict[str, Any] = {}
+    if c.ident > 0:
+        out["icid"] = c.ident
+    _copy(out, d, _CONN_IFACE)
     verified = d.get("verified")
+    if verified is not None:
+        out["reverse_dns_verified"] = verified.lower() == "yes"
+    hat = d.get("hat")
+    if hat:
+        _copy(out, hat, _CONN_HAT)
+    sbrs = d.get("sbrs")
+    if sbrs is not None:
+        v = _sbrs(sbrs)
+        if v is not None:
+            out["sbrs"] = v
+        _put(out, "sbrs_raw", sbrs)
+    _put(out, "country", d.get("country"))
     tls = d.get("tls")
-    return _prune(
-        {
-            "icid": c.ident if c.ident > 0 else None,
-            "interface": d.get("interface"),
-            "interface_ip": d.get("interface_ip"),
-            "reverse_dns": d.get("reverse_dns"),
-            "reverse_dns_verified": None if verified is None else verified.lower() == "yes",
-            "sender_group": hat.get("sender_group"),
-            "hat_action": hat.get("action"),
-            "hat_match": hat.get("match"),
-            "sbrs": _sbrs(d.get("sbrs")),
-            "sbrs_raw": d.get("sbrs"),
-            "country": d.get("country"),
-            "tls": _prune(dict(tls)) if tls else None,
-            "smtp_auth": d.get("smtp_auth"),
-            "start": format_iso(d["start_ts"]) if d.get("start_ts") is not None else None,
-            "lost": c.lost_ts is not None or None,
-            "lost_time": format_iso(c.lost_ts) if c.lost_ts is not None else None,
-            "closed_time": format_iso(c.closed_ts) if c.closed_ts is not None else None,
-            "receiving_failed": d.get("receiving_failed"),
-            "disconnected": d.get("disconnected"),
-            "delayed_hat_reject": d.get("delayed_hat_reject"),
-            "dhap_drop": d.get("dhap_drop"),
-            "tls_required_not_initiated": d.get("tls_required_not_initiated"),
-            "connection_killed": d.get("connection_killed"),
-            "rejected_recipients": d.get("rejected"),
-            "message_count": len(c.mids) if c.mids else None,
-        }
-    )
+    if tls:
+        _put(out, "tls", _prune(tls))
+    _put(out, "smtp_auth", d.get("smtp_auth"))
+    if d.get("start_ts") is not None:
+        out["start"] = format_iso(d["start_ts"])
+    if c.lost_ts is not None:
+        out["lost"] = True
+        out["lost_time"] = format_iso(c.lost_ts)
+    if c.closed_ts is not None:
+        out["closed_time"] = format_iso(c.closed_ts)
+    _copy(out, d, _CONN_ENDINGS)
+    rejected = d.get("rejected")
+    if rejected:
+        out["rejected_recipients"] = rejected
+    if c.mids:
+        out["message_count"] = len(c.mids)
+    return out
 
 
 def _deliveries(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -123,67 +162,78 @@ def _timed(items: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
     return out
 
 
-def _verdicts(data: dict[str, Any]) -> dict[str, Any]:
-    engines = data.get("engines")
-    return _prune(
-        {
-            "antispam": data.get("antispam"),
-            "antivirus": data.get("antivirus"),
-            "amp": data.get("amp"),
-            "graymail": data.get("graymail"),
-            "outbreak": data.get("outbreak"),
-            "dlp": data.get("dlp"),
-            "other_engines": [{"engine": k, "verdict": v} for k, v in engines.items()] if engines else None,
-        }
-    )
+_VERDICTS = _same("antispam", "antivirus", "amp", "graymail", "outbreak", "dlp")
+_AUTH = _same("spf", "dkim", "domainkeys", "dmarc")
+_MSG_STATE = _same("queued", "finished", "generated_by_appliance", "policies")
+_MSG_DETAIL = _same(
+    "sdr",
+    "urls",
+    "files",
+    "amp_files",
+    "amp_not_uploaded",
+    "av_results",
+    "scan_issues",
+    "custom_log",
+    "incoming_relay",
+    "quarantine",
+    "parent",
+    "children",
+)
+_MSG_TAIL = _same("pending", "responses", "reroutes", "consolidated")
 
 
-def _message_fields(s: Session) -> dict[str, Any]:
+_OBSERVER_INFO = (("serial_number", "serial"), ("version", "version"))
+_EMAIL = _same("message_id", "subject")
+
+
+def _envelope(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    sender = d.get("from")
+    _put(out, "from", sender)
+    if sender == "":
+        out["null_sender"] = True
+    _put(out, "from_extra", d.get("from_extra"))
+    rcpts = d.get("rcpts")
+    if rcpts:
+        out["recipients"] = [
+            {"rid": r, "address": a} if a and (r or r == 0) else _prune({"rid": r, "address": a}) for r, a in rcpts
+        ]
+    rejected = d.get("rejected")
+    if rejected:
+        out["rejected_recipients"] = rejected
+    return out
+
+
+def _message_fields(s: Session, out: dict[str, Any]) -> None:
+    """Add the message's own fields to `out` (the document's `esa` object)."""
     d = s.data
-    rcpts = d.get("rcpts") or []
-    return _prune(
-        {
-            "mid": s.ident,
-            "envelope": _prune(
-                {
-                    "from": d.get("from"),
-                    "null_sender": d.get("from") == "" or None,
-                    "from_extra": d.get("from_extra"),
-                    "recipients": [_prune({"rid": r, "address": a}) for r, a in rcpts],
-                    "rejected_recipients": d.get("rejected"),
-                }
-            ),
-            "size": d.get("size"),
-            "ready_time": format_iso(d["ready_ts"]) if d.get("ready_ts") is not None else None,
-            "queued": d.get("queued"),
-            "finished": d.get("finished"),
-            "generated_by_appliance": d.get("generated_by_appliance"),
-            "policies": d.get("policies"),
-            "verdicts": _verdicts(d),
-            "auth": _prune(
-                {"spf": d.get("spf"), "dkim": d.get("dkim"), "domainkeys": d.get("domainkeys"), "dmarc": d.get("dmarc")}
-            ),
-            "sdr": d.get("sdr"),
-            "urls": d.get("urls"),
-            "files": d.get("files"),
-            "amp_files": d.get("amp_files"),
-            "amp_not_uploaded": d.get("amp_not_uploaded"),
-            "av_results": d.get("av_results"),
-            "scan_issues": d.get("scan_issues"),
-            "custom_log": d.get("custom_log"),
-            "incoming_relay": d.get("incoming_relay"),
-            "quarantine": d.get("quarantine"),
-            "parent": d.get("parent"),
-            "children": d.get("children"),
-            "deliveries": _deliveries(d),
-            "bounces": _timed(d.get("bounces")),
-            "delays": _timed(d.get("delays")),
-            "pending": d.get("pending"),
-            "responses": d.get("responses"),
-            "reroutes": d.get("reroutes"),
-            "consolidated": d.get("consolidated"),
-        }
-    )
+    out["mid"] = s.ident
+    _put(out, "envelope", _envelope(d))
+    _put(out, "size", d.get("size"))
+    if d.get("ready_ts") is not None:
+        out["ready_time"] = format_iso(d["ready_ts"])
+    _copy(out, d, _MSG_STATE)
+    verdicts: dict[str, Any] = {}
+    _copy(verdicts, d, _VERDICTS)
+    engines = d.get("engines")
+    if engines:
+        verdicts["other_engines"] = [{"engine": k, "verdict": v} for k, v in engines.items()]
+    if verdicts:
+        out["verdicts"] = verdicts
+    auth: dict[str, Any] = {}
+    _copy(auth, d, _AUTH)
+    if auth:
+        out["auth"] = auth
+    _copy(out, d, _MSG_DETAIL)
+    if d.get("deliveries"):
+        out["deliveries"] = _deliveries(d)
+    bounces = _timed(d.get("bounces"))
+    if bounces:
+        out["bounces"] = bounces
+    delays = _timed(d.get("delays"))
+    if delays:
+        out["delays"] = delays
+    _copy(out, d, _MSG_TAIL)
 
 
 def build_document(
@@ -192,92 +242,103 @@ def build_document(
     """Build the document of one closed session (message or connection); `verdict` if already classified."""
     if verdict is None:
         verdict = classify(s, cfg.classify)
-    conn = s.conn if s.kind == MESSAGE else s
+    is_msg = s.kind == MESSAGE
+    conn = s.conn if is_msg else s
+    other = conn if conn is not None and conn is not s else None  # a message's connection
     cdata = conn.data if conn is not None else {}
     start = s.first_ts
     if conn is not None and conn.first_ts < start:
         start = conn.first_ts
-    end = max(s.last_ts, conn.last_ts if conn is not None and conn is not s else s.last_ts)
+    end = max(s.last_ts, other.last_ts) if other is not None else s.last_ts
     source_ip = cdata.get("source_ip")
     rdns = cdata.get("reverse_dns")
     source_domain = rdns if rdns and rdns.lower() != "unknown" else None
     d = s.data
-    is_msg = s.kind == MESSAGE
-    rcpt_addrs = [a for _, a in (d.get("rcpts") or []) if a]
-    dest_ips = sorted({x["destination_ip"] for x in (d.get("deliveries") or {}).values() if x.get("destination_ip")})
-    info = appliance_info or {}
-    raw = s.raw_lines() if cfg.keep_raw else None
-    doc: dict[str, Any] = {
-        "@timestamp": format_iso(start),
-        "event": _prune(
-            {
-                "id": session_id(s),
-                "kind": "event",
-                "category": ["email"] if is_msg else ["email", "network"],
-                "type": ["info"] if is_msg else ["connection"],
-                "dataset": DATASET,
-                "module": "esa_enricher",
-                "start": format_iso(start),
-                "end": format_iso(end),
-                "duration": int(round((end - start) * 1e9)),
-                "outcome": verdict.outcome,
-                "action": _ACTIONS.get(verdict.disposition, f"message-{verdict.disposition}")
-                if is_msg
-                else f"connection-{verdict.disposition}",
-            }
-        ),
-        "observer": _prune(
-            {
-                "hostname": s.appliance,
-                "vendor": "Cisco",
-                "product": "Secure Email Gateway",
-                "type": "email-gateway",
-                "serial_number": info.get("serial"),
-                "version": info.get("version"),
-            }
-        ),
-        "abort_reason": verdict.abort_reason,
-        "abort_layer": verdict.abort_layer,
+    start_iso = format_iso(start)
+    # Every value here is a non-empty string or a number: nothing for `_prune` to drop.
+    event = {
+        "id": session_id(s),
+        "kind": "event",
+        "category": ["email"] if is_msg else ["email", "network"],
+        "type": ["info"] if is_msg else ["connection"],
+        "dataset": DATASET,
+        "module": "esa_enricher",
+        "start": start_iso,
+        "end": format_iso(end),
+        "duration": int(round((end - start) * 1e9)),
+        "outcome": verdict.outcome,
+        "action": _ACTIONS.get(verdict.disposition, f"message-{verdict.disposition}")
+        if is_msg
+        else f"connection-{verdict.disposition}",
     }
+    observer: dict[str, Any] = {}
+    if s.appliance:
+        observer["hostname"] = s.appliance
+    observer["vendor"] = "Cisco"
+    observer["product"] = "Secure Email Gateway"
+    observer["type"] = "email-gateway"
+    if appliance_info:
+        _copy(observer, appliance_info, _OBSERVER_INFO)
+    doc: dict[str, Any] = {"@timestamp": start_iso, "event": event, "observer": observer}
+    if verdict.abort_reason:
+        doc["abort_reason"] = verdict.abort_reason
+    if verdict.abort_layer:
+        doc["abort_layer"] = verdict.abort_layer
     if is_msg:
-        doc["email"] = _prune(
-            {
-                "local_id": str(s.ident),
-                "message_id": d.get("message_id"),
-                "subject": d.get("subject"),
-                "from": {"address": [d["from"]]} if d.get("from") else None,
-                "to": {"address": rcpt_addrs} if rcpt_addrs else None,
-                "attachments": [{"file": {"name": n}} for n in d.get("attachments") or []] or None,
-            }
-        )
+        email: dict[str, Any] = {"local_id": str(s.ident)}
+        _copy(email, d, _EMAIL)
+        if d.get("from"):
+            email["from"] = {"address": [d["from"]]}
+        rcpt_addrs = [a for _, a in (d.get("rcpts") or []) if a]
+        if rcpt_addrs:
+            email["to"] = {"address": rcpt_addrs}
+        attachments = d.get("attachments")
+        if attachments:
+            email["attachments"] = [{"file": {"name": n}} for n in attachments]
+        doc["email"] = email
     if source_ip or source_domain:
         doc["source"] = _prune({"ip": source_ip, "domain": source_domain})
-    related_ip = sorted({ip for ip in [source_ip, *dest_ips] if ip})
-    related_hosts = sorted({h for h in [s.appliance, source_domain] if h})
-    doc["related"] = _prune({"ip": related_ip, "hosts": related_hosts})
-    esa: dict[str, Any] = {
-        "session": _prune(
-            {
-                "kind": s.kind,
-                "state": s.state,
-                "lines": s.nlines + (conn.nlines if conn is not None and conn is not s else 0),
-                "unrecognized_lines": (
-                    s.unrecognized + (conn.unrecognized if conn is not None and conn is not s else 0)
-                )
-                or None,
-                "writes": s.emitted if s.emitted > 1 else None,
-            }
-        ),
-        "disposition": verdict.disposition,
-        "abort": {"evidence": verdict.evidence} if verdict.evidence else None,
-        "connection": _connection_fields(conn) if conn is not None else None,
-    }
-    if is_msg:
-        esa["icid"] = conn.ident if conn is not None and conn.ident > 0 else None
-        esa.update(_message_fields(s))
+    ips = {x["destination_ip"] for x in (d.get("deliveries") or {}).values() if x.get("destination_ip")}
+    if source_ip:
+        ips.add(source_ip)
+    related: dict[str, Any] = {}
+    if ips:
+        related["ip"] = sorted(ips)
+    hosts = sorted({h for h in (s.appliance, source_domain) if h})
+    if hosts:
+        related["hosts"] = hosts
+    if related:
+        doc["related"] = related
+    session: dict[str, Any] = {"kind": s.kind}
+    if s.state:
+        session["state"] = s.state
+    if other is not None:
+        session["lines"] = s.nlines + other.nlines
+        unrecognized = s.unrecognized + other.unrecognized
     else:
-        esa["icid"] = s.ident if s.ident > 0 else None
-    if raw is not None:
-        esa["raw"] = raw
-    doc["esa"] = _prune(esa)
-    return _prune(doc)
+        session["lines"] = s.nlines
+        unrecognized = s.unrecognized
+    if unrecognized:
+        session["unrecognized_lines"] = unrecognized
+    if s.emitted > 1:
+        session["writes"] = s.emitted
+    esa: dict[str, Any] = {"session": session}
+    if verdict.disposition:
+        esa["disposition"] = verdict.disposition
+    if verdict.evidence:
+        esa["abort"] = {"evidence": verdict.evidence}
+    if conn is not None:
+        connection = _connection_fields(conn)
+        if connection:
+            esa["connection"] = connection
+    icid = conn.ident if conn is not None else None
+    if icid is not None and icid > 0:
+        esa["icid"] = icid
+    if is_msg:
+        _message_fields(s, esa)
+    if cfg.keep_raw:
+        raw = s.raw_lines()
+        if raw:
+            esa["raw"] = raw
+    doc["esa"] = esa
+    return doc

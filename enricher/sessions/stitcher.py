@@ -41,6 +41,16 @@ from enricher.sessions.session import (
 _HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
 _DELIVERY_KINDS = frozenset(("delivery_start", "message_done", "bounced", "delayed", "possible_delivery"))
 _DCID_KINDS = frozenset(DCID_RULES) | {"dcid_close", "dcid_other"}
+# Message line kinds that need more than their merge rule (see Stitcher._on_message).
+_FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
+    "split",
+    "rewritten",
+    "generated",
+    "generated_bounce",
+    "reinjected",
+    "message_finished",
+    "mid_unrecognized",
+}
 _ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
 
 
@@ -80,6 +90,7 @@ class Stitcher:
     def __init__(self, config: StitchConfig | None = None) -> None:
         self.config = config or StitchConfig()
         self._keep_raw = self.config.keep_raw
+        self._max_open = self.config.max_open_sessions  # both read for every line
         self.stats = StitchStats()
         self.appliances: dict[str, dict[str, str]] = {}
         self._open: dict[Key, Session] = {}
@@ -102,7 +113,9 @@ class Stitcher:
         self._seq += 1
         app = ev.appliance
         wm = self._watermark.get(app)
-        ts = ev.ts if ev.ts is not None else (wm if wm is not None else 0.0)
+        ts = ev.ts
+        if ts is None:
+            ts = wm if wm is not None else 0.0
         if now is not None:
             self._arrival[app] = now
         kind = ev.kind
@@ -131,7 +144,7 @@ class Stitcher:
             self._on_dhap(ev, ts)
         elif kind != "unparsed":
             self.stats.uncorrelated += 1
-        if len(self._open) > self.config.max_open_sessions:
+        if len(self._open) > self._max_open:
             self._evict(app)
         return out
 
@@ -225,10 +238,13 @@ class Stitcher:
             else:
                 s.raw = f"{s.raw}\n{ev.raw}"
             s.seqs.append(self._seq & 0xFFFFFFFF)
-        if kind == "mid_unrecognized":
-            self.stats.unrecognized += 1
+        # Its expiry bucket can change only when its clock moves or when it is not filed yet (new, revived):
+        # the bucket arithmetic at the end is skipped for the other lines (most of them).
         if ts > s.last_ts:
             s.last_ts = ts
+            refile = True
+        else:
+            refile = s.bucket < 0
         icid = ev.icid
         if icid is not None and s.conn is None:
             if icid == 0:
@@ -241,16 +257,19 @@ class Stitcher:
                     conn.mids = []
                 if ev.mid not in conn.mids:
                     conn.mids.append(ev.mid)  # type: ignore[arg-type]
-        if ev.dcid is not None and kind in _DELIVERY_KINDS:
-            self._join_delivery(s, ev)
-        elif kind == "split" or kind == "rewritten":
-            self._link(app, ev.get("child"), "parent", {"mid": ev.mid, "relation": kind})
-        elif kind == "generated" or kind == "generated_bounce" or kind == "reinjected":
-            rel = s.data.get("parent", {}).get("relation", kind)
-            self._link(app, ev.get("parent"), "children", {"mid": ev.mid, "relation": rel})
-        elif kind == "message_finished":
-            self._schedule(app, ts, key)
-        if s.bucket != int(s.last_ts) // BUCKET_SECONDS:
+        if kind in _FOLLOW_UP_KINDS:  # one set test keeps the common lines off this chain
+            if ev.dcid is not None and kind in _DELIVERY_KINDS:
+                self._join_delivery(s, ev)
+            elif kind == "split" or kind == "rewritten":
+                self._link(app, ev.get("child"), "parent", {"mid": ev.mid, "relation": kind})
+            elif kind == "generated" or kind == "generated_bounce" or kind == "reinjected":
+                rel = s.data.get("parent", {}).get("relation", kind)
+                self._link(app, ev.get("parent"), "children", {"mid": ev.mid, "relation": rel})
+            elif kind == "message_finished":
+                self._schedule(app, ts, key)
+            elif kind == "mid_unrecognized":
+                self.stats.unrecognized += 1
+        if refile and s.bucket != int(s.last_ts) // BUCKET_SECONDS:
             self._file(s)
 
     def _revive(self, key: Key, ts: float) -> Session | None:
@@ -309,7 +328,8 @@ class Stitcher:
         self._copy_delivery(rec, s)
 
     def _copy_delivery(self, rec: Session, s: Session) -> None:
-        d = s.data.get("deliveries", {}).get(str(rec.ident))
+        deliveries = s.data.get("deliveries")
+        d = deliveries.get(str(rec.ident)) if deliveries else None
         if d is None:
             return
         info = rec.data.get("dcid")
@@ -341,9 +361,9 @@ class Stitcher:
             if old is not None and (old.closed_ts is not None or "start_ts" in old.data):
                 # The ICID counter was reused (or the close was lost): finish the old connection first.
                 self._close(old, COMPLETE if old.closed_ts is not None else PARTIAL)
-        c = self._connection(app, icid, ts)  # type: ignore[arg-type]
+        c = self._open.get(key) or self._connection(app, icid, ts)  # type: ignore[arg-type]
         CONNECTION_RULES[kind](c, ev)
-        if self.config.keep_raw:
+        if self._keep_raw:
             c.add_line(self._seq, ev.raw)
         else:
             c.nlines += 1
@@ -351,8 +371,10 @@ class Stitcher:
             self.stats.unrecognized += 1
         if ts > c.last_ts:
             c.last_ts = ts
-        if kind == "new_icid" and ev.get("source_ip"):
-            self._by_ip[(app, ev.get("source_ip"))] = icid  # type: ignore[assignment]
+        if kind == "new_icid":
+            source_ip = ev.get("source_ip")
+            if source_ip:
+                self._by_ip[(app, source_ip)] = icid  # type: ignore[assignment]
         elif kind == "icid_close":
             self._schedule(app, ts, key)
         if c.bucket != int(c.last_ts) // BUCKET_SECONDS:
