@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: native help install demo test test-unit test-integration test-crash-full lint bench assets services-up services-down
+.PHONY: native speedups help install demo test test-unit test-integration test-crash-full lint bench assets services-up services-down
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -14,9 +14,16 @@ help: ## list the targets
 $(STAMP): pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,sigma]'
+	$(BIN)/pip install -q -e '.[dev,sigma,speedups]'
 	@$(MAKE) --no-print-directory native
 	@touch $@
+
+# Compiled copies of the hot modules (Cython, enricher/_speedups.py): rebuilt only when a source changed; a
+# module edited since is imported from its .py. Optional like the native core; ESA_COMPILED=1 (CI) requires it.
+speedups: $(STAMP) ## compile the hot modules with Cython into enricher/_compiled (skipped when up to date)
+	@$(BIN)/python -m enricher._build_speedups || { \
+	  [ "$${ESA_COMPILED:-}" != 1 ] || exit 1; \
+	  echo "warning: compiled modules not built; the Python sources are used" >&2; }
 
 # The native typing core is optional: without cargo (or when its build fails) the Python parser types every
 # line, with the same results. ESA_NATIVE=1 (CI) turns a failed build into a failed install.
@@ -30,29 +37,29 @@ native: ## build the native typing core into .venv (Rust; needs cargo, fetches c
 	  echo "warning: the native core did not build; the Python parser types every line" >&2; \
 	fi
 
-install: $(STAMP) ## create .venv and install the package with its test tools
+install: $(STAMP) speedups ## create .venv and install the package with its test tools
 
-demo: $(STAMP) ## replay the bundled sample and print the summary (the embedded default)
+demo: $(STAMP) speedups ## replay the bundled sample and print the summary (the embedded default)
 	$(BIN)/esa-enricher replay samples/demo-mail_logs.log --appliance esa1.corp.example -o .demo-sessions.ndjson
 	@echo "session documents written to .demo-sessions.ndjson"
 
-test: $(STAMP) ## run the whole test suite (unit, golden, integration on real Kafka and Elasticsearch)
+test: $(STAMP) speedups ## run the whole test suite (unit, golden, integration on real Kafka and Elasticsearch)
 	@bash services/system-deps.sh
 	$(BIN)/pytest -q
 
-test-unit: $(STAMP) ## run the tests that need no services
+test-unit: $(STAMP) speedups ## run the tests that need no services
 	$(BIN)/pytest -q -m 'not integration'
 
-test-integration: $(STAMP) ## only the tests against real Kafka and Elasticsearch (ESA_KAFKA_BOOTSTRAP/ESA_ES_URL, else started)
+test-integration: $(STAMP) speedups ## only the tests against real Kafka and Elasticsearch (ESA_KAFKA_BOOTSTRAP/ESA_ES_URL, else started)
 	$(BIN)/pytest -q -m integration
 
-test-crash-full: $(STAMP) ## kill -9 test on the 1.1M-line corpus (>= 50,000 messages), as CI runs it
+test-crash-full: $(STAMP) speedups ## kill -9 test on the 1.1M-line corpus (>= 50,000 messages), as CI runs it
 	ESA_FULL_CRASH_TEST=1 $(BIN)/pytest -q -s tests/integration/test_crash.py
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check enricher tests bench
 
-bench: $(STAMP) ## replay throughput vs syslog-ng grouping-by, and memory per open session
+bench: $(STAMP) speedups ## replay throughput vs syslog-ng grouping-by, and memory per open session
 	@# syslog-ng: the installed one, else Debian's package unpacked under bench/.data by bench/syslog-ng.sh
 	@# (installing syslog-ng-core would remove rsyslog, which the tests need).
 	$(BIN)/python bench/replay_bench.py --runs 3 --parser both --json-out bench/.data/results.jsonl

@@ -7,7 +7,10 @@ summary). Regenerate with `pytest tests/test_golden.py --update-golden` and revi
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,27 @@ def test_golden(
     assert lines == expected, f"{case}: same documents but not byte-identical (key order?)"
     if summary_path.exists():
         assert summary == json.loads(summary_path.read_text())
+
+
+def test_goldens_in_pure_python(tmp_path: Path) -> None:
+    """The reference: every case again in a process with neither the native core nor compiled modules."""
+    script = (
+        "import sys, shlex\n"
+        "from pathlib import Path\n"
+        "from enricher.cli import main\n"
+        "import enricher.documents, enricher.parsing.parser\n"
+        "assert enricher.documents.__file__.endswith('.py') and enricher.parsing.parser.Parser()._typer is None\n"
+        "golden, out = Path(sys.argv[1]), Path(sys.argv[2])\n"
+        "for case in sys.argv[3:]:\n"
+        "    d = golden / case\n"
+        "    extra = shlex.split((d / 'args').read_text()) if (d / 'args').exists() else []\n"
+        "    assert main(['replay', str(d / 'input.log'), '-o', str(out / (case + '.ndjson')), '--no-progress', *extra]) == 0\n"
+    )
+    env = {**os.environ, "ESA_NATIVE": "0", "ESA_COMPILED": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(GOLDEN), str(tmp_path), *CASES], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for case in CASES:
+        got = (tmp_path / f"{case}.ndjson").read_text()
+        assert got == (GOLDEN / case / "expected.ndjson").read_text(), f"{case}: pure Python output differs"

@@ -13,11 +13,10 @@ cannot silently fall back); unset, it is used when installed (`make install` bui
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any
 
-from enricher.errors import ConfigError
+from enricher._speedups import env_switch
 from enricher.parsing import shapes
 
 log = logging.getLogger(__name__)
@@ -42,14 +41,7 @@ def rule_tables() -> dict[str, Any]:
 
 def mode() -> str:
     """`off`, `required` or `auto`, from ESA_NATIVE."""
-    v = os.environ.get("ESA_NATIVE", "").strip().lower()
-    if v in ("0", "off", "false", "no"):
-        return "off"
-    if v in ("1", "on", "true", "yes", "required"):
-        return "required"
-    if v in ("", "auto"):
-        return "auto"
-    raise ConfigError("ESA_NATIVE", f"expected 0, 1 or auto, got {v!r}")
+    return env_switch("ESA_NATIVE")
 
 
 _UNSET = object()
