@@ -701,19 +701,27 @@ impl Typer {
                 &t.native_stamp,
             ),
         };
-        let stamp = ascii_str(py, &b[stamp_range.0..stamp_range.1]);
-        let key = PyTuple::new(py, [app.as_any(), stamp.as_any()])?;
-        let mut ts = match t.stamps.get_item(&key)? {
-            Some(v) => v,
-            None => stamp_fn.call1((&app, &stamp))?,
+        let stamp_bytes = &b[stamp_range.0..stamp_range.1];
+        let (mut ts, repeated) = match t.recall(&app, stamp_bytes) {
+            Some(v) => (v, true),
+            None => {
+                let stamp = ascii_str(py, stamp_bytes);
+                let key = PyTuple::new(py, [app.as_any(), stamp.as_any()])?;
+                let v = match t.stamps.get_item(&key)? {
+                    Some(v) => v,
+                    None => stamp_fn.call1((&app, &stamp))?,
+                };
+                t.remember(&app, stamp_bytes, &v);
+                (v, false)
+            }
         };
         let inferred = ts.is_none();
         if inferred {
             if let Some(v) = t.last_ts.get_item(&app)? {
                 ts = v;
             }
-        } else {
-            t.last_ts.set_item(&app, &ts)?;
+        } else if !repeated {
+            t.last_ts.set_item(&app, &ts)?; // a repeated stamp: set by this appliance's previous line
         }
         let raw = match raw {
             Some(s) => s.clone(),
@@ -740,12 +748,24 @@ impl Typer {
     }
 }
 
-/// The parser's time state, read once per call (the Python objects may be replaced between calls).
+/// The parser's time state, read once per call (the Python objects may be replaced between calls), and a
+/// memo of each appliance's last stamp within the call: lines of one appliance come several per second, and
+/// a repeated stamp needs neither the key tuple nor the dict lookup. Exact: the memo lives for one call
+/// (a zone change comes from a header line, which is declined, so it happens between calls), holds only
+/// the appliance's previous line, and is dropped if the resolver's cache shrank (was cleared) meanwhile.
 struct Times<'py> {
     stamps: Bound<'py, PyDict>,
     last_ts: Bound<'py, PyDict>,
     bsd_stamp: Bound<'py, PyAny>,
     native_stamp: Bound<'py, PyAny>,
+    memo: std::cell::RefCell<Vec<Memo<'py>>>,
+}
+
+struct Memo<'py> {
+    app: Bound<'py, PyString>,
+    stamp: Vec<u8>,
+    ts: Bound<'py, PyAny>,
+    cache_len: usize,
 }
 
 impl<'py> Times<'py> {
@@ -756,7 +776,33 @@ impl<'py> Times<'py> {
             last_ts: parser.getattr("_last_ts")?.cast_into::<PyDict>()?,
             bsd_stamp: times.getattr("bsd_stamp")?,
             native_stamp: times.getattr("native_stamp")?,
+            memo: std::cell::RefCell::new(Vec::new()),
         })
+    }
+
+    /// The time of this appliance's previous line in this call, when it had the same stamp.
+    fn recall(&self, app: &Bound<'py, PyString>, stamp: &[u8]) -> Option<Bound<'py, PyAny>> {
+        let memo = self.memo.borrow();
+        let m = memo.iter().find(|m| m.app.is(app))?;
+        (m.stamp == stamp && self.stamps.len() >= m.cache_len).then(|| m.ts.clone())
+    }
+
+    fn remember(&self, app: &Bound<'py, PyString>, stamp: &[u8], ts: &Bound<'py, PyAny>) {
+        let mut memo = self.memo.borrow_mut();
+        let cache_len = self.stamps.len();
+        if let Some(m) = memo.iter_mut().find(|m| m.app.is(app)) {
+            m.stamp.clear();
+            m.stamp.extend_from_slice(stamp);
+            m.ts = ts.clone();
+            m.cache_len = cache_len;
+        } else if memo.len() < 64 {
+            memo.push(Memo {
+                app: app.clone(),
+                stamp: stamp.to_vec(),
+                ts: ts.clone(),
+                cache_len,
+            });
+        }
     }
 }
 

@@ -195,3 +195,15 @@ def test_same_events_on_edge_bodies(body: str) -> None:
     ]
     py, nat = both(lines)
     assert py == nat
+
+
+@needs_native
+def test_same_events_when_the_stamp_cache_is_cleared_all_the_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core remembers each appliance's last stamp within a call; a cleared resolver cache (here after
+    every few stamps) and a New Year inside the input must not make it disagree with Python."""
+    from enricher.parsing import timestamps
+
+    monkeypatch.setattr(timestamps, "_CACHE_MAX", 3)
+    new_year = (ROOT / "tests" / "golden" / "core-new-year-syslog" / "input.log").read_text().splitlines()
+    py, nat = both(_REAL[:1500] + new_year + _REAL[:200], reference_time=1798675200.0)
+    assert py == nat
