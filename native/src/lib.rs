@@ -401,7 +401,7 @@ impl EventMaker {
     }
 }
 
-#[pyclass(unsendable)]
+#[pyclass]
 struct Typer {
     events: EventMaker,
     limit: usize,

@@ -207,3 +207,21 @@ def test_same_events_when_the_stamp_cache_is_cleared_all_the_time(monkeypatch: p
     new_year = (ROOT / "tests" / "golden" / "core-new-year-syslog" / "input.log").read_text().splitlines()
     py, nat = both(_REAL[:1500] + new_year + _REAL[:200], reference_time=1798675200.0)
     assert py == nat
+
+
+@needs_native
+def test_a_parser_made_in_one_thread_works_in_another() -> None:
+    """kafka-python runs rebalance listeners on its own thread: a pipeline (and its parser) may be built
+    there and used by the main loop."""
+    import threading
+
+    from enricher.parsing.timestamps import TimeResolver
+
+    made: list[Parser] = []
+    t = threading.Thread(
+        target=lambda: made.append(Parser(TimeResolver(reference_time=1795780800.0), max_record_chars=4096, native=True))
+    )
+    t.start()
+    t.join()
+    lines = _REAL[:300]
+    assert [_fields(ev) for ev in made[0].parse_lines(lines, "sample")] == both(lines, "sample")[0]
