@@ -3,7 +3,9 @@
 Guarantees (docs/decisions/durable-state.md):
 - One pipeline (parser + stitcher) per assigned partition: all lines of an appliance share a partition, so
   a partition's state moves whole on a rebalance.
-- A checkpoint flushes the sink (every document emitted so far is indexed or dead-lettered, and every dead
+- Bulk requests overlap processing: the sink sends one batch at a time on a background thread and the main
+  loop settles it (retries, dead letters) before sending the next. A checkpoint waits for the batch in
+  flight and flushes the sink (every document emitted so far is indexed or dead-lettered, and every dead
   letter is acknowledged by Kafka), writes each partition's state snapshot with the next offset to read, then
   commits that offset. Restore loads the snapshot and seeks to its offset; documents emitted after it are
   emitted again under the same ids (overwrite, no duplicates). The snapshot, not the committed offset, is
@@ -157,10 +159,14 @@ class Service:
                         if w.restored:
                             self._emit_all(w, w.pipeline.tick(now), None)
                     self._update_lag()
+                # Bulk requests go out in the background while the next records are processed (one in flight);
+                # a finished one is settled (retries, dead letters) at once, not at the next submit.
                 if self.sink.full() or (
                     self.sink.pending() and now_mono - self._last_flush >= self.cfg.elasticsearch.flush_interval_seconds
                 ):
-                    self._flush()
+                    self._flush(self.sink.submit)
+                elif self.sink.in_flight_done():
+                    self._flush(self.sink.settle)
                 if now_mono - self._last_checkpoint >= self.cfg.service.checkpoint_interval_seconds:
                     self.checkpoint(list(self.parts.values()))
                 # Time spent paused behind Elasticsearch is not idleness: nothing could be read meanwhile.
@@ -177,8 +183,13 @@ class Service:
             return 1
         finally:
             self._healthy = (False, "stopped")
-            self.producer.flush()
-            self.consumer.close(autocommit=False)
+            try:
+                self.producer.flush()
+                # Closing revokes the partitions (kafka-python 3, librdkafka): the listener's checkpoint settles a
+                # batch still in flight before anything is committed. Only then may the sink drop one.
+                self.consumer.close(autocommit=False)
+            finally:
+                self.sink.close()
         return 0
 
     def _stream(self, tp: Any) -> str:
@@ -330,11 +341,12 @@ class Service:
                 self.consumer.seek(tp, records[0].offset)
         self.metrics.backpressure_seconds.inc(time.monotonic() - t0)
 
-    def _flush(self) -> None:
+    def _flush(self, write: Any = None) -> None:
+        """Run a sink write (default: flush everything) with back-pressure while it retries."""
         self._flushing = True
         t0 = time.monotonic()
         try:
-            self.sink.flush(self._keep_alive)
+            (write or self.sink.flush)(self._keep_alive)
         finally:
             self._flushing = False
             if self._paused:
@@ -344,7 +356,8 @@ class Service:
                 self._resumed_at = time.monotonic()
                 self._healthy = (True, "running")
                 log.info("Elasticsearch accepts writes again: consumer resumed")
-            self._last_flush = time.monotonic()
+            if write != self.sink.settle:  # settling sends nothing: the flush interval still runs
+                self._last_flush = time.monotonic()
 
     def checkpoint(self, works: list[PartitionWork], rebalancing: bool = False) -> None:
         """Flush, snapshot each dirty partition, commit its offset."""
