@@ -85,7 +85,6 @@ class ConfluentConsumer:
         auto_offset_reset: str,
         session_timeout_ms: int,
         heartbeat_interval_ms: int,
-        consumer: Any = None,
     ) -> None:
         from confluent_kafka import Consumer
 
@@ -101,7 +100,7 @@ class ConfluentConsumer:
             "partition.assignment.strategy": "range,roundrobin",
             "error_cb": _log_error,
         }
-        self._c = consumer if consumer is not None else Consumer(conf)
+        self._c = Consumer(conf)
         self._listener: Any = None
         self._ctp: dict[TopicPartition, Any] = {}  # kafka-python TopicPartition -> confluent's (no offset)
 
