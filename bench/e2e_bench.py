@@ -55,7 +55,21 @@ def count(es, alias: str) -> int:  # type: ignore[no-untyped-def]
         return 0
 
 
-def ceiling(es, docs: list[dict], prefix: str) -> float:  # type: ignore[no-untyped-def]
+def es_cpu_s(es) -> float:  # type: ignore[no-untyped-def]
+    """CPU seconds the Elasticsearch node(s) used so far (what it costs to index, beside our own CPU)."""
+    nodes = es.nodes.stats(metric="process")["nodes"].values()
+    return sum(n["process"]["cpu"]["total_in_millis"] for n in nodes) / 1000.0
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of the child processes reaped so far (user + system)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def ceiling(es, docs: list[dict], prefix: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     from elasticsearch import helpers
 
     from enricher.sinks import es_assets
@@ -63,13 +77,14 @@ def ceiling(es, docs: list[dict], prefix: str) -> float:  # type: ignore[no-unty
 
     es_assets.install(es, prefix=prefix)
     actions = ({"_index": index_for(prefix, d), "_id": d["event"]["id"], "_source": d} for d in docs)
+    cpu0 = es_cpu_s(es)
     t0 = time.perf_counter()
     ok, errors = helpers.bulk(es, actions, chunk_size=2000, max_chunk_bytes=8 << 20, raise_on_error=False)
     n = count(es, prefix)
     wall = time.perf_counter() - t0
     if errors or n != len({d["event"]["id"] for d in docs}):
         raise SystemExit(f"ceiling run indexed {n} of {len(docs)} ({len(errors)} errors)")
-    return wall
+    return wall, es_cpu_s(es) - cpu0
 
 
 def e2e(corpus: str, expected: int, prefix: str, consumers: int, partitions: int, bootstrap: str, es_url: str, es, client: str, idle: float) -> dict:  # type: ignore[no-untyped-def]
@@ -100,6 +115,7 @@ def e2e(corpus: str, expected: int, prefix: str, consumers: int, partitions: int
     produce_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         logs = [open(os.path.join(tmp, f"run{i}.log"), "wb") for i in range(consumers)]  # noqa: SIM115 - closed below
+        cpu0, es_cpu0 = children_cpu_s(), es_cpu_s(es)
         t0 = time.perf_counter()
         procs = [
             subprocess.Popen([sys.executable, "-m", "enricher", "run", "--exit-when-idle", str(idle)], env=env, stderr=logs[i])
@@ -121,11 +137,13 @@ def e2e(corpus: str, expected: int, prefix: str, consumers: int, partitions: int
                 p.wait(timeout=120)
             for f in logs:
                 f.close()
+        # Until the runs exit (the idle wait included; they use next to no CPU meanwhile).
+        cpu, es_cpu = children_cpu_s() - cpu0, es_cpu_s(es) - es_cpu0
         if n != expected:
             with open(os.path.join(tmp, "run0.log"), encoding="utf-8", errors="replace") as f:
                 tail = f.read()[-2000:]
             raise SystemExit(f"e2e run wrote {n} of {expected} documents\n{tail}")
-    return {"produce_s": produce_s, "e2e_s": wall, "topic": topic}
+    return {"produce_s": produce_s, "e2e_s": wall, "enricher_cpu_s": cpu, "es_cpu_s": es_cpu, "topic": topic}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         ceil_prefix = f"esa-bench-ceil-{tag}"
         prefixes = {c: f"esa-bench-e2e-{tag}-{c}" for c in clients}
         try:
-            row = {"ceiling_s": ceiling(es, docs, ceil_prefix)}
+            c_s, c_cpu = ceiling(es, docs, ceil_prefix)
+            row: dict = {"ceiling_s": c_s, "ceiling_es_cpu_s": c_cpu}
             for c in clients:
                 row[c] = e2e(a.corpus, expected, prefixes[c], a.consumers, a.partitions, bootstrap, es_url, es, c, a.idle)
         finally:
@@ -167,11 +186,13 @@ def main(argv: list[str] | None = None) -> int:
                 es.options(ignore_status=404).indices.delete(index=f"{p}-*")
         rows.append(row)
         c_s = row["ceiling_s"]
-        print(f"run {run + 1}: ceiling {expected / c_s:,.0f} docs/s ({c_s:.1f} s)", file=sys.stderr)
+        print(f"run {run + 1}: ceiling {expected / c_s:,.0f} docs/s ({c_s:.1f} s, Elasticsearch CPU {c_cpu:.1f} s)", file=sys.stderr)
         for c in clients:
             r = row[c]
             print(f"  {c}: e2e {expected / r['e2e_s']:,.0f} docs/s ({r['e2e_s']:.1f} s, {lines / r['e2e_s']:,.0f} lines/s), "
-                  f"ratio {c_s / r['e2e_s']:.3f}, produce {lines / r['produce_s']:,.0f} lines/s", file=sys.stderr)
+                  f"ratio {c_s / r['e2e_s']:.3f} ({c_s / (r['e2e_s'] - a.idle):.3f} without the idle wait), "
+                  f"CPU enricher {r['enricher_cpu_s']:.1f} s + Elasticsearch {r['es_cpu_s']:.1f} s, "
+                  f"produce {lines / r['produce_s']:,.0f} lines/s", file=sys.stderr)
 
     def median(values: list[float]) -> float:
         return sorted(values)[len(values) // 2]
