@@ -14,7 +14,9 @@ Needs the real services (`make services-up`; ESA_KAFKA_BOOTSTRAP / ESA_ES_URL, d
    document is counted in Elasticsearch — documents (and lines) per second. Once per `--client`
    (`kafka.client`; default: both), each from its own topic and group, right after the run's ceiling.
 Prints a line per run and one JSON line with, per client, the ratio e2e / ceiling of the same run (the
-machine may be shared: compare ratios, not absolute times). Uses its own topics, groups and index prefixes
+machine may be shared: compare ratios, not absolute times). The e2e time includes `--idle` (the sessions
+still open at the end are written only after it): with the default 20 s and a ~9.5 s ceiling no enricher
+could score above 9.5 / 29.5 = 0.32, so use `--idle 2` (or `ratio_without_idle_wait`) to compare throughput. Uses its own topics, groups and index prefixes
 and deletes them afterwards. Medians of --runs runs (default 1: a run is long).
 """
 
