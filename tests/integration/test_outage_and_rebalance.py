@@ -60,6 +60,11 @@ def test_elasticsearch_outage_pauses_without_loss(
     p = stack.start(exit_when_idle=15)
     wait_until(lambda: p.metric("esa_documents_written_total") > 0 and stack.committed(), 120, "a first checkpoint")
     assert p.healthz()[0] == 200
+    # The lag gauge needs each client's view of the partitions' end offsets: one sample per partition with data.
+    with_data = {str(k) for k, v in stack.end_offsets().items() if v}
+    wait_until(
+        lambda: {lab["partition"] for n, lab, _ in p.metrics() if n == "esa_consumer_lag"} >= with_data, 30, "the lag gauge"
+    )
 
     es_outage.stop()
     t_down = time.monotonic()
