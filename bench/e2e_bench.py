@@ -92,60 +92,67 @@ def ceiling(es, docs: list[dict], prefix: str) -> tuple[float, float]:  # type: 
 def e2e(corpus: str, expected: int, prefix: str, consumers: int, partitions: int, bootstrap: str, es_url: str, es, client: str, idle: float) -> dict:  # type: ignore[no-untyped-def]
     from enricher.config import KafkaSettings
     from enricher.sinks import es_assets
-    from enricher.sources.kafka import ensure_topics
+    from enricher.sources.kafka import ensure_topics, make_admin
 
     tag = uuid.uuid4().hex[:8]
     topic = f"esa-e2e-{tag}"
     k = KafkaSettings(bootstrap_servers=bootstrap, topic=topic, state_topic=f"{topic}-state", dead_letter_topic=f"{topic}-dlq")
     ensure_topics(k, partitions)
-    es_assets.install(es, prefix=prefix)
-    env = dict(
-        os.environ,
-        ESA_KAFKA_BOOTSTRAP=bootstrap,
-        ESA_ES_URL=es_url,
-        ESA__KAFKA__TOPIC=topic,
-        ESA__KAFKA__STATE_TOPIC=k.state_topic,
-        ESA__KAFKA__DEAD_LETTER_TOPIC=k.dead_letter_topic,
-        ESA__KAFKA__GROUP_ID=f"esa-e2e-{tag}",
-        ESA__KAFKA__CLIENT=client,
-        ESA__ELASTICSEARCH__INDEX_PREFIX=prefix,
-        ESA__TIME__REFERENCE_TIME='"2026-11-28T00:00:00Z"',
-        ESA__SERVICE__METRICS_PORT="0",
-    )
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "enricher", "produce", corpus], env=env, check=True, capture_output=True)
-    produce_s = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as tmp:
-        logs = [open(os.path.join(tmp, f"run{i}.log"), "wb") for i in range(consumers)]  # noqa: SIM115 - closed below
-        cpu0, es_cpu0 = children_cpu_s(), es_cpu_s(es)
+    try:
+        es_assets.install(es, prefix=prefix)
+        env = dict(
+            os.environ,
+            ESA_KAFKA_BOOTSTRAP=bootstrap,
+            ESA_ES_URL=es_url,
+            ESA__KAFKA__TOPIC=topic,
+            ESA__KAFKA__STATE_TOPIC=k.state_topic,
+            ESA__KAFKA__DEAD_LETTER_TOPIC=k.dead_letter_topic,
+            ESA__KAFKA__GROUP_ID=f"esa-e2e-{tag}",
+            ESA__KAFKA__CLIENT=client,
+            ESA__ELASTICSEARCH__INDEX_PREFIX=prefix,
+            ESA__TIME__REFERENCE_TIME='"2026-11-28T00:00:00Z"',
+            ESA__SERVICE__METRICS_PORT="0",
+        )
         t0 = time.perf_counter()
-        procs = [
-            subprocess.Popen([sys.executable, "-m", "enricher", "run", "--exit-when-idle", str(idle)], env=env, stderr=logs[i])
-            for i in range(consumers)
-        ]
-        n = 0
+        subprocess.run([sys.executable, "-m", "enricher", "produce", corpus], env=env, check=True, capture_output=True)
+        produce_s = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory() as tmp:
+            logs = [open(os.path.join(tmp, f"run{i}.log"), "wb") for i in range(consumers)]  # noqa: SIM115 - closed below
+            cpu0, es_cpu0 = children_cpu_s(), es_cpu_s(es)
+            t0 = time.perf_counter()
+            procs = [
+                subprocess.Popen([sys.executable, "-m", "enricher", "run", "--exit-when-idle", str(idle)], env=env, stderr=logs[i])
+                for i in range(consumers)
+            ]
+            n = 0
+            try:
+                while n < expected:
+                    time.sleep(0.5)
+                    n = count(es, prefix)
+                    if all(p.poll() is not None for p in procs) and n < expected:
+                        break
+                wall = time.perf_counter() - t0
+            finally:
+                for p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGTERM)
+                for p in procs:
+                    p.wait(timeout=120)
+                for f in logs:
+                    f.close()
+            # Until the runs exit (the idle wait included; they use next to no CPU meanwhile).
+            cpu, es_cpu = children_cpu_s() - cpu0, es_cpu_s(es) - es_cpu0
+            if n != expected:
+                with open(os.path.join(tmp, "run0.log"), encoding="utf-8", errors="replace") as f:
+                    tail = f.read()[-2000:]
+                raise SystemExit(f"e2e run wrote {n} of {expected} documents\n{tail}")
+        return {"produce_s": produce_s, "e2e_s": wall, "enricher_cpu_s": cpu, "es_cpu_s": es_cpu, "topic": topic}
+    finally:  # 1M-line topics add up: leave nothing behind
+        admin = make_admin(k)
         try:
-            while n < expected:
-                time.sleep(0.5)
-                n = count(es, prefix)
-                if all(p.poll() is not None for p in procs) and n < expected:
-                    break
-            wall = time.perf_counter() - t0
+            admin.delete_topics([k.topic, k.state_topic, k.dead_letter_topic])
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-            for p in procs:
-                p.wait(timeout=120)
-            for f in logs:
-                f.close()
-        # Until the runs exit (the idle wait included; they use next to no CPU meanwhile).
-        cpu, es_cpu = children_cpu_s() - cpu0, es_cpu_s(es) - es_cpu0
-        if n != expected:
-            with open(os.path.join(tmp, "run0.log"), encoding="utf-8", errors="replace") as f:
-                tail = f.read()[-2000:]
-            raise SystemExit(f"e2e run wrote {n} of {expected} documents\n{tail}")
-    return {"produce_s": produce_s, "e2e_s": wall, "enricher_cpu_s": cpu, "es_cpu_s": es_cpu, "topic": topic}
+            admin.close()
 
 
 def main(argv: list[str] | None = None) -> int:
