@@ -10,8 +10,9 @@ Guarantees (docs/decisions/durable-state.md):
   commits that offset. Restore loads the snapshot and seeks to its offset; documents emitted after it are
   emitted again under the same ids (overwrite, no duplicates). The snapshot, not the committed offset, is
   what a restore trusts: a kill between the two is harmless.
-- Restores run in the main loop, not inside the rebalance callback (which must stay short: it blocks the
-  client's heartbeats); a partition is paused from its assignment until its state is loaded.
+- Restores (and the partition's pipeline) are made in the main loop, not inside the rebalance callback (which
+  must stay short: it blocks the client's heartbeats, and kafka-python 3 runs it on its own thread); a
+  partition is paused from its assignment until its state is loaded.
 - While Elasticsearch refuses writes the partitions are paused and the consumer keeps polling (stays in
   the group); nothing is dropped and nothing more is read. /healthz answers 503 meanwhile.
 - On a revocation the partitions' documents are flushed with a deadline; if Elasticsearch does not take
@@ -60,7 +61,7 @@ class PartitionWork:
     """One assigned partition: its pipeline and how far it got."""
 
     tp: Any
-    pipeline: Pipeline
+    pipeline: Pipeline | None = None  # built by the main loop when the partition's state is restored
     next_offset: int | None = None
     checkpoint_no: int = 0
     dirty: bool = False
@@ -202,7 +203,7 @@ class Service:
         self._joined = True
         new = [tp for tp in tps if tp not in self.parts]
         for tp in new:
-            self.parts[tp] = PartitionWork(tp, self.build_pipeline())
+            self.parts[tp] = PartitionWork(tp)
             self.sink.reown(tp)
         if new:
             self.consumer.pause(*new)
@@ -212,6 +213,9 @@ class Service:
         todo = [w for w in self.parts.values() if not w.restored]
         for w in todo:
             tp = w.tp
+            # Built here, not in the rebalance callback: kafka-python 3 runs listeners on its I/O thread, and a
+            # pipeline may hold thread-bound parts (the native parser's Typer panics when used across threads).
+            w.pipeline = self.build_pipeline()
             ckpt = self.snapshots.load(self._stream(tp), tp.partition)
             if ckpt is not None:
                 w.pipeline.stitcher.restore(ckpt.state)
@@ -405,7 +409,9 @@ class Service:
         self.metrics.checkpoint_seconds.observe(self._last_checkpoint - t0)
 
     def _set_open_gauge(self) -> None:
-        self.metrics.sessions_open.set(sum(w.pipeline.stitcher.open_sessions() for w in self.parts.values()))
+        self.metrics.sessions_open.set(
+            sum(w.pipeline.stitcher.open_sessions() for w in self.parts.values() if w.pipeline is not None)
+        )
 
     def _update_lag(self) -> None:
         for tp, w in self.parts.items():
