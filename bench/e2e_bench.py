@@ -2,6 +2,7 @@
 """End-to-end throughput Kafka → enricher → Elasticsearch, beside the direct-bulk ceiling, in one run.
 
     python bench/e2e_bench.py [--corpus bench/.data/corpus.log] [--consumers 1] [--partitions 4]
+                              [--client kafka-python] [--client confluent] [--runs 1]
 
 Needs the real services (`make services-up`; ESA_KAFKA_BOOTSTRAP / ESA_ES_URL, defaults 127.0.0.1).
 1. Replays the corpus in-process to get the session documents (what the enricher will write).
@@ -10,8 +11,12 @@ Needs the real services (`make services-up`; ESA_KAFKA_BOOTSTRAP / ESA_ES_URL, d
    from the first request to the refreshed count.
 3. Publishes the corpus to a fresh topic (`esa-enricher produce`; its rate is reported too), then starts
    N `esa-enricher run` processes in one consumer group and measures from their start until every session
-   document is counted in Elasticsearch — documents (and lines) per second.
-Prints a table and one JSON line with the ratio e2e / ceiling. Uses its own topic, group and index prefix
+   document is counted in Elasticsearch — documents (and lines) per second. Once per `--client`
+   (`kafka.client`; default: both), each from its own topic and group, right after the run's ceiling.
+Prints a line per run and one JSON line with, per client, the ratio e2e / ceiling of the same run (the
+machine may be shared: compare ratios, not absolute times). The e2e time includes `--idle` (the sessions
+still open at the end are written only after it): with the default 20 s and a ~9.5 s ceiling no enricher
+could score above 9.5 / 29.5 = 0.32, so use `--idle 2` (or `ratio_without_idle_wait`) to compare throughput. Uses its own topics, groups and index prefixes
 and deletes them afterwards. Medians of --runs runs (default 1: a run is long).
 """
 
@@ -52,7 +57,21 @@ def count(es, alias: str) -> int:  # type: ignore[no-untyped-def]
         return 0
 
 
-def ceiling(es, docs: list[dict], prefix: str) -> float:  # type: ignore[no-untyped-def]
+def es_cpu_s(es) -> float:  # type: ignore[no-untyped-def]
+    """CPU seconds the Elasticsearch node(s) used so far (what it costs to index, beside our own CPU)."""
+    nodes = es.nodes.stats(metric="process")["nodes"].values()
+    return sum(n["process"]["cpu"]["total_in_millis"] for n in nodes) / 1000.0
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of the child processes reaped so far (user + system)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def ceiling(es, docs: list[dict], prefix: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     from elasticsearch import helpers
 
     from enricher.sinks import es_assets
@@ -60,68 +79,80 @@ def ceiling(es, docs: list[dict], prefix: str) -> float:  # type: ignore[no-unty
 
     es_assets.install(es, prefix=prefix)
     actions = ({"_index": index_for(prefix, d), "_id": d["event"]["id"], "_source": d} for d in docs)
+    cpu0 = es_cpu_s(es)
     t0 = time.perf_counter()
     ok, errors = helpers.bulk(es, actions, chunk_size=2000, max_chunk_bytes=8 << 20, raise_on_error=False)
     n = count(es, prefix)
     wall = time.perf_counter() - t0
     if errors or n != len({d["event"]["id"] for d in docs}):
         raise SystemExit(f"ceiling run indexed {n} of {len(docs)} ({len(errors)} errors)")
-    return wall
+    return wall, es_cpu_s(es) - cpu0
 
 
-def e2e(corpus: str, expected: int, prefix: str, consumers: int, partitions: int, bootstrap: str, es_url: str, es) -> dict:  # type: ignore[no-untyped-def]
+def e2e(corpus: str, expected: int, prefix: str, consumers: int, partitions: int, bootstrap: str, es_url: str, es, client: str, idle: float) -> dict:  # type: ignore[no-untyped-def]
     from enricher.config import KafkaSettings
     from enricher.sinks import es_assets
-    from enricher.sources.kafka import ensure_topics
+    from enricher.sources.kafka import ensure_topics, make_admin
 
     tag = uuid.uuid4().hex[:8]
     topic = f"esa-e2e-{tag}"
     k = KafkaSettings(bootstrap_servers=bootstrap, topic=topic, state_topic=f"{topic}-state", dead_letter_topic=f"{topic}-dlq")
     ensure_topics(k, partitions)
-    es_assets.install(es, prefix=prefix)
-    env = dict(
-        os.environ,
-        ESA_KAFKA_BOOTSTRAP=bootstrap,
-        ESA_ES_URL=es_url,
-        ESA__KAFKA__TOPIC=topic,
-        ESA__KAFKA__STATE_TOPIC=k.state_topic,
-        ESA__KAFKA__DEAD_LETTER_TOPIC=k.dead_letter_topic,
-        ESA__KAFKA__GROUP_ID=f"esa-e2e-{tag}",
-        ESA__ELASTICSEARCH__INDEX_PREFIX=prefix,
-        ESA__TIME__REFERENCE_TIME='"2026-11-28T00:00:00Z"',
-        ESA__SERVICE__METRICS_PORT="0",
-    )
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "enricher", "produce", corpus], env=env, check=True, capture_output=True)
-    produce_s = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as tmp:
-        logs = [open(os.path.join(tmp, f"run{i}.log"), "wb") for i in range(consumers)]  # noqa: SIM115 - closed below
+    try:
+        es_assets.install(es, prefix=prefix)
+        env = dict(
+            os.environ,
+            ESA_KAFKA_BOOTSTRAP=bootstrap,
+            ESA_ES_URL=es_url,
+            ESA__KAFKA__TOPIC=topic,
+            ESA__KAFKA__STATE_TOPIC=k.state_topic,
+            ESA__KAFKA__DEAD_LETTER_TOPIC=k.dead_letter_topic,
+            ESA__KAFKA__GROUP_ID=f"esa-e2e-{tag}",
+            ESA__KAFKA__CLIENT=client,
+            ESA__ELASTICSEARCH__INDEX_PREFIX=prefix,
+            ESA__TIME__REFERENCE_TIME='"2026-11-28T00:00:00Z"',
+            ESA__SERVICE__METRICS_PORT="0",
+        )
         t0 = time.perf_counter()
-        procs = [
-            subprocess.Popen([sys.executable, "-m", "enricher", "run", "--exit-when-idle", "20"], env=env, stderr=logs[i])
-            for i in range(consumers)
-        ]
-        n = 0
+        subprocess.run([sys.executable, "-m", "enricher", "produce", corpus], env=env, check=True, capture_output=True)
+        produce_s = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory() as tmp:
+            logs = [open(os.path.join(tmp, f"run{i}.log"), "wb") for i in range(consumers)]  # noqa: SIM115 - closed below
+            cpu0, es_cpu0 = children_cpu_s(), es_cpu_s(es)
+            t0 = time.perf_counter()
+            procs = [
+                subprocess.Popen([sys.executable, "-m", "enricher", "run", "--exit-when-idle", str(idle)], env=env, stderr=logs[i])
+                for i in range(consumers)
+            ]
+            n = 0
+            try:
+                while n < expected:
+                    time.sleep(0.5)
+                    n = count(es, prefix)
+                    if all(p.poll() is not None for p in procs) and n < expected:
+                        break
+                wall = time.perf_counter() - t0
+            finally:
+                for p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGTERM)
+                for p in procs:
+                    p.wait(timeout=120)
+                for f in logs:
+                    f.close()
+            # Until the runs exit (the idle wait included; they use next to no CPU meanwhile).
+            cpu, es_cpu = children_cpu_s() - cpu0, es_cpu_s(es) - es_cpu0
+            if n != expected:
+                with open(os.path.join(tmp, "run0.log"), encoding="utf-8", errors="replace") as f:
+                    tail = f.read()[-2000:]
+                raise SystemExit(f"e2e run wrote {n} of {expected} documents\n{tail}")
+        return {"produce_s": produce_s, "e2e_s": wall, "enricher_cpu_s": cpu, "es_cpu_s": es_cpu, "topic": topic}
+    finally:  # 1M-line topics add up: leave nothing behind
+        admin = make_admin(k)
         try:
-            while n < expected:
-                time.sleep(0.5)
-                n = count(es, prefix)
-                if all(p.poll() is not None for p in procs) and n < expected:
-                    break
-            wall = time.perf_counter() - t0
+            admin.delete_topics([k.topic, k.state_topic, k.dead_letter_topic])
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-            for p in procs:
-                p.wait(timeout=120)
-            for f in logs:
-                f.close()
-        if n != expected:
-            with open(os.path.join(tmp, "run0.log"), encoding="utf-8", errors="replace") as f:
-                tail = f.read()[-2000:]
-            raise SystemExit(f"e2e run wrote {n} of {expected} documents\n{tail}")
-    return {"produce_s": produce_s, "e2e_s": wall, "topic": topic}
+            admin.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--consumers", type=int, default=1)
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument(
+        "--idle", type=float, default=20.0,
+        help="--exit-when-idle of the runs (default 20). The sessions still open at the end of the corpus are written "
+        "only then, so the e2e time includes this wait: the JSON also gives the rate without it",
+    )
+    ap.add_argument("--client", action="append", choices=["kafka-python", "confluent"], help="repeatable; default: both")
     a = ap.parse_args(argv)
+    clients = a.client or ["kafka-python", "confluent"]
     from elasticsearch import Elasticsearch
 
     bootstrap = os.environ.get("ESA_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -145,29 +183,49 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for run in range(a.runs):
         tag = uuid.uuid4().hex[:6]
-        ceil_prefix, e2e_prefix = f"esa-bench-ceil-{tag}", f"esa-bench-e2e-{tag}"
+        ceil_prefix = f"esa-bench-ceil-{tag}"
+        prefixes = {c: f"esa-bench-e2e-{tag}-{c}" for c in clients}
         try:
-            c = ceiling(es, docs, ceil_prefix)
-            r = e2e(a.corpus, expected, e2e_prefix, a.consumers, a.partitions, bootstrap, es_url, es)
+            c_s, c_cpu = ceiling(es, docs, ceil_prefix)
+            row: dict = {"ceiling_s": c_s, "ceiling_es_cpu_s": c_cpu}
+            for c in clients:
+                row[c] = e2e(a.corpus, expected, prefixes[c], a.consumers, a.partitions, bootstrap, es_url, es, c, a.idle)
         finally:
-            for p in (ceil_prefix, e2e_prefix):
+            for p in (ceil_prefix, *prefixes.values()):
                 es.options(ignore_status=404).indices.delete(index=f"{p}-*")
-        rows.append({"ceiling_s": c, **r})
-        print(f"run {run + 1}: ceiling {expected / c:,.0f} docs/s ({c:.1f} s), e2e {expected / r['e2e_s']:,.0f} docs/s "
-              f"({r['e2e_s']:.1f} s, {lines / r['e2e_s']:,.0f} lines/s), produce {lines / r['produce_s']:,.0f} lines/s", file=sys.stderr)
-    rows.sort(key=lambda r: r["e2e_s"] / r["ceiling_s"])
-    mid = rows[len(rows) // 2]
+        rows.append(row)
+        c_s = row["ceiling_s"]
+        print(f"run {run + 1}: ceiling {expected / c_s:,.0f} docs/s ({c_s:.1f} s, Elasticsearch CPU {c_cpu:.1f} s)", file=sys.stderr)
+        for c in clients:
+            r = row[c]
+            print(f"  {c}: e2e {expected / r['e2e_s']:,.0f} docs/s ({r['e2e_s']:.1f} s, {lines / r['e2e_s']:,.0f} lines/s), "
+                  f"ratio {c_s / r['e2e_s']:.3f} ({c_s / (r['e2e_s'] - a.idle):.3f} without the idle wait), "
+                  f"CPU enricher {r['enricher_cpu_s']:.1f} s + Elasticsearch {r['es_cpu_s']:.1f} s, "
+                  f"produce {lines / r['produce_s']:,.0f} lines/s", file=sys.stderr)
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
     out = {
         "bench": "e2e_vs_direct_bulk",
         "lines": lines,
         "documents": expected,
         "consumers": a.consumers,
         "partitions": a.partitions,
-        "ceiling_docs_per_s": round(expected / mid["ceiling_s"]),
-        "e2e_docs_per_s": round(expected / mid["e2e_s"]),
-        "e2e_lines_per_s": round(lines / mid["e2e_s"]),
-        "produce_lines_per_s": round(lines / mid["produce_s"]),
-        "ratio_e2e_over_ceiling": round(mid["ceiling_s"] / mid["e2e_s"], 3),
+        "idle_s": a.idle,
+        "ceiling_docs_per_s": round(expected / median([r["ceiling_s"] for r in rows])),
+        "clients": {
+            c: {
+                "e2e_docs_per_s": round(expected / median([r[c]["e2e_s"] for r in rows])),
+                "e2e_lines_per_s": round(lines / median([r[c]["e2e_s"] for r in rows])),
+                "produce_lines_per_s": round(lines / median([r[c]["produce_s"] for r in rows])),
+                # Per run against that run's own ceiling, then the median: the machine may be shared.
+                "ratio_e2e_over_ceiling": round(median([r["ceiling_s"] / r[c]["e2e_s"] for r in rows]), 3),
+                # The same without the --idle wait before the last sessions are written (not throughput).
+                "ratio_without_idle_wait": round(median([r["ceiling_s"] / (r[c]["e2e_s"] - a.idle) for r in rows]), 3),
+            }
+            for c in clients
+        },
         "runs": rows,
     }
     print(json.dumps(out))

@@ -235,7 +235,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from enricher.service import Service
     from enricher.sessions.snapshots import KafkaSnapshotStore
     from enricher.sinks.elasticsearch import make_client
-    from enricher.sources.kafka import client_options, make_producer
+    from enricher.sources.kafka import client_options, make_consumer, make_producer
     from enricher.telemetry import HealthServer, Metrics
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -259,17 +259,9 @@ def cmd_run(a: argparse.Namespace) -> int:
         ) from None
     k = cfg.kafka
     opts = client_options(k)
-    consumer = KafkaConsumer(
-        **opts,
-        group_id=k.group_id,
-        enable_auto_commit=False,
-        auto_offset_reset=k.auto_offset_reset,
-        max_poll_records=k.max_poll_records,
-        # A member that died (kill -9, crash) is noticed after this long, then its partitions move; the
-        # client's default (45 s) would hold them that long.
-        session_timeout_ms=_SESSION_TIMEOUT_MS,
-        heartbeat_interval_ms=_SESSION_TIMEOUT_MS // 4,
-    )
+    # A member that died (kill -9, crash) is noticed after _SESSION_TIMEOUT_MS, then its partitions move; the
+    # clients' default (45 s) would hold them that long.
+    consumer = make_consumer(k, _SESSION_TIMEOUT_MS)
     producer = make_producer(k)
     snapshots = KafkaSnapshotStore(
         make_producer(k, compression_type="gzip", max_request_size=8 << 20), lambda: KafkaConsumer(**opts, enable_auto_commit=False), k.state_topic
@@ -277,6 +269,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     service = Service(cfg, consumer, producer, make_client(cfg.elasticsearch), snapshots, lambda: build_pipeline(cfg), metrics)
     health_box.append(service)
     health.start()
+    logging.getLogger("esa_enricher").info("consuming %s with the %s client", k.topic, k.client)
     logging.getLogger("esa_enricher").info(
         "metrics and health on http://%s:%d/metrics /healthz", cfg.service.metrics_host, health.port
     )

@@ -3,13 +3,16 @@
 Guarantees (docs/decisions/durable-state.md):
 - One pipeline (parser + stitcher) per assigned partition: all lines of an appliance share a partition, so
   a partition's state moves whole on a rebalance.
-- A checkpoint flushes the sink (every document emitted so far is indexed or dead-lettered, and every dead
+- Bulk requests overlap processing: the sink sends one batch at a time on a background thread and the main
+  loop settles it (retries, dead letters) before sending the next. A checkpoint waits for the batch in
+  flight and flushes the sink (every document emitted so far is indexed or dead-lettered, and every dead
   letter is acknowledged by Kafka), writes each partition's state snapshot with the next offset to read, then
   commits that offset. Restore loads the snapshot and seeks to its offset; documents emitted after it are
   emitted again under the same ids (overwrite, no duplicates). The snapshot, not the committed offset, is
   what a restore trusts: a kill between the two is harmless.
-- Restores run in the main loop, not inside the rebalance callback (which must stay short: it blocks the
-  client's heartbeats); a partition is paused from its assignment until its state is loaded.
+- Restores (and the partition's pipeline) are made in the main loop, not inside the rebalance callback (which
+  must stay short: it blocks the client's heartbeats, and kafka-python 3 runs it on its own thread); a
+  partition is paused from its assignment until its state is loaded.
 - While Elasticsearch refuses writes the partitions are paused and the consumer keeps polling (stays in
   the group); nothing is dropped and nothing more is read. /healthz answers 503 meanwhile.
 - On a revocation the partitions' documents are flushed with a deadline; if Elasticsearch does not take
@@ -58,7 +61,7 @@ class PartitionWork:
     """One assigned partition: its pipeline and how far it got."""
 
     tp: Any
-    pipeline: Pipeline
+    pipeline: Pipeline | None = None  # built by the main loop when the partition's state is restored
     next_offset: int | None = None
     checkpoint_no: int = 0
     dirty: bool = False
@@ -157,10 +160,14 @@ class Service:
                         if w.restored:
                             self._emit_all(w, w.pipeline.tick(now), None)
                     self._update_lag()
+                # Bulk requests go out in the background while the next records are processed (one in flight);
+                # a finished one is settled (retries, dead letters) at once, not at the next submit.
                 if self.sink.full() or (
                     self.sink.pending() and now_mono - self._last_flush >= self.cfg.elasticsearch.flush_interval_seconds
                 ):
-                    self._flush()
+                    self._flush(self.sink.submit)
+                elif self.sink.in_flight_done():
+                    self._flush(self.sink.settle)
                 if now_mono - self._last_checkpoint >= self.cfg.service.checkpoint_interval_seconds:
                     self.checkpoint(list(self.parts.values()))
                 # Time spent paused behind Elasticsearch is not idleness: nothing could be read meanwhile.
@@ -177,8 +184,13 @@ class Service:
             return 1
         finally:
             self._healthy = (False, "stopped")
-            self.producer.flush()
-            self.consumer.close(autocommit=False)
+            try:
+                self.producer.flush()
+                # Closing revokes the partitions (kafka-python 3, librdkafka): the listener's checkpoint settles a
+                # batch still in flight before anything is committed. Only then may the sink drop one.
+                self.consumer.close(autocommit=False)
+            finally:
+                self.sink.close()
         return 0
 
     def _stream(self, tp: Any) -> str:
@@ -191,7 +203,7 @@ class Service:
         self._joined = True
         new = [tp for tp in tps if tp not in self.parts]
         for tp in new:
-            self.parts[tp] = PartitionWork(tp, self.build_pipeline())
+            self.parts[tp] = PartitionWork(tp)
             self.sink.reown(tp)
         if new:
             self.consumer.pause(*new)
@@ -201,6 +213,9 @@ class Service:
         todo = [w for w in self.parts.values() if not w.restored]
         for w in todo:
             tp = w.tp
+            # Built here, not in the rebalance callback: kafka-python 3 runs listeners on its I/O thread, and a
+            # pipeline may hold thread-bound parts (the native parser's Typer panics when used across threads).
+            w.pipeline = self.build_pipeline()
             ckpt = self.snapshots.load(self._stream(tp), tp.partition)
             if ckpt is not None:
                 w.pipeline.stitcher.restore(ckpt.state)
@@ -330,11 +345,12 @@ class Service:
                 self.consumer.seek(tp, records[0].offset)
         self.metrics.backpressure_seconds.inc(time.monotonic() - t0)
 
-    def _flush(self) -> None:
+    def _flush(self, write: Any = None) -> None:
+        """Run a sink write (default: flush everything) with back-pressure while it retries."""
         self._flushing = True
         t0 = time.monotonic()
         try:
-            self.sink.flush(self._keep_alive)
+            (write or self.sink.flush)(self._keep_alive)
         finally:
             self._flushing = False
             if self._paused:
@@ -344,7 +360,8 @@ class Service:
                 self._resumed_at = time.monotonic()
                 self._healthy = (True, "running")
                 log.info("Elasticsearch accepts writes again: consumer resumed")
-            self._last_flush = time.monotonic()
+            if write != self.sink.settle:  # settling sends nothing: the flush interval still runs
+                self._last_flush = time.monotonic()
 
     def checkpoint(self, works: list[PartitionWork], rebalancing: bool = False) -> None:
         """Flush, snapshot each dirty partition, commit its offset."""
@@ -392,7 +409,9 @@ class Service:
         self.metrics.checkpoint_seconds.observe(self._last_checkpoint - t0)
 
     def _set_open_gauge(self) -> None:
-        self.metrics.sessions_open.set(sum(w.pipeline.stitcher.open_sessions() for w in self.parts.values()))
+        self.metrics.sessions_open.set(
+            sum(w.pipeline.stitcher.open_sessions() for w in self.parts.values() if w.pipeline is not None)
+        )
 
     def _update_lag(self) -> None:
         for tp, w in self.parts.items():

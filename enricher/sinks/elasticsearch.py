@@ -9,6 +9,11 @@
 - `flush()` returns only when every queued document is indexed or dead-lettered: the service checkpoints
   (and commits offsets) only after it. With a `deadline` it raises `FlushDeadline` instead of waiting
   longer, and what was not written stays queued.
+- `submit()` overlaps indexing with processing: it sends the next batch on a background thread and returns.
+  At most one request is in flight; the thread only sends it (the socket wait releases the GIL). Its result
+  is settled on the caller's thread by the next `submit()` or `flush()`, which wait for it first: retries,
+  back-off, back-pressure and dead letters work exactly as in a synchronous flush, and batches reach
+  Elasticsearch in the order they were queued (a newer version of a document is never overtaken).
 - Each document remembers its owner (the source partition); `discard(owners)` drops what is queued for
   partitions given up in a rebalance, including documents in the middle of a retrying flush, so a stale
   version never overwrites the one the partition's next owner writes.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +96,9 @@ class ElasticsearchSink:
         self._by_id: dict[str, int] = {}
         # Owner → epoch: discard() moves an owner to a new epoch; items of an older epoch are never written.
         self._epochs: dict[Any, int] = {}
+        # The batch being sent by submit() and its (response, exception) to come; one at a time.
+        self._in_flight: tuple[list[_Item], Future[tuple[Any, Exception | None]]] | None = None
+        self._sender: ThreadPoolExecutor | None = None
 
     def add(self, doc: dict[str, Any], sources: list[Any] | None = None, owner: Any = None) -> None:
         """Queue one document (with the Kafka offsets it came from, for dead letters, and its partition)."""
@@ -110,8 +119,12 @@ class ElasticsearchSink:
         self._bytes += len(item.line)
 
     def pending(self) -> int:
-        """Documents queued and not yet written."""
+        """Documents queued and not yet sent (a batch in flight is not counted)."""
         return len(self._queue)
+
+    def in_flight(self) -> int:
+        """Documents of the batch being sent in the background."""
+        return len(self._in_flight[0]) if self._in_flight is not None else 0
 
     def full(self) -> bool:
         """True when a flush is due by size."""
@@ -149,12 +162,58 @@ class ElasticsearchSink:
         self._queue.append(it)
         self._bytes += len(it.line)
 
+    def submit(self, keep_alive: Callable[[], None] | None = None) -> None:
+        """Settle the batch in flight (retrying like `flush`), then start sending the next one in the background."""
+        self._settle_in_flight(keep_alive, None)
+        if not self._queue:
+            return
+        batch, rest = self._queue[: self.max_docs], self._queue[self.max_docs :]
+        self._queue, self._bytes, self._by_id = [], 0, {}
+        for it in rest:
+            self._requeue(it)
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="es-bulk")
+        self._in_flight = (batch, self._sender.submit(self._send, self._body(batch)))
+
+    def in_flight_done(self) -> bool:
+        """True when the batch in flight has its answer (settle it to act on it)."""
+        return self._in_flight is not None and self._in_flight[1].done()
+
+    def settle(self, keep_alive: Callable[[], None] | None = None) -> None:
+        """Finish the batch in flight (waiting for it): retries with back-off, dead letters, metrics."""
+        self._settle_in_flight(keep_alive, None)
+
+    def _settle_in_flight(self, keep_alive: Callable[[], None] | None, deadline: float | None) -> None:
+        if self._in_flight is None:
+            return
+        items, sent = self._in_flight
+        self._in_flight = None
+        left: list[_Item] = []
+        try:
+            self._write(items, keep_alive, deadline, left, sent)
+        except BaseException:
+            for it in left:
+                if self._live(it):
+                    self._requeue(it)
+            raise
+
+    def close(self) -> None:
+        """Wait for a request still in flight and stop the sender thread. The request's outcome is not settled:
+        nothing may be committed after this (what it held is re-read from the last checkpoint)."""
+        self._in_flight = None
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
+            self._sender = None
+
     def flush(self, keep_alive: Callable[[], None] | None = None, deadline: float | None = None) -> None:
         """Write everything queued; returns when each document is indexed or dead-lettered.
 
         With `deadline` (a time.monotonic() value), raises FlushDeadline when it passes, with the unwritten
-        documents queued again. On any other exception (stop requested) they are queued again as well.
+        documents queued again. On any other exception (stop requested) they are queued again as well. A
+        batch in flight is waited for first, however long its request takes (never given up half-sent: a
+        late write of a partition given up could overwrite what its next owner wrote).
         """
+        self._settle_in_flight(keep_alive, deadline)
         items, self._queue, self._bytes, self._by_id = self._queue, [], 0, {}
         batches = [items[start : start + self.max_docs] for start in range(0, len(items), self.max_docs)]
         for i, batch in enumerate(batches):
@@ -168,16 +227,26 @@ class ElasticsearchSink:
                 raise
 
     def _write(
-        self, items: list[_Item], keep_alive: Callable[[], None] | None, deadline: float | None, left: list[_Item]
+        self,
+        items: list[_Item],
+        keep_alive: Callable[[], None] | None,
+        deadline: float | None,
+        left: list[_Item],
+        sent: Future[tuple[Any, Exception | None]] | None = None,
     ) -> None:
+        """Write `items` (their first request already `sent` in the background, if given) until none is left."""
         attempt = 0
         left[:] = items
         while True:
-            items = [it for it in items if self._live(it)]  # a rebalance may have given some of them up
-            left[:] = items
-            if not items:
-                return
-            retry, status = self._bulk_once(items)
+            if sent is not None:
+                retry, status = self._settle(items, *sent.result())
+                sent = None
+            else:
+                items = [it for it in items if self._live(it)]  # a rebalance may have given some of them up
+                left[:] = items
+                if not items:
+                    return
+                retry, status = self._settle(items, *self._send(self._body(items)))
             left[:] = retry
             if not retry:
                 return
@@ -202,8 +271,9 @@ class ElasticsearchSink:
                 return
             self.sleep(min(left, 1.0))
 
-    def _bulk_once(self, items: list[_Item]) -> tuple[list[_Item], str]:
-        """One bulk request; returns the items to retry and why."""
+    @staticmethod
+    def _body(items: list[_Item]) -> bytes:
+        """The bulk request body of these items."""
         body = bytearray()
         for it in items:
             action: dict[str, Any] = {"_index": it.index}
@@ -213,17 +283,26 @@ class ElasticsearchSink:
             body += b"\n"
             body += it.line
             body += b"\n"
+        return bytes(body)
+
+    def _send(self, body: bytes) -> tuple[Any, Exception | None]:
+        """One bulk request: (response, None) or (None, the exception). Runs on the sender thread too."""
         t0 = time.perf_counter()
         try:
-            resp = self.client.bulk(operations=bytes(body))
+            return self.client.bulk(operations=body), None
         except Exception as exc:  # connection refused, timeouts, 5xx/429 on the whole request
-            status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
-            if isinstance(status, int) and status not in _RETRY_STATUS and 400 <= status < 500:
-                raise  # a request-level client error is a bug or a config problem: do not spin on it
-            self.metrics.bulk_failures.labels(reason=type(exc).__name__).inc()
-            return items, str(status or "unavailable")
+            return None, exc
         finally:
             self.metrics.bulk_latency.observe(time.perf_counter() - t0)
+
+    def _settle(self, items: list[_Item], resp: Any, exc: Exception | None) -> tuple[list[_Item], str]:
+        """The outcome of one bulk request: dead letters sent, the items to retry returned, with why."""
+        if exc is not None:
+            status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
+            if isinstance(status, int) and status not in _RETRY_STATUS and 400 <= status < 500:
+                raise exc  # a request-level client error is a bug or a config problem: do not spin on it
+            self.metrics.bulk_failures.labels(reason=type(exc).__name__).inc()
+            return items, str(status or "unavailable")
         retry: list[_Item] = []
         done = 0
         for it, result in zip(items, resp["items"], strict=True):

@@ -35,14 +35,29 @@ def client_options(k: KafkaSettings) -> dict[str, Any]:
         if k.ssl_password is not None:
             opts["ssl_password"] = k.ssl_password.get_secret_value()
     if k.security_protocol.startswith("SASL"):
-        if not k.sasl_mechanism or not k.sasl_username or k.sasl_password is None:
-            raise ConfigError("kafka.sasl_mechanism", "SASL needs sasl_mechanism, sasl_username and sasl_password")
-        opts.update(
-            sasl_mechanism=k.sasl_mechanism,
-            sasl_plain_username=k.sasl_username,
-            sasl_plain_password=k.sasl_password.get_secret_value(),
-        )
+        mechanism, username, password = sasl_credentials(k)
+        opts.update(sasl_mechanism=mechanism, sasl_plain_username=username, sasl_plain_password=password)
     return opts
+
+
+def sasl_credentials(k: KafkaSettings) -> tuple[str, str, str]:
+    """(mechanism, user, password) of a SASL protocol; all three are required."""
+    if not k.sasl_mechanism or not k.sasl_username or k.sasl_password is None:
+        raise ConfigError("kafka.sasl_mechanism", "SASL needs sasl_mechanism, sasl_username and sasl_password")
+    return k.sasl_mechanism, k.sasl_username, k.sasl_password.get_secret_value()
+
+
+def make_consumer(k: KafkaSettings, session_timeout_ms: int) -> Any:
+    """The consumer group member of `run`, on the client `kafka.client` names (same API either way)."""
+    common = {"group_id": k.group_id, "auto_offset_reset": k.auto_offset_reset, "session_timeout_ms": session_timeout_ms,
+              "heartbeat_interval_ms": session_timeout_ms // 4}
+    if k.client == "confluent":
+        from enricher.sources.kafka_confluent import ConfluentConsumer
+
+        return ConfluentConsumer(k, **common)
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(**client_options(k), **common, enable_auto_commit=False, max_poll_records=k.max_poll_records)
 
 
 def make_producer(k: KafkaSettings, **extra: Any) -> Any:

@@ -24,6 +24,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests" / "golden"
 PY = sys.executable
+# The consumer clients `kafka.client` selects: the flows that depend on the client run over both.
+KAFKA_CLIENTS = ("kafka-python", "confluent")
 # The seed's three examples and the appliance each is produced and replayed as (native files name no host).
 SEEDS = {
     "seed-connection-lost": ("esa-seed-a.example", "connection_lost", "transport"),

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import GOLDEN, REPO, SEEDS, Stack, by_id
+from tests.integration.harness import GOLDEN, KAFKA_CLIENTS, REPO, SEEDS, Stack, by_id
 
 pytestmark = pytest.mark.integration
 
@@ -57,8 +57,9 @@ def test_seed_examples_through_kafka_and_elasticsearch(make_stack: Callable[...,
         assert doc["esa"]["session"]["state"] == "complete"
 
 
-def test_done_when_flow_from_a_fresh_start(make_stack: Callable[..., Stack], es_client: Any) -> None:
-    stack = make_stack("donewhen", setup=False)
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
+def test_done_when_flow_from_a_fresh_start(make_stack: Callable[..., Stack], es_client: Any, client: str) -> None:
+    stack = make_stack("donewhen", setup=False, kafka={"client": client})
     report = stack.setup()
     assert set(report["kafka_topics_created"]) == {stack.topic, stack.state_topic, stack.dlq}
     assert any(f"index template {stack.prefix}" in step for step in report["elasticsearch"])
@@ -72,6 +73,7 @@ def test_done_when_flow_from_a_fresh_start(make_stack: Callable[..., Stack], es_
     t0 = time.monotonic()
     run_until_idle(stack, 10)
     assert time.monotonic() - t0 < 60
+    assert f"with the {client} client" in stack.processes[-1].log()
 
     got = assert_same_as_replay(stack, es_client, expected)
     assert sum(stack.end_offsets().values()) == produced["records"]

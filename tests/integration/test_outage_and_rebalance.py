@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import EsOutage
-from tests.integration.harness import Stack, by_id, generate_corpus, wait_until
+from tests.integration.harness import KAFKA_CLIENTS, Stack, by_id, generate_corpus, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,12 +39,14 @@ def split(corpus: Path, fractions: list[float]) -> list[Path]:
     return parts
 
 
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
 def test_elasticsearch_outage_pauses_without_loss(
-    make_stack: Callable[..., Stack], es_client: Any, es_outage: EsOutage
+    make_stack: Callable[..., Stack], es_client: Any, es_outage: EsOutage, client: str
 ) -> None:
     stack = make_stack(
         "outage",
         partitions=4,
+        kafka={"client": client},
         # Short backoff cap and request timeout: the test waits for recovery, not for a 30 s backoff.
         elasticsearch={"max_backoff_seconds": 2.0, "request_timeout_seconds": 5.0},
     )
@@ -58,6 +60,11 @@ def test_elasticsearch_outage_pauses_without_loss(
     p = stack.start(exit_when_idle=15)
     wait_until(lambda: p.metric("esa_documents_written_total") > 0 and stack.committed(), 120, "a first checkpoint")
     assert p.healthz()[0] == 200
+    # The lag gauge needs each client's view of the partitions' end offsets: one sample per partition with data.
+    with_data = {str(k) for k, v in stack.end_offsets().items() if v}
+    wait_until(
+        lambda: {lab["partition"] for n, lab, _ in p.metrics() if n == "esa_consumer_lag"} >= with_data, 30, "the lag gauge"
+    )
 
     es_outage.stop()
     t_down = time.monotonic()
@@ -98,8 +105,9 @@ def test_elasticsearch_outage_pauses_without_loss(
     assert not differ, differ[:5]
 
 
-def test_two_consumers_and_a_kill_split_no_session(make_stack: Callable[..., Stack], es_client: Any) -> None:
-    stack = make_stack("rebalance", partitions=4)
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
+def test_two_consumers_and_a_kill_split_no_session(make_stack: Callable[..., Stack], es_client: Any, client: str) -> None:
+    stack = make_stack("rebalance", partitions=4, kafka={"client": client})
     corpus = stack.dir / "corpus.log"
     meta = generate_corpus(corpus, 150_000, seed=99, appliances=6)  # hosts spread over partitions 0, 1 and 3
     first, second, third = split(corpus, [0.4, 0.3])

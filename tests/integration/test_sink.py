@@ -1,7 +1,8 @@
 """The Elasticsearch sink on its own, against real endpoints: a port where nothing listens, then the node.
 
 What a rebalance during an outage relies on: a flush with a deadline gives up in time and keeps what it
-could not write; the documents of partitions given up are discarded, and the rest is written later.
+could not write; the documents of partitions given up are discarded, and the rest is written later. The same
+holds for a batch sent in the background (`submit`), and a newer version queued meanwhile is written after it.
 """
 
 from __future__ import annotations
@@ -47,3 +48,39 @@ def test_flush_deadline_keeps_the_documents_and_discard_drops_a_partitions(
     assert sink.pending() == 0 and letters == []
     kept = {d["event"]["id"] for i, d in enumerate(docs) if i % 2 == 0}
     assert set(stack.es_docs(es_client)) == kept
+
+
+def test_a_batch_in_flight_is_settled_in_order_and_kept_when_refused(
+    make_stack: Callable[..., Stack], es_client: Any
+) -> None:
+    stack = make_stack("sinkbg", partitions=1)
+    docs = stack.replay(REPO / "samples" / "demo-mail_logs.log", "esa1.corp.example")
+    letters: list[Any] = []
+    nowhere = Elasticsearch("http://127.0.0.1:9", request_timeout=2, max_retries=0)
+    sink = ElasticsearchSink(
+        nowhere, stack.prefix, lambda d, e, s: letters.append((d, e, s)), initial_backoff=0.2, max_backoff=0.5
+    )
+    for i, d in enumerate(docs):
+        sink.add(d, [{"topic": "t", "partition": i % 2, "offset": i}], owner=i % 2)
+    sink.submit()  # sent in the background: refused there
+    assert (sink.in_flight(), sink.pending()) == (8, 0)
+    with pytest.raises(FlushDeadline):
+        sink.flush(None, deadline=time.monotonic() + 1.5)
+    assert (sink.in_flight(), sink.pending()) == (0, 8)  # the refused batch is queued again, nothing lost
+    assert sink.discard([1]) == 4
+
+    # A newer version of a document queued while the older one is in flight is written after it.
+    sink.client = es_client
+    sink.submit()
+    assert sink.in_flight() == 4
+    first = docs[0]
+    newer = {**first, "esa": {**first["esa"], "session": {**first["esa"]["session"], "state": "newer"}}}
+    sink.add(newer, [], owner=0)
+    assert sink.pending() == 1
+    sink.flush()
+    assert (sink.in_flight(), sink.pending()) == (0, 0) and letters == []
+    got = stack.es_docs(es_client)
+    assert set(got) == {d["event"]["id"] for i, d in enumerate(docs) if i % 2 == 0}
+    assert got[first["event"]["id"]]["esa"]["session"]["state"] == "newer"
+    assert sink.metrics.documents_written._value.get() == 5
+    sink.close()
