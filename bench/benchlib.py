@@ -64,6 +64,9 @@ def syslog_ng_version(exe: str = "syslog-ng") -> str | None:
     return m.group(1) if m else out.splitlines()[0] if out else None
 
 
+_HOST = re.compile(rb"(?:<\d{1,3}>)?[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (\S+) ")
+
+
 def sentinel_line(corpus: str, after_s: int = 7200) -> bytes | None:
     """An RFC 3164 line dated `after_s` after the latest timestamp near the end of the corpus.
 
@@ -89,6 +92,25 @@ def sentinel_line(corpus: str, after_s: int = 7200) -> bytes | None:
     t = best + dt.timedelta(seconds=after_s)
     stamp = f"{_MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S}"
     return f"<22>{stamp} {SENTINEL_HOST} mail_logs: Info: Message finished MID 0 done\n".encode()
+
+
+def closing_lines(corpus: str, after_s: int = 7200) -> bytes:
+    """One appliance-level line per appliance seen near the end of the corpus, dated `after_s` after its
+    latest stamp: appended to the input, they advance each appliance's event clock past every window, so
+    the product writes every session by event time (no wait for `--exit-when-idle`). They open no session
+    (`CASE cache status`, a system line)."""
+    size = os.path.getsize(corpus)
+    with open(corpus, "rb") as fh:
+        fh.seek(max(0, size - (1 << 20)))
+        tail = fh.read().splitlines()[1:]
+    stamp = sentinel_line(corpus, after_s)
+    if stamp is None:
+        return b""
+    when = stamp[4:19].decode()  # the sentinel's `Mmm dd hh:mm:ss`
+    hosts = sorted({m.group(1).decode() for line in tail if (m := _HOST.match(line))})
+    return b"".join(
+        f"<22>{when} {h} mail_logs: Info: CASE cache status: end of bench input\n".encode() for h in hosts
+    )
 
 
 def _feed(pipe, path: str, extra: bytes | None, errors: list):

@@ -145,7 +145,10 @@ class Pipeline:
 
     def record_documents(self, text: str, appliance: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
         """Parse one record (a Kafka message, a syslog datagram); the documents it completes, as a list."""
-        ev = self.parser.parse_record(text, appliance)
+        return self.event_documents(self.parser.parse_record(text, appliance), now)
+
+    def event_documents(self, ev: Event, now: float | None = None) -> list[dict[str, Any]]:
+        """Feed one parsed record (see `Parser.parse_records`); the documents it completes, as a list."""
         if ev.kind == "unparsed":
             return list(self.process_event(ev, now))
         self.stats.lines += 1

@@ -258,21 +258,25 @@ class Service:
                     self.consumer.seek(tp, records[0].offset)
                 continue
             pipe = w.pipeline
+            texts: list[str] = []
+            keys: list[str | None] = []
+            invalids: dict[int, bytes] = {}  # index → the record's bytes, where they are not UTF-8
             for r in records:
                 raw = r.value
-                invalid: bytes | None = None
                 if raw is None:
-                    text = ""
+                    texts.append("")
                 else:
                     try:
-                        text = raw.decode("utf-8")
+                        texts.append(raw.decode("utf-8"))
                     except UnicodeDecodeError:
-                        text = raw.decode("utf-8", "replace")
-                        invalid = raw
-                key = r.key.decode("utf-8", "replace") if r.key else None
-                docs = pipe.record_documents(text, key, now)
+                        invalids[len(texts)] = raw
+                        texts.append(raw.decode("utf-8", "replace"))
+                keys.append(r.key.decode("utf-8", "replace") if r.key else None)
+            # The whole poll is typed at once (one native call per run of records), then fed in order.
+            for i, (r, ev) in enumerate(zip(records, pipe.parser.parse_records(texts, keys), strict=True)):
+                docs = pipe.event_documents(ev, now)
                 if docs:
-                    self._emit_all(w, docs, r.offset, text, invalid)
+                    self._emit_all(w, docs, r.offset, texts[i], invalids.get(i))
                 w.next_offset = r.offset + 1
             n += len(records)
             w.dirty = True

@@ -54,6 +54,22 @@ class Parser:
                 return ev
         return self._make(text, self._envelope(text, appliance or self.default_appliance), appliance)
 
+    def parse_records(self, texts: list[str], keys: list[str | None]) -> list[Event]:
+        """`parse_record(text, key)` for each pair (a poll of Kafka records), one native call per run of
+        records the core types; the others (and all, without the core) through `parse_record`."""
+        typer = self._typer
+        if typer is None:
+            return [self.parse_record(t, k) for t, k in zip(texts, keys, strict=True)]
+        out: list[Event] = []
+        i, n = 0, len(texts)
+        while i < n:
+            typed, i = typer.run_records(self, texts, keys, i)
+            out += typed
+            if i < n:
+                out.append(self.parse_record(texts[i], keys[i]))
+                i += 1
+        return out
+
     # -- a stream of physical lines ---------------------------------------------------------------------
     def parse_lines(self, lines: Iterable[str], appliance: str | None = None) -> Iterator[Event]:
         """Parse a stream of physical lines; a line without header or ESA body continues the previous one."""

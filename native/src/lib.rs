@@ -885,6 +885,45 @@ impl Typer {
         self.events.slots.is_some()
     }
 
+    /// `one` for `texts[start:]` (complete records, e.g. Kafka values), each with its own default appliance
+    /// (`keys[i]`, or the parser's `default_appliance` when None), until the first record declined:
+    /// returns (events, index of that record, or len(texts)).
+    fn run_records<'py>(
+        &mut self,
+        py: Python<'py>,
+        parser: &Bound<'py, PyAny>,
+        texts: &Bound<'py, PyList>,
+        keys: &Bound<'py, PyList>,
+        start: usize,
+    ) -> PyResult<(Bound<'py, PyList>, usize)> {
+        let t = Times::of(parser)?;
+        let fallback = parser
+            .getattr("default_appliance")?
+            .cast_into::<PyString>()?;
+        let out = PyList::empty(py);
+        let n = texts.len().min(keys.len());
+        let mut i = start;
+        while i < n {
+            let item = texts.get_item(i)?;
+            let Ok(text) = item.cast::<PyString>() else {
+                break;
+            };
+            let key = keys.get_item(i)?;
+            let default = match key.cast::<PyString>() {
+                Ok(k) if k.to_str()?.is_empty() => fallback.clone(), // `appliance or default`, as parse_record
+                Ok(k) => k.clone(),
+                Err(_) if key.is_none() => fallback.clone(),
+                Err(_) => break,
+            };
+            match self.type_line(py, &t, text.to_str()?.as_bytes(), Some(text), &default)? {
+                Some(ev) => out.append(ev)?,
+                None => break,
+            }
+            i += 1;
+        }
+        Ok((out, i))
+    }
+
     /// Type one complete record (no newline inside); None when declined.
     fn one<'py>(
         &mut self,

@@ -225,3 +225,23 @@ def test_a_parser_made_in_one_thread_works_in_another() -> None:
     t.join()
     lines = _REAL[:300]
     assert [_fields(ev) for ev in made[0].parse_lines(lines, "sample")] == both(lines, "sample")[0]
+
+
+@needs_native
+def test_parse_records_matches_parse_record_one_by_one() -> None:
+    """The service types a whole poll at once; each record must come out as `parse_record` makes it."""
+    from enricher.parsing.timestamps import TimeResolver
+
+    rng = random.Random(11)
+    texts = rng.sample(_REAL, 500) + ["", "x\ny", "Thu Nov 27 11:59:58 2026 Info: MID 5 queued for delivery", "é"]
+    rng.shuffle(texts)
+    keys = [rng.choice([None, "", "esa-key-1", "esa-key-2"]) for _ in texts]
+
+    def parser(use_native: bool) -> Parser:
+        return Parser(TimeResolver(reference_time=1795780800.0), native=use_native)
+
+    one = parser(False)
+    expected = [_fields(one.parse_record(t, k)) for t, k in zip(texts, keys, strict=True)]
+    for use_native in (False, True):
+        got = [_fields(ev) for ev in parser(use_native).parse_records(texts, keys)]
+        assert got == expected, f"native={use_native}"
