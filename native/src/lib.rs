@@ -31,6 +31,7 @@ const RE_DOTALL: u32 = 16;
 /// Longest digit string parsed here (i64 holds any 18-digit number); longer ones are declined.
 const MAX_DIGITS: usize = 18;
 const MAX_CACHED_NAMES: usize = 4096;
+const RECENT_NAMES: usize = 8;
 
 /// FNV-1a: the maps here are keyed by a line's first words and host names — short, trusted-size keys
 /// looked up several times per line, where SipHash's DoS resistance buys nothing and costs ~5 % of a line.
@@ -414,6 +415,7 @@ struct Typer {
     detail: Py<PyString>,
     mid_unrecognized: Py<PyString>,
     names: Map<Py<PyString>>,
+    recent: Vec<(Vec<u8>, Py<PyString>)>,
 }
 
 fn compile_rule(
@@ -639,6 +641,19 @@ impl Typer {
     }
 
     fn name(&mut self, py: Python<'_>, b: &[u8]) -> Py<PyString> {
+        // Hosts and tags are few: the last few seen are compared directly before the map is hashed.
+        if let Some(i) = self.recent.iter().position(|(k, _)| k.as_slice() == b) {
+            return self.recent[i].1.clone_ref(py);
+        }
+        let s = self.name_in_map(py, b);
+        if self.recent.len() == RECENT_NAMES {
+            self.recent.pop();
+        }
+        self.recent.insert(0, (b.to_vec(), s.clone_ref(py)));
+        s
+    }
+
+    fn name_in_map(&mut self, py: Python<'_>, b: &[u8]) -> Py<PyString> {
         if let Some(s) = self.names.get(b) {
             return s.clone_ref(py);
         }
@@ -838,6 +853,7 @@ impl Typer {
             detail: PyString::intern(py, "detail").unbind(),
             mid_unrecognized: PyString::intern(py, "mid_unrecognized").unbind(),
             names: Map::default(),
+            recent: Vec::with_capacity(RECENT_NAMES),
         })
     }
 
