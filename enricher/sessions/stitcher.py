@@ -108,8 +108,11 @@ class Stitcher:
 
     # -- public API ---------------------------------------------------------------------------------------
     def feed(self, ev: Event, now: float | None = None) -> list[Session]:
-        """Add one event; return the sessions it closed (complete, expired or evicted)."""
-        out = self._out = []
+        """Add one event; return the sessions it closed (complete, expired or evicted). The list is valid
+        until the next call (an empty one is reused: most lines close nothing)."""
+        out = self._out
+        if out:
+            out = self._out = []
         self._seq += 1
         app = ev.appliance
         wm = self._watermark.get(app)
@@ -126,7 +129,7 @@ class Stitcher:
             self._advance(app, ts)
         if ev.mid is not None:
             if kind in MESSAGE_RULES:
-                self._on_message(ev, ts)
+                self._on_message(ev, ts, app, kind)
             else:
                 self.stats.uncorrelated += 1
         elif ev.icid is not None and kind in CONNECTION_RULES:
@@ -215,8 +218,7 @@ class Stitcher:
             idx = self._expiry[s.appliance] = ExpiryIndex()
         idx.file(s)
 
-    def _on_message(self, ev: Event, ts: float) -> None:
-        app = ev.appliance
+    def _on_message(self, ev: Event, ts: float, app: str, kind: str) -> None:
         key: Key = ("m", app, ev.mid)  # type: ignore[assignment]
         s = self._open.get(key)
         if s is None:
@@ -228,7 +230,6 @@ class Stitcher:
                 if link is not None:
                     s.data["parent"] = link
                 self._hold(s)
-        kind = ev.kind
         MESSAGE_RULES[kind](s, ev)
         s.nlines += 1
         if self._keep_raw:  # Session.add_line, inlined: this runs for most lines
