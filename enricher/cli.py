@@ -325,10 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replay(sub)
     _add_service_commands(sub)
     from enricher.assets import register as register_assets
-    from enricher.sources import syslog as syslog_source
+    from enricher.sources import syslog_cli
 
     register_assets(sub)
-    syslog_source.register(sub)
+    syslog_cli.register(sub)
     p = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
     p.set_defaults(func=cmd_config_reference)
     return parser
