@@ -15,6 +15,7 @@ from enricher import __version__
 from enricher.config import Config, load
 from enricher.documents import DocumentConfig
 from enricher.errors import ConfigError, EnricherError, InputError
+from enricher.gcpace import paced_collection
 from enricher.parsing.parser import Parser
 from enricher.parsing.timestamps import TimeResolver, parse_iso, parse_zone
 from enricher.pipeline import Pipeline
@@ -119,19 +120,20 @@ def cmd_replay(a: argparse.Namespace) -> int:
     try:
         # Open everything first: an unreadable file fails before any output is written.
         inputs = [(path, *open_input(path)) for path in a.files]
-        for path, f, size in inputs:
-            progress = _Progress(size, os.path.basename(path)) if show_progress and size else None
-            try:
-                lines = read_lines(f, progress.advance if progress else None)
-                for doc in pipeline.process_lines(lines):
-                    sink.write(doc)
-            finally:
-                if progress:
-                    progress.close()
-                if f is not sys.stdin.buffer:
-                    f.close()
-        for doc in pipeline.flush():
-            sink.write(doc)
+        with paced_collection(cfg.service.gc_interval_seconds):
+            for path, f, size in inputs:
+                progress = _Progress(size, os.path.basename(path)) if show_progress and size else None
+                try:
+                    lines = read_lines(f, progress.advance if progress else None)
+                    for doc in pipeline.process_lines(lines):
+                        sink.write(doc)
+                finally:
+                    if progress:
+                        progress.close()
+                    if f is not sys.stdin.buffer:
+                        f.close()
+            for doc in pipeline.flush():
+                sink.write(doc)
         sink.flush()
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (`| head`): not an error worth a traceback
@@ -274,7 +276,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         "metrics and health on http://%s:%d/metrics /healthz", cfg.service.metrics_host, health.port
     )
     try:
-        return service.run(exit_when_idle=a.exit_when_idle)
+        with paced_collection(cfg.service.gc_interval_seconds):
+            return service.run(exit_when_idle=a.exit_when_idle)
     finally:
         health.stop()
 
@@ -337,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     # Sessions and documents are acyclic and allocated by the million: the cyclic collector's default
-    # thresholds make it scan the whole heap over and over (about 6 % of replay CPU). Collect less often.
+    # thresholds make it scan the whole heap over and over. Collect less often (run and replay go further
+    # and pace it: enricher/gcpace.py).
     gc.set_threshold(50_000, 20, 100)
     parser = build_parser()
     a = parser.parse_args(argv)

@@ -1,0 +1,54 @@
+"""Paced garbage collection: automatic collection is off inside the block, cycles are still reclaimed."""
+
+from __future__ import annotations
+
+import gc
+import time
+import weakref
+
+from enricher.gcpace import paced_collection
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def _cycle() -> weakref.ref[_Node]:
+    a, b = _Node(), _Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+def test_cycles_are_collected_by_the_pacer_not_automatically() -> None:
+    assert gc.isenabled()
+    with paced_collection(0.05):
+        assert not gc.isenabled()
+        ref = _cycle()
+        deadline = time.monotonic() + 5
+        while ref() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ref() is None  # reclaimed by the pacer's collection, within its interval
+    assert gc.isenabled()
+
+
+def test_collection_is_restored_after_an_error() -> None:
+    try:
+        with paced_collection(10):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()
+
+
+def test_zero_keeps_automatic_collection() -> None:
+    with paced_collection(0):
+        assert gc.isenabled()
+
+
+def test_nested_use_leaves_the_outer_pacer_in_charge() -> None:
+    with paced_collection(10):
+        with paced_collection(10):  # already paced: no second thread, nothing re-enabled on exit
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()
