@@ -113,6 +113,8 @@ class Service:
         self._last_flush = time.monotonic()
         self._last_checkpoint = time.monotonic()
         self._healthy = (True, "starting")
+        self._closed_counters: dict[str, Any] = {}
+        self._abort_counters: dict[tuple[str, str], Any] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -211,12 +213,17 @@ class Service:
     def _restore_pending(self) -> bool:
         """Load the checkpoint of each newly assigned partition, seek to its offset and resume it."""
         todo = [w for w in self.parts.values() if not w.restored]
+        # One read of the state topic for every partition assigned (streams differ only across topics).
+        loaded: dict[tuple[str, int], Any] = {}
+        for stream in {self._stream(w.tp) for w in todo}:
+            got = self.snapshots.load_many(stream, sorted(w.tp.partition for w in todo if self._stream(w.tp) == stream))
+            loaded.update({(stream, p): c for p, c in got.items()})
         for w in todo:
             tp = w.tp
             # Built here, not in the rebalance callback: kafka-python 3 runs listeners on its I/O thread, and a
             # pipeline may hold thread-bound parts (the native parser's Typer panics when used across threads).
             w.pipeline = self.build_pipeline()
-            ckpt = self.snapshots.load(self._stream(tp), tp.partition)
+            ckpt = loaded[self._stream(tp), tp.partition]
             if ckpt is not None:
                 w.pipeline.stitcher.restore(ckpt.state)
                 w.checkpoint_no = ckpt.number
@@ -310,9 +317,17 @@ class Service:
                 self._dead_letter(doc, error, src)
                 continue
             state = (doc.get("esa") or {}).get("session", {}).get("state", "")
-            self.metrics.sessions_closed.labels(state=state).inc()
-            if doc.get("abort_reason"):
-                self.metrics.aborts.labels(reason=doc["abort_reason"], layer=doc.get("abort_layer", "")).inc()
+            counter = self._closed_counters.get(state)
+            if counter is None:  # labels() takes a lock and builds a key: once per state, not per document
+                counter = self._closed_counters[state] = self.metrics.sessions_closed.labels(state=state)
+            counter.inc()
+            reason = doc.get("abort_reason")
+            if reason:
+                layer = doc.get("abort_layer", "")
+                counter = self._abort_counters.get((reason, layer))
+                if counter is None:
+                    counter = self._abort_counters[reason, layer] = self.metrics.aborts.labels(reason=reason, layer=layer)
+                counter.inc()
             self.sink.add(doc, src, owner=w.tp)
 
     def _dead_letter(self, doc: dict[str, Any], error: dict[str, Any], sources: list[Any]) -> None:
