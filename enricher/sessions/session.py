@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Session state: one per message (appliance + MID) or per inbound connection (appliance + ICID).
 
 Kept small on purpose (bounded memory is a product promise, ≤ 3 KB per open session): scalar fields in

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """The stitcher: joins events into sessions in event time (pure; no I/O).
 
 - Message sessions are keyed by appliance + MID; connection lines (ICID) and delivery connections (DCID)
@@ -278,10 +279,11 @@ class Stitcher:
         s = self._dormant.pop(key, None)
         if s is None or ts - s.last_ts > self.config.dormant_horizon_seconds:
             return None
-        if any(x is s for x in self._out):
+        rest = [x for x in self._out if x is not s]
+        if len(rest) != len(self._out):
             # Closed by this very line's clock advance: its document is not built yet and would show the
             # state after this line. Take the closing back; the session closes again later, once.
-            self._out[:] = [x for x in self._out if x is not s]  # in place: feed() returns this list
+            self._out[:] = rest  # in place: feed() returns this list
             s.emitted -= 1
             self.stats.closed[s.state] -= 1
         else:
