@@ -3,6 +3,15 @@
 # code sees the same attributes. Field types are those session.py stores; `object` where a value may be
 # None or of more than one type, so nothing is converted on the way in or out.
 
+cimport cython
+
+cdef Py_ssize_t _SEQ_MASK
+
+
+@cython.locals(na=Py_ssize_t, nb=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, out=list)
+cpdef list _in_order(unsigned int[:] sa, list la, unsigned int[:] sb, list lb)
+
+
 cdef class Session:
     cdef public str kind
     cdef public str appliance
@@ -24,3 +33,5 @@ cdef class Session:
     cdef public long bucket
     cdef public bint open
     cdef public long nlines
+
+    cpdef add_line(self, Py_ssize_t seq, line)

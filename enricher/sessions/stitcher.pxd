@@ -14,7 +14,7 @@ cdef class Stitcher:
     cdef public object stats
     cdef public dict appliances
     cdef public dict _open
-    cdef public object _seq
+    cdef public Py_ssize_t _seq
     cdef public dict _watermark
     cdef public dict _arrival
     cdef public dict _expiry
@@ -32,7 +32,7 @@ cdef class Stitcher:
     @cython.locals(idx=ExpiryIndex)
     cpdef _file(self, Session s)
     @cython.locals(s=Session, conn=Session, refile=bint, key=tuple)
-    cpdef _on_message(self, ev, ts, app, kind)
+    cpdef _on_message(self, ev, ts, app, kind, mid)
     @cython.locals(s=Session)
     cpdef Session _revive(self, tuple key, ts)
     @cython.locals(other=Session, key=tuple)
