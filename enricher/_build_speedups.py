@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from enricher._speedups import COMPILED_DIR, MANIFEST, MODULES, digest, source_of
+from enricher._speedups import COMPILED_DIR, MANIFEST, MODULES, PACKAGE_DIR, module_digest, source_of
 
 
 def fresh(out_dir: Path = COMPILED_DIR) -> bool:
@@ -21,13 +21,16 @@ def fresh(out_dir: Path = COMPILED_DIR) -> bool:
         return False
     built = manifest.get("modules", {})
     return manifest.get("python") == sys.implementation.cache_tag and all(
-        m in built and built[m]["sha256"] == digest(source_of(m)) and (out_dir / built[m]["file"]).exists()
+        m in built and built[m]["sha256"] == module_digest(m) and (out_dir / built[m]["file"]).exists()
         for m in MODULES
     )
 
 
 def build(out_dir: Path = COMPILED_DIR) -> dict[str, Any]:
-    """Compile `MODULES` with Cython into `out_dir` and write the manifest (needs Cython and a C compiler)."""
+    """Compile `MODULES` with Cython into `out_dir` and write the manifest (needs Cython and a C compiler).
+
+    A module's `.pxd`, when it has one, declares its compiled layout (Cython's "pure Python mode"); the
+    package root is on the include path, so one `.pxd` can cimport another's classes."""
     import shutil
     import sysconfig
     import tempfile
@@ -38,10 +41,11 @@ def build(out_dir: Path = COMPILED_DIR) -> dict[str, Any]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    digests = {m: module_digest(m) for m in MODULES}  # of the sources as they are when the build starts
     with tempfile.TemporaryDirectory() as tmp:
         exts = [Extension(m, [str(source_of(m))]) for m in MODULES]
         modules = cythonize(
-            exts, build_dir=tmp, quiet=True, language_level=3, compiler_directives={"binding": True}, nthreads=os.cpu_count() or 1
+            exts, build_dir=tmp, quiet=True, include_path=[str(PACKAGE_DIR.parent)], language_level=3, compiler_directives={"binding": True}, nthreads=os.cpu_count() or 1
         )
         dist = Distribution({"ext_modules": modules})
         cmd = build_ext(dist)
@@ -54,7 +58,7 @@ def build(out_dir: Path = COMPILED_DIR) -> dict[str, Any]:
         for m in MODULES:
             name = m + suffix
             shutil.copyfile(os.path.join(cmd.build_lib, *m.split(".")) + suffix, out_dir / name)
-            manifest["modules"][m] = {"file": name, "sha256": digest(source_of(m))}
+            manifest["modules"][m] = {"file": name, "sha256": digests[m]}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 

@@ -2,10 +2,14 @@
 
 `make install` runs `python -m enricher._build_speedups` where Cython and a C compiler are available: the
 modules in `MODULES` are compiled into `enricher/_compiled/`, next to a manifest of their sources' SHA-256.
+Some modules have a `.pxd` beside their `.py` (Cython's "pure Python mode": cdef classes, typed fields and
+locals for the compiled copy; the `.py` stays plain Python and is what runs without it). A module's digest
+covers its `.py`, its `.pxd` and those of every module its `.pxd` cimports (`module_digest`).
 `install()` (called by `enricher/__init__.py`) puts a finder in front of the import system that loads a
-module from its compiled copy only when that copy was built from the source as it is now; a module edited
-since the build is imported from its .py as usual (with one warning), so a stale build never shadows an
-edit. Nothing in the source tree is shadowed: without `_compiled/` everything is plain Python.
+module from its compiled copy only when that copy was built from the sources as they are now; a module
+edited since the build (or one whose cimported declarations were) is imported from its .py as usual (with
+one warning), so a stale build never shadows an edit. Nothing in the source tree is shadowed: without
+`_compiled/` everything is plain Python.
 
 `ESA_COMPILED=0` turns the compiled copies off; `ESA_COMPILED=1` makes a missing or stale copy an error
 (CI). The sources are the single definition; the test suite runs on whichever form is loaded, and
@@ -20,6 +24,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -29,12 +34,15 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 COMPILED_DIR = PACKAGE_DIR / "_compiled"
 MANIFEST = "manifest.json"
 # The per-line and per-document path of replay and of the service, measured as worth compiling
-# (callgrind, replay of 100k corpus lines). Left out on purpose: the stitcher, Session and the expiry
-# index, whose work is mostly attribute access on __slots__ objects — compiled, that goes through the
-# generic attribute lookup and is slower than the interpreter's specialised instructions.
+# (callgrind, replay of 100k corpus lines). Session, the expiry index and the stitcher pay only with their
+# `.pxd` (cdef classes, typed fields and locals): compiled as plain classes they were slower, their
+# __slots__ attributes then going through the generic attribute lookup.
 MODULES = (
     "enricher.parsing.parser",
     "enricher.parsing.timestamps",
+    "enricher.sessions.session",
+    "enricher.sessions.expiry",
+    "enricher.sessions.stitcher",
     "enricher.sessions.merge",
     "enricher.classify.rules",
     "enricher.documents",
@@ -46,8 +54,40 @@ def source_of(module: str) -> Path:
     return PACKAGE_DIR.parent.joinpath(*module.split(".")).with_suffix(".py")
 
 
+def declarations_of(module: str) -> Path:
+    """The module's Cython declarations (`.pxd` next to its `.py`; "pure Python mode"), which may not exist."""
+    return source_of(module).with_suffix(".pxd")
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+_CIMPORT = re.compile(r"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+cimport\b|cimport[ \t]+([\w.]+))", re.M)
+
+
+def depends_on(module: str) -> list[str]:
+    """The module and every module of this package whose declarations its `.pxd` cimports, transitively."""
+    found = [module]
+    for name in found:  # grows while it is read
+        pxd = declarations_of(name)
+        if pxd.exists():
+            for a, b in _CIMPORT.findall(pxd.read_text()):
+                dep = a or b
+                if dep.startswith(__package__ + ".") and dep not in found:
+                    found.append(dep)
+    return found
+
+
+def module_digest(module: str) -> str:
+    """SHA-256 of what a compiled copy is built from: the module's `.py` and `.pxd` and those of every module
+    it cimports (a compiled module uses the C layout of the classes it cimports, so a copy built against an
+    older Session is stale as soon as session.py or session.pxd changes)."""
+    h = hashlib.sha256()
+    for name in [module, *sorted(depends_on(module)[1:])]:
+        for path in (source_of(name), declarations_of(name)):
+            h.update(f"{name}{path.suffix}:{digest(path) if path.exists() else '-'}\n".encode())
+    return h.hexdigest()
 
 
 def env_switch(name: str) -> str:
@@ -92,7 +132,7 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
         problem = None
         if entry is None:
             problem = "not built"
-        elif entry["sha256"] != digest(source_of(fullname)):
+        elif entry["sha256"] != module_digest(fullname):
             problem = "edited since the build"
             self.stale.append(fullname)
         else:

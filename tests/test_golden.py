@@ -58,25 +58,49 @@ def test_golden(
         assert summary == json.loads(summary_path.read_text())
 
 
-def test_goldens_in_pure_python(tmp_path: Path) -> None:
-    """The reference: every case again in a process with neither the native core nor compiled modules."""
-    script = (
+def _replay_cases_elsewhere(tmp_path: Path, env: dict[str, str], prelude: str) -> None:
+    """Every case in a fresh process (`prelude` runs first); the documents must be the golden ones."""
+    script = prelude + (
         "import sys, shlex\n"
         "from pathlib import Path\n"
         "from enricher.cli import main\n"
-        "import enricher.documents, enricher.parsing.parser\n"
-        "assert enricher.documents.__file__.endswith('.py') and enricher.parsing.parser.Parser()._typer is None\n"
         "golden, out = Path(sys.argv[1]), Path(sys.argv[2])\n"
         "for case in sys.argv[3:]:\n"
         "    d = golden / case\n"
         "    extra = shlex.split((d / 'args').read_text()) if (d / 'args').exists() else []\n"
         "    assert main(['replay', str(d / 'input.log'), '-o', str(out / (case + '.ndjson')), '--no-progress', *extra]) == 0\n"
     )
-    env = {**os.environ, "ESA_NATIVE": "0", "ESA_COMPILED": "0"}
     proc = subprocess.run(
         [sys.executable, "-c", script, str(GOLDEN), str(tmp_path), *CASES], env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for case in CASES:
         got = (tmp_path / f"{case}.ndjson").read_text()
-        assert got == (GOLDEN / case / "expected.ndjson").read_text(), f"{case}: pure Python output differs"
+        assert got == (GOLDEN / case / "expected.ndjson").read_text(), f"{case}: output differs"
+
+
+def test_goldens_in_pure_python(tmp_path: Path) -> None:
+    """The reference: every case again in a process with neither the native core nor compiled modules."""
+    prelude = (
+        "import enricher.documents, enricher.parsing.parser, enricher.sessions.session\n"
+        "assert enricher.documents.__file__.endswith('.py') and enricher.parsing.parser.Parser()._typer is None\n"
+        "assert enricher.sessions.session.__file__.endswith('.py')\n"
+    )
+    _replay_cases_elsewhere(tmp_path, {**os.environ, "ESA_NATIVE": "0", "ESA_COMPILED": "0"}, prelude)
+
+
+def test_goldens_with_compiled_classes_used_from_python(tmp_path: Path) -> None:
+    """Session and ExpiryIndex compiled (cdef classes, session.pxd / expiry.pxd), the modules that use them
+    interpreted: what runs when one of those modules was edited since the build (it is imported from its .py)."""
+    from enricher import _speedups
+
+    finder = _speedups.install()
+    if finder is None or "enricher.sessions.session" not in finder.loaded:
+        pytest.skip("the compiled modules are not in use here (ESA_COMPILED=0 or not built)")
+    prelude = (
+        "from enricher import _speedups\n"
+        "_speedups.MODULES = ('enricher.sessions.session', 'enricher.sessions.expiry')\n"
+        "import enricher.sessions.stitcher as st, enricher.sessions.session as se, enricher.documents as d\n"
+        "assert st.__file__.endswith('.py') and d.__file__.endswith('.py') and not se.__file__.endswith('.py')\n"
+    )
+    _replay_cases_elsewhere(tmp_path, {**os.environ, "ESA_COMPILED": "auto"}, prelude)

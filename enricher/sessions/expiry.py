@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Idle-expiry index: sessions filed in one-minute buckets of their last event time, per appliance.
 
 Cheaper than an LRU list on the hot path (a session is re-filed at most once per minute of activity, not

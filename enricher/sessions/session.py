@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Session state: one per message (appliance + MID) or per inbound connection (appliance + ICID).
 
 Kept small on purpose (bounded memory is a product promise, ≤ 3 KB per open session): scalar fields in
@@ -25,6 +26,33 @@ EVICTED = "evicted"  # pushed out by the cap on open sessions
 Key = tuple[str, str, int]  # (kind tag "m" message / "c" connection / "d" delivery connection, appliance, id)
 
 _SEQ_MASK = 0xFFFFFFFF
+
+
+def _in_order(sa: array[int], la: list[str], sb: array[int], lb: list[str]) -> list[str]:
+    """The lines of both sessions ordered by (sequence, line), i.e. `sorted` of the pairs of both. Each
+    session's sequences rise (they are arrival numbers), so one merging pass does; the pairs are sorted
+    only when they do not (the 32-bit sequence wrapped)."""
+    na = len(sa)
+    nb = len(sb)
+    i = j = 1
+    while i < na and sa[i - 1] < sa[i]:
+        i += 1
+    while j < nb and sb[j - 1] < sb[j]:
+        j += 1
+    if i < na or j < nb:
+        return [line for _, line in sorted([*zip(sa, la, strict=True), *zip(sb, lb, strict=True)])]
+    out = []
+    i = j = 0
+    while i < na and j < nb:
+        if sa[i] < sb[j] or (sa[i] == sb[j] and la[i] <= lb[j]):
+            out.append(la[i])
+            i += 1
+        else:
+            out.append(lb[j])
+            j += 1
+    out.extend(la[i:])
+    out.extend(lb[j:])
+    return out
 
 
 class Session:
@@ -98,8 +126,9 @@ class Session:
         theirs = conn.lines()
         if len(theirs) != len(conn.seqs) or len(own) != len(self.seqs or ()):
             return theirs + own  # a raw line with a newline inside (never from the parser): keep all
-        merged = sorted([*zip(conn.seqs, theirs, strict=True), *zip(self.seqs or (), own, strict=True)])
-        return [line for _, line in merged]
+        if self.seqs is None:
+            return _in_order(conn.seqs, theirs, array("I"), own)
+        return _in_order(conn.seqs, theirs, self.seqs, own)
 
     def to_state(self) -> dict[str, Any]:
         """A JSON-ready snapshot (for durable stores); the connection is referenced by its ICID."""

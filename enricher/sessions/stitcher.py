@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """The stitcher: joins events into sessions in event time (pure; no I/O).
 
 - Message sessions are keyed by appliance + MID; connection lines (ICID) and delivery connections (DCID)
@@ -127,9 +128,10 @@ class Stitcher:
             self._watermark[app] = ts
             # Close what is due first: a line later than a session's grace period does not join it.
             self._advance(app, ts)
-        if ev.mid is not None:
+        mid = ev.mid
+        if mid is not None:
             if kind in MESSAGE_RULES:
-                self._on_message(ev, ts, app, kind)
+                self._on_message(ev, ts, app, kind, mid)
             else:
                 self.stats.uncorrelated += 1
         elif ev.icid is not None and kind in CONNECTION_RULES:
@@ -218,13 +220,13 @@ class Stitcher:
             idx = self._expiry[s.appliance] = ExpiryIndex()
         idx.file(s)
 
-    def _on_message(self, ev: Event, ts: float, app: str, kind: str) -> None:
-        key: Key = ("m", app, ev.mid)  # type: ignore[assignment]
+    def _on_message(self, ev: Event, ts: float, app: str, kind: str, mid: int) -> None:
+        key: Key = ("m", app, mid)
         s = self._open.get(key)
         if s is None:
             s = self._revive(key, ts)
             if s is None:
-                s = Session(MESSAGE, app, ev.mid, ts)  # type: ignore[arg-type]
+                s = Session(MESSAGE, app, mid, ts)
                 self.stats.opened += 1
                 link = self._pending_links.pop(key, None)
                 if link is not None:
@@ -256,16 +258,16 @@ class Stitcher:
                 s.conn = conn
                 if conn.mids is None:
                     conn.mids = []
-                if ev.mid not in conn.mids:
-                    conn.mids.append(ev.mid)  # type: ignore[arg-type]
+                if mid not in conn.mids:
+                    conn.mids.append(mid)
         if kind in _FOLLOW_UP_KINDS:  # one set test keeps the common lines off this chain
             if ev.dcid is not None and kind in _DELIVERY_KINDS:
                 self._join_delivery(s, ev)
             elif kind == "split" or kind == "rewritten":
-                self._link(app, ev.get("child"), "parent", {"mid": ev.mid, "relation": kind})
+                self._link(app, ev.get("child"), "parent", {"mid": mid, "relation": kind})
             elif kind == "generated" or kind == "generated_bounce" or kind == "reinjected":
                 rel = s.data.get("parent", {}).get("relation", kind)
-                self._link(app, ev.get("parent"), "children", {"mid": ev.mid, "relation": rel})
+                self._link(app, ev.get("parent"), "children", {"mid": mid, "relation": rel})
             elif kind == "message_finished":
                 self._schedule(app, ts, key)
             elif kind == "mid_unrecognized":
@@ -278,10 +280,11 @@ class Stitcher:
         s = self._dormant.pop(key, None)
         if s is None or ts - s.last_ts > self.config.dormant_horizon_seconds:
             return None
-        if any(x is s for x in self._out):
+        rest = [x for x in self._out if x is not s]
+        if len(rest) != len(self._out):
             # Closed by this very line's clock advance: its document is not built yet and would show the
             # state after this line. Take the closing back; the session closes again later, once.
-            self._out[:] = [x for x in self._out if x is not s]  # in place: feed() returns this list
+            self._out[:] = rest  # in place: feed() returns this list
             s.emitted -= 1
             self.stats.closed[s.state] -= 1
         else:

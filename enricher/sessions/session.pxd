@@ -1,0 +1,37 @@
+# Compiled layout of Session (Cython "pure Python mode": session.py stays the definition and runs as is
+# without Cython). Compiled modules that cimport this read and write the fields as C struct members; Python
+# code sees the same attributes. Field types are those session.py stores; `object` where a value may be
+# None or of more than one type, so nothing is converted on the way in or out.
+
+cimport cython
+
+cdef Py_ssize_t _SEQ_MASK
+
+
+@cython.locals(na=Py_ssize_t, nb=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, out=list)
+cpdef list _in_order(unsigned int[:] sa, list la, unsigned int[:] sb, list lb)
+
+
+cdef class Session:
+    cdef public str kind
+    cdef public str appliance
+    cdef public object ident
+    cdef public tuple key
+    cdef public object first_ts
+    cdef public object last_ts
+    cdef public dict data
+    cdef public str raw
+    cdef public object seqs
+    cdef public Session conn
+    cdef public list mids
+    cdef public object finished_ts
+    cdef public object closed_ts
+    cdef public object lost_ts
+    cdef public str state
+    cdef public long emitted
+    cdef public long unrecognized
+    cdef public long bucket
+    cdef public bint open
+    cdef public long nlines
+
+    cpdef add_line(self, Py_ssize_t seq, line)

@@ -1,0 +1,61 @@
+# Compiled layout of Stitcher (Cython pure Python mode; stitcher.py is the definition and runs as is).
+# The per-line methods are cpdef (called from compiled code without a Python call) and their session
+# locals are typed, so field access is a C struct member access. Python sees the same class.
+cimport cython
+
+from enricher.sessions.expiry cimport ExpiryIndex
+from enricher.sessions.session cimport Session
+
+
+cdef class Stitcher:
+    cdef public object config
+    cdef public bint _keep_raw
+    cdef public Py_ssize_t _max_open
+    cdef public object stats
+    cdef public dict appliances
+    cdef public dict _open
+    cdef public Py_ssize_t _seq
+    cdef public dict _watermark
+    cdef public dict _arrival
+    cdef public dict _expiry
+    cdef public dict _grace
+    cdef public object _dormant
+    cdef public dict _by_ip
+    cdef public dict _pending_links
+    cdef public object _standalone_second
+    cdef public dict _standalone_seen
+    cdef public list _out
+
+    @cython.locals(out=list)
+    cpdef list feed(self, ev, now=*)
+    cpdef _hold(self, Session s)
+    @cython.locals(idx=ExpiryIndex)
+    cpdef _file(self, Session s)
+    @cython.locals(s=Session, conn=Session, refile=bint, key=tuple)
+    cpdef _on_message(self, ev, ts, app, kind, mid)
+    @cython.locals(s=Session)
+    cpdef Session _revive(self, tuple key, ts)
+    @cython.locals(other=Session, key=tuple)
+    cpdef _link(self, app, other_mid, field_name, value)
+    @cython.locals(rec=Session)
+    cpdef _join_delivery(self, Session s, ev)
+    cpdef _copy_delivery(self, Session rec, Session s)
+    @cython.locals(c=Session, key=tuple)
+    cpdef Session _connection(self, app, icid, ts)
+    @cython.locals(c=Session, old=Session, key=tuple)
+    cpdef _on_connection(self, ev, ts)
+    @cython.locals(c=Session)
+    cpdef Session _standalone(self, ev, ts)
+    @cython.locals(c=Session)
+    cpdef _on_icid_zero(self, ev, ts)
+    @cython.locals(c=Session)
+    cpdef _on_dhap(self, ev, ts)
+    @cython.locals(rec=Session, msg=Session, key=tuple)
+    cpdef _on_delivery_connection(self, ev, ts)
+    cpdef _schedule(self, app, ts, tuple key)
+    @cython.locals(s=Session, idx=ExpiryIndex)
+    cpdef _advance(self, app, wm)
+    @cython.locals(s=Session, idx=ExpiryIndex)
+    cpdef _evict(self, app)
+    cpdef _drop(self, Session s)
+    cpdef _close(self, Session s, state)
