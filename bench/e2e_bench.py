@@ -148,7 +148,7 @@ def e2e(corpus: str, expected: int, prefix: str, consumers: int, partitions: int
             n = 0
             try:
                 while n < expected:
-                    time.sleep(0.5)
+                    time.sleep(0.1)
                     exited = all(p.poll() is not None for p in procs)
                     # Refreshed and counted once every document may be in (or the runs ended), as in the ceiling.
                     if exited or indexed(es, prefix) >= expected:

@@ -150,7 +150,9 @@ class ElasticsearchSettings(_Section):
     request_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one request.")
     bulk_max_docs: int = Field(2000, ge=1, description="Documents per bulk request.")
     bulk_max_bytes: int = Field(8 << 20, ge=1024, description="Bytes per bulk request.")
-    flush_interval_seconds: float = Field(2.0, gt=0, description="Write queued documents at least this often.")
+    flush_interval_seconds: float = Field(
+        2.0, gt=0, description="Write queued documents at least this often (and at once when the consumer has caught up)."
+    )
     max_backoff_seconds: float = Field(30.0, gt=0, description="Cap of the retry backoff on 429/5xx/unavailable.")
 
     @model_validator(mode="after")

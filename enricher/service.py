@@ -165,9 +165,12 @@ class Service:
                             self._emit_all(w, w.pipeline.tick(now), None)
                     self._update_lag()
                 # Bulk requests go out in the background while the next records are processed (one in flight);
-                # a finished one is settled (retries, dead letters) at once, not at the next submit.
+                # a finished one is settled (retries, dead letters) at once, not at the next submit. A batch goes
+                # when full, when the flush interval has passed, or when the poll came back empty (caught up:
+                # waiting would only delay the documents).
                 if self.sink.full() or (
-                    self.sink.pending() and now_mono - self._last_flush >= self.cfg.elasticsearch.flush_interval_seconds
+                    self.sink.pending()
+                    and (not batch or now_mono - self._last_flush >= self.cfg.elasticsearch.flush_interval_seconds)
                 ):
                     self._flush(self.sink.submit)
                 elif self.sink.in_flight_done():
