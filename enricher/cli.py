@@ -266,7 +266,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     consumer = make_consumer(k, _SESSION_TIMEOUT_MS)
     producer = make_producer(k)
     snapshots = KafkaSnapshotStore(
-        make_producer(k, compression_type="gzip", max_request_size=8 << 20), lambda: KafkaConsumer(**opts, enable_auto_commit=False), k.state_topic
+        # No producer compression: the chunks are zlib-compressed already (encode_state); gzip on top spent CPU on
+        # the sender thread for nothing.
+        make_producer(k, max_request_size=8 << 20), lambda: KafkaConsumer(**opts, enable_auto_commit=False), k.state_topic
     )
     service = Service(cfg, consumer, producer, make_client(cfg.elasticsearch), snapshots, lambda: build_pipeline(cfg), metrics)
     health_box.append(service)
