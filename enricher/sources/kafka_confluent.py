@@ -16,8 +16,8 @@ Semantics kept from kafka-python:
   thread: `callbacks_on_poll_thread` says so, and the service then restores an assignment's state inside the
   callback instead of pausing the partitions until its main loop does (a paused partition that librdkafka
   has not started fetching yet gives its first records ~0.65 s after `resume`, against ~0.1 s after an
-  unpaused assignment). On an assignment the partitions are assigned before the listener runs, so the
-  listener may pause and seek them.
+  unpaused assignment). On an assignment the listener runs first and the seeks and pauses it asks for are
+  applied with the assignment (librdkafka refuses a seek of a partition it has not started fetching).
 - A forced eviction calls `on_partitions_lost` (when the listener has it, as kafka-python's does; its default
   delegates to `on_partitions_revoked`). `close()` leaves the group without committing; the listener hears of
   the revocation first, as with kafka-python 3's close.
@@ -108,6 +108,8 @@ class ConfluentConsumer:
         }
         self._c = Consumer(conf)
         self._listener: Any = None
+        # Inside the assignment callback: (start offsets, partitions to pause) the listener asked for.
+        self._assigning: tuple[dict[TopicPartition, int], set[TopicPartition]] | None = None
         self._ctp: dict[TopicPartition, Any] = {}  # kafka-python TopicPartition -> confluent's (no offset)
 
     # -- conversions --------------------------------------------------------------------------------------
@@ -128,10 +130,24 @@ class ConfluentConsumer:
         self._c.subscribe(list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
-        # Assign first (librdkafka would do it after this callback): pause and seek need assigned partitions.
-        consumer.assign(partitions)
-        if self._listener is not None:
-            self._listener.on_partitions_assigned([TopicPartition(p.topic, p.partition) for p in partitions])
+        # The listener runs first; the seeks and pauses it asks for are applied with the assignment: librdkafka
+        # refuses to seek a partition assigned in this callback but not fetching yet ("Erroneous state"), and an
+        # offset given to assign() also saves the committed-offset query of that partition.
+        from confluent_kafka import OFFSET_INVALID
+        from confluent_kafka import TopicPartition as CTopicPartition
+
+        starts: dict[TopicPartition, int] = {}
+        paused: set[TopicPartition] = set()
+        self._assigning = (starts, paused)
+        try:
+            if self._listener is not None:
+                self._listener.on_partitions_assigned([TopicPartition(p.topic, p.partition) for p in partitions])
+        finally:
+            self._assigning = None
+        tps = [TopicPartition(p.topic, p.partition) for p in partitions]
+        consumer.assign([CTopicPartition(tp.topic, tp.partition, starts.get(tp, OFFSET_INVALID)) for tp in tps])
+        if paused:
+            consumer.pause([self._to_c(tp) for tp in tps if tp in paused])
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         if self._listener is not None:
@@ -173,16 +189,25 @@ class ConfluentConsumer:
 
     def pause(self, *tps: TopicPartition) -> None:
         """Stop fetching these partitions (records already fetched may still come once; the service seeks back)."""
+        if self._assigning is not None:  # inside the assignment callback: applied with the assignment
+            self._assigning[1].update(tps)
+            return
         if tps:
             self._c.pause([self._to_c(tp) for tp in tps])
 
     def resume(self, *tps: TopicPartition) -> None:
         """Fetch these partitions again."""
+        if self._assigning is not None:
+            self._assigning[1].difference_update(tps)
+            return
         if tps:
             self._c.resume([self._to_c(tp) for tp in tps])
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         """Read `tp` from `offset` next."""
+        if self._assigning is not None:
+            self._assigning[0][tp] = offset
+            return
         self._c.seek(self._to_c(tp, offset))
 
     def highwater(self, tp: TopicPartition) -> int | None:
