@@ -1,10 +1,10 @@
-"""Paced cyclic garbage collection for the long-running commands (`run`, `listen`, `replay`).
+"""Paced cyclic garbage collection for the commands that hold many objects for a while (`run`, `replay`).
 
 Sessions, events and documents are acyclic: reference counting frees them. Python's cyclic collector still
 walks every container object that lives through one of its young-generation collections, and this
 pipeline keeps many alive for a while (open sessions, a poll's records, documents waiting for a bulk
-request). Measured on 1M corpus lines, even with raised thresholds it cost about 12 % of the service's
-CPU and 6 % of replay's, to collect a few hundred objects. So while a command runs, automatic collection
+request). Measured on 1M corpus lines (`gc.callbacks`), even with raised thresholds it cost 12–16 % of the
+service's CPU and 6 % of replay's, to collect a few thousand objects. So while a command runs, automatic collection
 is off and one full collection runs every `interval` seconds on a small background thread: reference
 cycles (from libraries: exceptions, clients) are still reclaimed, within a bounded delay, at a cost of one
 heap walk per interval. `interval <= 0` keeps Python's automatic collection.
