@@ -91,7 +91,7 @@ OUTBOUND_OUTCOMES = (
 BCC_CHILD_P = 0.08  # share of delivered inbound messages that spawn a BCC child (ICID 0)
 NOISE_SHARE = 0.003  # share of the line budget kept for lines that carry no ID
 
-# Outcome -> (abort_layer, abort_reason) as in shared/docs/abort-taxonomy.md; None = normal.
+# Outcome -> (abort_layer, abort_reason) as in docs/abort-taxonomy.md; None = normal.
 TAXONOMY = {
     "delivered": None,
     "quarantined_offbox": None,

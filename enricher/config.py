@@ -77,7 +77,7 @@ class SessionSettings(_Section):
 
 
 class ClassifySettings(_Section):
-    """Abort classification settings (shared/docs/abort-taxonomy.md)."""
+    """Abort classification settings (docs/abort-taxonomy.md)."""
 
     inbound_timeout_seconds: float = Field(
         300.0, gt=0, description="Listener timeout for unsuccessful inbound connections (AsyncOS default 300 s)."

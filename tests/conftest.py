@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT.parent / "shared" / "samples" / "esa"
+# The public sample lines the tests read, kept in the repository with their provenance (SOURCES.md there).
+SAMPLES = ROOT / "tests" / "data" / "samples" / "esa"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,4 +1,4 @@
-"""Abort classification: `abort_reason` and `abort_layer` as in shared/docs/abort-taxonomy.md.
+"""Abort classification: `abort_reason` and `abort_layer` as in docs/abort-taxonomy.md.
 
 One small rule per case, tried in order; each returns a `Verdict` with the evidence it used, or None.
 When the evidence is not enough the answer is `abort_layer: unknown`, never a silent guess.

@@ -81,7 +81,7 @@ def _rcpt(s: Session, ev: Event) -> None:
     _append(s.data, "rcpts", [f.get("rid"), f.get("address", "")])
 
 
-# Per-recipient rejects (shared/docs/abort-taxonomy.md §2): who rejected → (abort_reason, abort_layer).
+# Per-recipient rejects (docs/abort-taxonomy.md §2): who rejected → (abort_reason, abort_layer).
 RCPT_REJECTS = (
     ("LDAPACCEPT", "rcpt_rejected_ldap"),
     ("RAT", "rcpt_rejected_rat"),

@@ -69,7 +69,7 @@ def golden_and_demo_documents() -> list[dict[str, Any]]:
 def sample_documents() -> list[dict[str, Any]]:
     """Documents of every shared sample (`--appliance sample`)."""
     files = sorted(p for p in SAMPLES.glob("*") if p.suffix in (".log", ".s"))
-    assert len(files) >= 25, f"shared samples not found under {SAMPLES}"
+    assert len(files) >= 25, f"samples not found under {SAMPLES}"
     return [d for p in files for d in replay(p, ["--appliance", "sample"])]
 
 

@@ -1,4 +1,4 @@
-"""Table-driven parser tests over the real public lines in shared/samples/esa/ (see SOURCES.md there)."""
+"""Table-driven parser tests over the real public lines in tests/data/samples/esa/ (provenance in SOURCES.md there)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _events(path: Path) -> list:
 
 
 def test_samples_are_present() -> None:
-    assert len(SAMPLE_FILES) >= 25, f"shared samples not found under {SAMPLES}"
+    assert len(SAMPLE_FILES) >= 25, f"samples not found under {SAMPLES}"
 
 
 def test_mail_logs_samples_unparsed_at_most_two_percent() -> None:
