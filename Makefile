@@ -13,8 +13,10 @@ help: ## list the targets
 
 $(STAMP): pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,sigma,speedups]'
+	@# pip's and setuptools' own notices go to a log, shown only when the install fails.
+	@echo "installing the package and its test tools into $(VENV) (log: $(VENV)/install.log)"
+	@{ $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e '.[dev,sigma,speedups]'; } >$(VENV)/install.log 2>&1 \
+	  || { cat $(VENV)/install.log; exit 1; }
 	@$(MAKE) --no-print-directory native
 	@touch $@
 
