@@ -14,6 +14,7 @@ from typing import Any
 
 from enricher.classify.rules import CONNECTION_LEVEL_LAYERS, classify
 from enricher.documents import DocumentConfig, build_document
+from enricher.ecs import ECS_VERSION
 from enricher.models import Event
 from enricher.parsing.parser import Parser
 from enricher.parsing.timestamps import format_iso
@@ -55,6 +56,7 @@ def error_document(ev: Event) -> dict[str, Any]:
     # A stable id (appliance, line text, stamp): replaying the same input overwrites, never duplicates.
     ident = f"{ev.appliance}:e{zlib.crc32(ev.raw.encode('utf-8', 'replace')):08x}:{int(ev.ts or 0)}"
     doc: dict[str, Any] = {
+        "ecs": {"version": ECS_VERSION},
         "event": {
             "id": ident,
             "kind": "pipeline_error",
