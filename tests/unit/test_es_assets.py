@@ -236,7 +236,7 @@ def test_mapping_is_strict_and_raw_is_not_indexed() -> None:
         assert spec == {"type": "keyword", "index": False, "doc_values": False}
     # As ECS maps it: exact values for aggregations and rules, and a text multi-field to search words in.
     subject = p["email"]["properties"]["subject"]
-    assert subject == {"type": "keyword", "ignore_above": 1024, "fields": {"text": {"type": "match_only_text"}}}
+    assert subject == {"type": "keyword", "ignore_above": 1024, "fields": {"text": {"type": "text"}}}
     assert p["event"]["properties"]["duration"]["type"] == "long"
     leaves, _ = _mapping_types()
     ecs_types = {
