@@ -301,7 +301,7 @@ def build_document(
         rcpt_addrs = [a for _, a in (d.get("rcpts") or []) if a]
         if rcpt_addrs:
             email["to"] = {"address": rcpt_addrs}
-        if "attachments" in d or "files" in d:
+        if "attachments" in d or "files" in d or "amp_files" in d or "amp_not_uploaded" in d:
             files, hashes = attachments(d)
             if files:
                 email["attachments"] = files

@@ -27,6 +27,7 @@ _TLS_PROTOCOL = re.compile(r"(TLS|SSL)v?(\d{1,2})(?:[._](\d{1,2}))?", re.I)
 _HAT_DIRECTION = {"RELAY": "outbound", "ACCEPT": "inbound"}
 _DIRECTIONS = frozenset(("inbound", "outbound"))
 _SHA256_HEX = 64
+_NOT_UPLOADED_SHA256 = re.compile(r"SHA256\[([0-9A-Fa-f]{64})\]")
 
 
 def verified_domain(conn: dict[str, Any]) -> str | None:
@@ -75,28 +76,39 @@ def direction(d: dict[str, Any], hat: dict[str, Any] | None) -> str | None:
     return None
 
 
+def _hashed_files(d: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(SHA-256, file name or None) of each line of a message that names a file's hash: file analysis, AMP."""
+    out: list[tuple[str, Any]] = []
+    for key in ("files", "amp_files"):  # `MID n SHA … filename …`, AMP reputation answers (`… sha256 = …`)
+        for f in d.get(key) or ():
+            sha = f.get("sha256") if isinstance(f, dict) else None
+            if isinstance(sha, str) and len(sha) == _SHA256_HEX:  # a cut line's hex is no SHA-256
+                out.append((sha.lower(), f.get("filename")))
+    for detail in d.get("amp_not_uploaded") or ():  # `File SHA256[<hex>], File mime[…]`: no file name
+        m = _NOT_UPLOADED_SHA256.search(detail) if isinstance(detail, str) else None
+        if m is not None:
+            out.append((m.group(1).lower(), None))
+    return out
+
+
 def attachments(d: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    """ECS `email.attachments` (attachment names, with the SHA-256 of the file-analysis lines) and those hashes.
+    """ECS `email.attachments` (attachment names, with the SHA-256 of the file-analysis and AMP lines) and those
+    hashes.
 
     A hash joins the attachment of the same name; a file no attachment line names (or a second file of one
-    name) is an attachment of its own. Hex that is not 64 digits long (a cut line) is no SHA-256 and is left
-    to `esa.files`.
+    name) is an attachment of its own; a hash seen again (the same file in several lines) adds nothing. Hex that
+    is not 64 digits long (a cut line) is no SHA-256: it stays in `esa.files` / `esa.amp_*` only.
     """
     out = [{"file": {"name": n}} for n in d.get("attachments") or ()]
-    files = d.get("files")
+    files = _hashed_files(d)
     if not files:
         return out, []
     by_name = {a["file"]["name"]: a["file"] for a in out}
     hashes: list[str] = []
-    for f in files:
-        sha = f.get("sha256") if isinstance(f, dict) else None
-        if not isinstance(sha, str) or len(sha) != _SHA256_HEX:
-            continue
-        sha = sha.lower()
+    for sha, name in files:
         if sha in hashes:
             continue
         hashes.append(sha)
-        name = f.get("filename")
         target = by_name.get(name) if name else None
         if target is None or "hash" in target:
             target = {"name": name} if name else {}

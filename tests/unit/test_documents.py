@@ -211,3 +211,20 @@ def test_attachment_hashes() -> None:
     ]
     assert doc["related"]["hash"] == sorted([SHA_A, SHA_B.lower()])
     assert len(doc["esa"]["files"]) == 4  # esa.* keeps every line's data as it was
+
+
+def test_attachment_hashes_from_amp_lines() -> None:
+    sha_c = "0f" * 32
+    doc = _ecs_message(
+        {},
+        {
+            "attachments": ["a.docx"],
+            "amp_files": [{"filename": "a.docx", "disposition": "CLEAN", "sha256": SHA_A}, {"filename": "x.exe"}],
+            "amp_not_uploaded": [f"File SHA256[{sha_c}], File mime[text/plain], Reason: …", "File SHA256[REDACTED]"],
+        },
+    )
+    assert doc["email"]["attachments"] == [
+        {"file": {"name": "a.docx", "hash": {"sha256": SHA_A}}},
+        {"file": {"hash": {"sha256": sha_c}}},  # not uploaded: the line names no file
+    ]
+    assert doc["related"]["hash"] == sorted([SHA_A, sha_c])
