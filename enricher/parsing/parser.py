@@ -115,15 +115,17 @@ class Parser:
                 env = self._envelope(line, default)
                 if env is None and pending is not None and not is_bare_body(line.lstrip()):
                     # A wrapped line joins the previous record with one space, but only when that makes a
-                    # record some shape types: a typed record is never damaged by the line after it
-                    # (`ICID 5 close` + `Double bounce: …`), and then both stay records of their own.
+                    # record some shape types, and of the same kind when the previous one was typed already:
+                    # a typed record is never damaged by the line after it (`ICID 5 close` + `Double
+                    # bounce: …`). Otherwise both stay records of their own.
                     cont = line.strip()
                     raw = pending.raw
                     penv = pending_env if pending_env is not None else self._envelope(raw, default)
                     if penv is not None:
                         penv = penv._replace(body=f"{penv.body} {cont}")
                     joined = self._make(f"{raw} {cont}", penv, appliance)
-                    if joined.kind not in UNRECOGNIZED_KINDS:
+                    kind = joined.kind
+                    if kind not in UNRECOGNIZED_KINDS and (kind == pending.kind or pending.kind in UNRECOGNIZED_KINDS):
                         pending, pending_env = joined, penv
                         continue
                 if pending is not None:

@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from enricher.parsing.parser import Parser
-from enricher.parsing.shapes import SYSTEM_KINDS, type_body
+from enricher.parsing.shapes import SYSTEM_KINDS, UNRECOGNIZED_KINDS, type_body
 from enricher.parsing.timestamps import TimeResolver
+from tests.conftest import ROOT
 from tests.unit.test_native import both, needs_native
 
 # body → (kind, mid, icid, dcid, a subset of the fields)
@@ -138,3 +141,38 @@ def test_a_typed_record_is_never_damaged_by_the_line_after_it() -> None:
     assert events[1].data == {"reason": "no_header"}
     assert events[2].data == {"size": 100, "address": "sender@example.com"}  # the wrap joined: it types
     assert events[4].raw == "garbage that makes nothing typed"  # joining typed nothing: both stay as they were
+
+
+_GOLDEN_RECORDS = [
+    line
+    for p in sorted((ROOT / "tests" / "golden").glob("*/input.log"))
+    for line in p.read_text().splitlines()
+    if line[:3] in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # native file lines: each starts a record
+]
+
+
+def _kind_alone(record: str) -> str:
+    return next(iter(Parser(TimeResolver(reference_time=1.8e9), native=False).parse_lines([record]))).kind
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_GOLDEN_RECORDS), st.sampled_from(["", "x", "Double bounce: x", ") y", "SBRS 1.0"])),
+        max_size=30,
+    )
+)
+def test_a_typed_record_keeps_its_kind_whatever_line_follows(items: list[tuple[str, str]]) -> None:
+    """Records with any header-less line after them: each still starts a record of its own, a typed one keeps
+    its kind, and a line joins the record before it only when the joined record types."""
+    lines = [x for record, after in items for x in (record, after) if x]
+    events = list(Parser(TimeResolver(reference_time=1.8e9), native=False).parse_lines(lines))
+    records = [ev for ev in events if ev.raw[:3] in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")]
+    assert len(records) == len(items)
+    for ev, (record, _after) in zip(records, items, strict=True):
+        assert ev.raw.startswith(record)
+        alone = _kind_alone(record)
+        if alone not in UNRECOGNIZED_KINDS:
+            assert ev.kind == alone, (record, ev.raw)
+        if ev.raw != record:
+            assert ev.kind not in UNRECOGNIZED_KINDS
