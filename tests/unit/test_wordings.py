@@ -13,7 +13,7 @@ from enricher.parsing.parser import Parser
 from enricher.parsing.shapes import SYSTEM_KINDS, UNRECOGNIZED_KINDS, type_body
 from enricher.parsing.timestamps import TimeResolver
 from tests.conftest import ROOT
-from tests.unit.test_native import both, needs_native
+from tests.unit.test_native import AVAILABLE, both, needs_native
 
 # body → (kind, mid, icid, dcid, a subset of the fields)
 CASES: list[tuple[str, tuple[str, int | None, int | None, int | None, dict[str, Any]]]] = [
@@ -176,3 +176,6 @@ def test_a_typed_record_keeps_its_kind_whatever_line_follows(items: list[tuple[s
             assert ev.kind == alone, (record, ev.raw)
         if ev.raw != record:
             assert ev.kind not in UNRECOGNIZED_KINDS
+    if AVAILABLE:  # the native core's runs end at such lines: the joining is the same
+        py, nat = both(lines, reference_time=1.8e9)
+        assert py == nat
