@@ -117,9 +117,16 @@ def attachments(d: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     return out, hashes
 
 
+def _dcid(delivery: dict[str, Any]) -> int:
+    return delivery.get("dcid") or 0
+
+
 def destination(deliveries: dict[Any, dict[str, Any]]) -> dict[str, Any]:
     """ECS `destination.*` of a message: its last delivery attempt (highest DCID)."""
-    last = max(deliveries.values(), key=lambda x: x.get("dcid") or 0)
+    if len(deliveries) == 1:  # the usual case
+        last = next(iter(deliveries.values()))
+    else:
+        last = max(deliveries.values(), key=_dcid)
     out: dict[str, Any] = {}
     ip = last.get("destination_ip")
     if ip:
