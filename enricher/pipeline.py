@@ -167,6 +167,18 @@ class Pipeline:
         """Processing-time fallback for quiet appliances."""
         yield from self.documents(self.stitcher.tick(now))
 
+    def snapshot(self) -> dict[str, Any]:
+        """The durable state of this pipeline: the stitcher's snapshot, plus what the parser learnt from the
+        stream (a native file's `Time offset from UTC` header, the year reached) under `parser`."""
+        state = self.stitcher.snapshot()
+        state["parser"] = self.parser.state()
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load a `snapshot()` into this fresh pipeline (one written before `parser` existed restores too)."""
+        self.stitcher.restore(state)
+        self.parser.load_state(state.get("parser", {}))
+
     def summary(self) -> dict[str, Any]:
         """Counters of the run so far."""
         return self.stats.summary(self.stitcher)

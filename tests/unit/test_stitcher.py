@@ -213,3 +213,51 @@ def test_a_line_that_both_closes_and_revives_a_session_writes_it_once() -> None:
     pipe = Pipeline(Parser(), Stitcher())
     docs = [*pipe.process_lines(lines), *pipe.flush()]
     assert [(d["abort_reason"], d["esa"]["session"]["state"]) for d in docs] == [("quarantine_deleted", "complete")]
+
+
+def test_new_icid_line_arriving_after_its_close_joins_its_connection() -> None:
+    """A `New SMTP ICID` line that arrives after the lines written in the same second (its close included)
+    is that connection's missing first line, not a reused ICID: the Delayed HAT REJECT stays on the document."""
+    new = "New SMTP ICID 5 interface Data 1 (192.0.2.10) address 203.0.113.8 reverse dns host unknown verified no"
+    lines = _lines(
+        ("12:00:00", "ICID 5 Delayed HAT REJECT continuing session for recipient logging (203.0.113.8)"),
+        ("12:00:00", "ICID 5 lost"),
+        ("12:00:00", "ICID 5 close"),
+        ("12:00:00", new),
+        ("12:01:00", "ICID 99 close"),
+    )
+    _, done = run(lines)
+    conns = [s for s in done if s.kind == "connection" and s.ident == 5]
+    assert len(conns) == 1
+    doc = build_document(conns[0], DocumentConfig())
+    assert doc["abort_reason"] == "hat_delayed_reject"
+    assert doc["source"]["ip"] == "203.0.113.8"
+
+
+def test_a_checkpoint_keeps_what_the_parser_learnt_from_a_native_file_header() -> None:
+    """A restarted `run` restores the header's `Time offset from UTC` (and the year reached) with the state:
+    the lines after the checkpoint are stamped as before, not 5 hours off (another id, a split session)."""
+    from enricher.pipeline import Pipeline
+    from enricher.sessions.snapshots import decode_state, encode_state
+
+    lines = [
+        "Tue Dec  1 09:00:00 2026 Info: Begin Logfile",
+        "Tue Dec  1 09:00:00 2026 Info: Time offset from UTC: -18000 seconds",
+        "Tue Dec  1 09:00:01 2026 Info: Start MID 7 ICID 0",
+        "Tue Dec  1 09:00:02 2026 Info: Message finished MID 7 done",
+    ]
+
+    def pipe() -> Pipeline:
+        return Pipeline(Parser(), Stitcher())
+
+    whole = pipe()
+    want = [*whole.process_lines(lines), *whole.flush()]
+    first = pipe()
+    got = list(first.process_lines(lines[:3]))
+    second = pipe()
+    second.restore(decode_state(encode_state(first.snapshot())))
+    got += [*second.process_lines(lines[3:]), *second.flush()]
+    assert [d["event"]["id"] for d in got] == [d["event"]["id"] for d in want] == ["esa:m7:1796133601"]
+    assert got == want
+    old = first.stitcher.snapshot()  # a checkpoint written before the parser's state was part of it
+    pipe().restore(old)
