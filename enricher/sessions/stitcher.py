@@ -362,8 +362,10 @@ class Stitcher:
         key: Key = ("c", app, icid)  # type: ignore[assignment]
         if kind == "new_icid":
             old = self._open.get(key)
-            if old is not None and (old.closed_ts is not None or "start_ts" in old.data):
-                # The ICID counter was reused (or the close was lost): finish the old connection first.
+            if old is not None and "start_ts" in old.data:
+                # The ICID counter was reused (or the close was lost): finish the old connection first. One
+                # without its own `New SMTP ICID` line yet is not finished: this is that line, arriving late
+                # (after lines written in the same second, even after its close).
                 self._close(old, COMPLETE if old.closed_ts is not None else PARTIAL)
         c = self._open.get(key) or self._connection(app, icid, ts)  # type: ignore[arg-type]
         CONNECTION_RULES[kind](c, ev)
