@@ -248,6 +248,10 @@ class Stitcher:
             refile = True
         else:
             refile = s.bucket < 0
+            if ts < s.first_ts and not s.emitted:
+                # An earlier line that arrived late: the session starts at its stamp (so does the id, until
+                # a document is written under it), as if the lines had come in order.
+                s.first_ts = ts
         icid = ev.icid
         if icid is not None and s.conn is None:
             if icid == 0:
@@ -377,6 +381,8 @@ class Stitcher:
             self.stats.unrecognized += 1
         if ts > c.last_ts:
             c.last_ts = ts
+        elif ts < c.first_ts and not c.emitted:
+            c.first_ts = ts  # an earlier line that arrived late (see _on_message)
         if kind == "new_icid":
             source_ip = ev.get("source_ip")
             if source_ip:
