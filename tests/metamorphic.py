@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from hypothesis import strategies as st
 
 from enricher.cli import _replay_overrides, build_parser, build_pipeline
@@ -122,20 +123,28 @@ def _drop(doc: dict[str, Any], dotted: str) -> None:
         node.pop(last, None)
 
 
+def _as_multisets(node: Any) -> Any:
+    """`node` with every array sorted (by its elements' JSON): arrays compared as multisets."""
+    if isinstance(node, dict):
+        return {k: _as_multisets(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return sorted((_as_multisets(v) for v in node), key=lambda v: orjson.dumps(v, option=orjson.OPT_SORT_KEYS))
+    return node
+
+
 def final_documents(
-    docs: Iterable[dict[str, Any]], ignore: Sequence[str] = IGNORED_FIELDS, raw_in_any_order: bool = False
+    docs: Iterable[dict[str, Any]], ignore: Sequence[str] = IGNORED_FIELDS, lists_in_any_order: bool = False
 ) -> dict[str, dict[str, Any]]:
     """The last document written per `event.id` (as Elasticsearch keeps them), `ignore`d fields left out;
-    with `raw_in_any_order`, `esa.raw` sorted (it lists the lines in the order they arrived)."""
+    with `lists_in_any_order`, every array read as a multiset (see test_metamorphic.py, property b)."""
     out: dict[str, dict[str, Any]] = {}
     for d in docs:
         out[d["event"]["id"]] = d
-    for d in out.values():
+    for i, d in out.items():
         for f in ignore:
             _drop(d, f)
-        raw = (d.get("esa") or {}).get("raw")
-        if raw_in_any_order and raw:
-            d["esa"] = {**d["esa"], "raw": sorted(raw)}
+        if lists_in_any_order:
+            out[i] = _as_multisets(d)
     return out
 
 
@@ -366,11 +375,11 @@ def assert_same(
     got_docs: Iterable[dict[str, Any]],
     what: str,
     ignore: Sequence[str] = IGNORED_FIELDS,
-    raw_in_any_order: bool = False,
+    lists_in_any_order: bool = False,
 ) -> None:
     """The final documents per id are equal (with an account of the difference when not)."""
-    want = final_documents(want_docs, ignore, raw_in_any_order)
-    got = final_documents(got_docs, ignore, raw_in_any_order)
+    want = final_documents(want_docs, ignore, lists_in_any_order)
+    got = final_documents(got_docs, ignore, lists_in_any_order)
     assert want == got, f"{what}:\n{difference(want, got)}"
 
 

@@ -10,8 +10,9 @@ Over every golden input and windows of a generated corpus (tests/metamorphic.py)
 (b) records arrive in another order: the streams of different appliances interleave in any way (each
     appliance's own order kept: exact equality); and, within one appliance, records are delayed by
     0 < d ≤ L of their appliance's clock (a delayed record arrives after the records of its appliance
-    stamped at most its own time + d, never after one stamped later), with `esa.raw` compared as a
-    multiset (it lists lines in arrival order by design; every other field must be equal);
+    stamped at most its own time + d, never after one stamped later), with every array of the documents
+    compared as a multiset: within one second the log gives no order, so lists built in arrival order
+    (`esa.raw`, recipients, rejects, bounces) cannot promise theirs; every value must be equal;
 (c) the input is split across files (`replay f1 f2 …`), or the process is killed and restarted at any
     point: the checkpoint (`Pipeline.snapshot`, through the durable encoding) restored into a new process
     that reads on from the checkpoint's position (the killed process's documents after it are kept, as
@@ -51,21 +52,30 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 
 
 # Minimal counterexamples found on main (2026-12-03), kept as explicit examples.
+GLUE_BUG = (
+    "a line without a header joins the record before it (issue 9 item 8, branch shapes): envelopes with its "
+    "first line (`copied from the ESA web UI …`, no header) copied right after itself -> both become one error "
+    "record with another id; moved after esa3's `New SMTP ICID 30006` (moves [(16, 0)]) -> it glues onto that "
+    "line and connection c30006 loses its interface and reverse DNS"
+)
 DUPLICATE_BUGS = (
     "an exact duplicate is applied again (issue 9 item 1, branch idempotent): "
     "conn-delayed-hat-reject with record 0 (`New SMTP ICID 5011`) copied before record 2 -> the connection is "
     "restarted under the same id and loses its HAT fields (hat_action REJECT, sender_group BLOCKLIST); "
     "seed-sender-quit record 4 copied (`RID 0 To:`) -> email.to.address twice, evidence.recipients 2; "
     "delivery-bounces record 9 copied (`Bounced:`) -> evidence.bounces 2; any other line -> esa.raw and "
-    "esa.session.lines count it twice"
+    "esa.session.lines count it twice. And " + GLUE_BUG
 )
 LATE_BUGS = (
-    "the stitcher depends on arrival order within a second or two: conn-dhap with record 0 (`New SMTP ICID`) 4 s "
+    "the stitcher applies and joins lines in arrival order: conn-dhap with record 0 (`New SMTP ICID 5021`) 4 s "
     "late -> the DHAP line finds no connection for its IP (a ghost connection document) and MID 7021 loses "
-    "dhap_drop_connection for receiving_aborted_unexplained; corpus[1:139] with its first record (`New SMTP "
-    "ICID`) 2 s late -> event.start/@timestamp of the message come from the first line to arrive, not the "
-    "earliest stamp; corpus[490:631] record 139 1 s late -> esa.verdicts.antivirus.engine lost (a later merge "
-    "overwrites it); conn-dhap record 4 2 s late -> rejected_recipients in arrival order"
+    "dhap_drop_connection for receiving_aborted_unexplained; corpus[1203:1253] record 44 (`New SMTP DCID`) 1 s "
+    "late, after its `Delivery start` -> the delivery loses interface, destination_ip and port (also "
+    "corpus[1800:1850] record 3: a `DCID … TLS success` after the delivery -> its tls lost); msg-filter-drops "
+    "record 7 (`Message finished MID 8001`) 3 s late -> the message closes on the `ICID close` line's clock "
+    "and its document, built after that line was applied to the shared connection, shows closed_time; "
+    "conn-delayed-hat-reject record 12 2 s late -> delayed_hat_reject keeps whichever of the three lines "
+    "came first"
 )
 
 
@@ -75,6 +85,7 @@ LATE_BUGS = (
 @given(duplications())
 @example((golden_input("conn-delayed-hat-reject"), [(2, 0)]))
 @example((golden_input("seed-sender-quit"), [(5, 4)]))
+@example((golden_input("envelopes"), [(1, 0)]))
 def test_duplicated_records_change_nothing(case: tuple[Input, list[tuple[int, int]]]) -> None:
     inp, copies = case
     got = replay(with_copies(inp.records, copies), inp.config)
@@ -82,8 +93,10 @@ def test_duplicated_records_change_nothing(case: tuple[Input, list[tuple[int, in
 
 
 # -- (b) order ----------------------------------------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason=GLUE_BUG)
 @SETTINGS
 @given(interleavings())
+@example((golden_input("envelopes"), [(16, 0)]))
 def test_appliances_interleaved_in_any_way_change_nothing(case: tuple[Input, list[tuple[int, int]]]) -> None:
     inp, moves = case
     got = replay(with_moves(inp.records, moves), inp.config)
@@ -94,13 +107,14 @@ def test_appliances_interleaved_in_any_way_change_nothing(case: tuple[Input, lis
 @SETTINGS
 @given(delays())
 @example((golden_input("conn-dhap"), {0: 4.0}))
-@example((corpus_input().window(1, 138), {0: 2.0}))
-@example((corpus_input().window(490, 141), {139: 1.0}))
+@example((corpus_input().window(1203, 50), {44: 1.0}))
+@example((golden_input("msg-filter-drops"), {7: 3.0}))
+@example((golden_input("conn-delayed-hat-reject"), {12: 2.0}))
 def test_records_late_within_the_grace_period_change_nothing(case: tuple[Input, dict[int, float]]) -> None:
     inp, late = case
     got = replay(with_delays(inp.records, late), inp.config)
     want = replay(inp.records, inp.config)
-    assert_same(want, got, f"{inp.name} with records delayed {late}", raw_in_any_order=True)
+    assert_same(want, got, f"{inp.name} with records delayed {late}", lists_in_any_order=True)
 
 
 # -- (c) files and restarts ----------------------------------------------------------------------------------

@@ -261,3 +261,38 @@ def test_a_checkpoint_keeps_what_the_parser_learnt_from_a_native_file_header() -
     assert got == want
     old = first.stitcher.snapshot()  # a checkpoint written before the parser's state was part of it
     pipe().restore(old)
+
+
+def test_an_earlier_line_arriving_late_moves_the_start_and_the_id_of_an_unwritten_session() -> None:
+    """The message's `Start MID` line 2 s late (relays reorder): the session starts at its stamp, under the id
+    the in-order stream gives it, and its connection too."""
+    new = "New SMTP ICID 7 interface Data 1 (192.0.2.10) address 203.0.113.8 reverse dns host unknown verified no"
+    in_order = [
+        ("12:00:00", new),
+        ("12:00:01", "Start MID 70 ICID 7"),
+        ("12:00:03", "MID 70 ICID 7 From: <a@example.org>"),
+        ("12:00:04", "Message finished MID 70 done"),
+        ("12:00:04", "ICID 7 close"),
+    ]
+    late = [in_order[2], in_order[1], in_order[0], *in_order[3:]]
+
+    def docs(bodies: list[tuple[str, str]]) -> list[dict]:
+        _, done = run(_lines(*bodies, ("12:01:00", "ICID 99 close")))
+        return [build_document(s, DocumentConfig()) for s in done if s.kind == "message"]
+
+    want, got = docs(in_order), docs(late)
+    assert [d["event"]["id"] for d in got] == [d["event"]["id"] for d in want] == ["esa1:m70:1795780801"]
+    assert got[0]["event"]["start"] == want[0]["event"]["start"] == "2026-11-27T12:00:00.000Z"
+
+
+def test_the_antivirus_engine_survives_its_interim_line_arriving_after_the_final_verdict() -> None:
+    lines = [
+        ("12:00:00", "Start MID 80 ICID 0"),
+        ("12:00:01", "MID 80 antivirus negative"),
+        ("12:00:01", "MID 80 interim AV verdict using Sophos CLEAN"),
+        ("12:00:01", "Message finished MID 80 done"),
+        ("12:01:00", "ICID 99 close"),
+    ]
+    _, done = run(_lines(*lines))
+    doc = build_document(done[0], DocumentConfig())
+    assert doc["esa"]["verdicts"]["antivirus"] == {"verdict": "negative", "interim": False, "engine": "Sophos"}
