@@ -296,3 +296,36 @@ def test_the_antivirus_engine_survives_its_interim_line_arriving_after_the_final
     _, done = run(_lines(*lines))
     doc = build_document(done[0], DocumentConfig())
     assert doc["esa"]["verdicts"]["antivirus"] == {"verdict": "negative", "interim": False, "engine": "Sophos"}
+
+
+def test_a_restored_message_keeps_its_own_connection_when_the_icid_was_reused() -> None:
+    """ICID 5 reused (a new `New SMTP ICID 5`) while a message of the first connection is still open: after a
+    checkpoint and restore the message is still linked to the connection that carried it, not the new one."""
+    from enricher.pipeline import Pipeline
+    from enricher.sessions.snapshots import decode_state, encode_state
+
+    def new(ip: str) -> str:
+        return f"New SMTP ICID 5 interface Data 1 (192.0.2.10) address {ip} reverse dns host unknown verified no"
+
+    lines = _lines(
+        ("12:00:00", new("198.51.100.1")),
+        ("12:00:01", "Start MID 50 ICID 5"),
+        ("12:00:02", new("203.0.113.2")),
+        ("12:00:03", "MID 50 ICID 5 From: <a@example.org>"),
+        ("12:00:04", "Message finished MID 50 done"),
+        ("12:01:00", "ICID 99 close"),
+    )
+
+    def pipe() -> Pipeline:
+        return Pipeline(Parser(), Stitcher())
+
+    whole = pipe()
+    want = [*whole.process_lines(lines), *whole.flush()]
+    first = pipe()
+    got = list(first.process_lines(lines[:3]))
+    second = pipe()
+    second.restore(decode_state(encode_state(first.snapshot())))
+    got += [*second.process_lines(lines[3:]), *second.flush()]
+    msg = [d for d in got if d["event"]["id"].startswith("esa1:m50:")]
+    assert msg[0]["source"]["ip"] == "198.51.100.1"
+    assert got == want
