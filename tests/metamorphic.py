@@ -316,12 +316,34 @@ def delays(draw: st.DrawFn) -> tuple[Input, dict[int, float]]:
 
 
 @st.composite
+def streams(draw: st.DrawFn) -> Input:
+    """An input as it is, or as a transport may deliver it (copies, appliances interleaved, late records): the
+    restart and file properties hold for any stream, whatever its own documents are."""
+    inp = draw(inputs())
+    how = draw(st.sampled_from(["as is", "copies", "moves", "delays"]))
+    n = len(inp.records)
+    if how == "copies":
+        change: Any = [(draw(st.integers(i + 1, n)), i) for i in draw(st.lists(st.integers(0, n - 1), max_size=8))]
+        records = with_copies(inp.records, change)
+    elif how == "moves":
+        change = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=8))
+        records = with_moves(inp.records, change)
+    elif how == "delays":
+        late = st.tuples(st.integers(0, n - 1), st.floats(0.0, lateness(inp), exclude_min=True))
+        change = dict(draw(st.lists(late, max_size=8)))
+        records = with_delays(inp.records, change)
+    else:
+        return inp
+    return Input(f"{inp.name} {how} {change}", tuple(records), inp.config)
+
+
+@st.composite
 def restarts(draw: st.DrawFn, rewind: bool) -> tuple[Input, list[tuple[int, int, int]]]:
     """An input and the (snapshot, killed at, resumed from) points of the processes that read it.
 
     Without `rewind` each new process reads on from its snapshot; with it, possibly from an earlier record
     (those in between are read twice), no further back than L of their appliance's clock."""
-    inp = draw(inputs())
+    inp = draw(streams())
     n = len(inp.records)
     clock = clocks(inp.records)
     window = lateness(inp)

@@ -39,7 +39,6 @@ from tests.metamorphic import (
     delays,
     duplications,
     golden_input,
-    inputs,
     interleavings,
     records_of,
     replay,
@@ -47,6 +46,7 @@ from tests.metamorphic import (
     replay_files,
     replay_with_restarts,
     restarts,
+    streams,
     with_copies,
     with_delays,
     with_moves,
@@ -178,7 +178,7 @@ def test_records_late_within_the_grace_period_change_nothing(case: tuple[Input, 
 @SETTINGS
 @given(st.data())
 def test_split_across_files_changes_nothing(data: st.DataObject) -> None:
-    inp = data.draw(inputs())
+    inp = data.draw(streams())
     n = len(inp.records)
     cuts = sorted(set(data.draw(st.lists(st.integers(0, n), max_size=6))))
     parts = [inp.records[a:b] for a, b in zip([0, *cuts], [*cuts, n], strict=True)]

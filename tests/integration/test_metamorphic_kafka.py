@@ -12,6 +12,8 @@ fields only the sink adds (`SINK_FIELDS`) and the error documents (`run` sends t
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from enricher.config import Config, load
-from tests.integration.harness import Stack
+from tests.integration.harness import Stack, wait_until
 from tests.metamorphic import (
     SINK_FIELDS,
     Input,
@@ -68,22 +70,28 @@ def renamed(records: list[Record], k: int) -> list[Record]:
     return out
 
 
-def test_run_through_kafka_writes_what_replay_writes(make_stack: Callable[..., Stack], es_client: Any) -> None:
-    stack = make_stack("metamorphic", partitions=3)
+@pytest.mark.parametrize("killed", [False, True], ids=["one-run", "killed-and-restarted"])
+def test_run_through_kafka_writes_what_replay_writes(
+    make_stack: Callable[..., Stack], es_client: Any, killed: bool
+) -> None:
+    """One run reads every example; or (`killed`) a first run is killed with SIGKILL a moment after it starts
+    reading and a second one restores its checkpoint and finishes: the index must be the same."""
+    # Checkpoints every half second: the killed run has written some (the next one restores, then re-reads).
+    stack = make_stack("metamorphic", partitions=3, service={"checkpoint_interval_seconds": 0.5})
     cfg = load(str(stack.config_path))
     golden_inputs(), corpus_input()  # built before hypothesis times anything
     examples: list[tuple[str, list[Record]]] = []
 
-    @settings(
-        max_examples=EXAMPLES, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck)
-    )
-    @given(transformed(cfg))
-    def collect(example: tuple[str, list[Record]]) -> None:
+    @settings(max_examples=EXAMPLES, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(transformed(cfg), st.floats(0.0, 1.5))
+    def collect(example: tuple[str, list[Record]], delay: float) -> None:
         examples.append(example)
+        delays.append(delay)
 
+    delays: list[float] = []
     collect()
     assert len(examples) == EXAMPLES
-    print(*(f'{k}: {what} ({len(r)} records)' for k, (what, r) in enumerate(examples)), sep='\n')
+    print(*(f"{k}: {what} ({len(r)} records)" for k, (what, r) in enumerate(examples)), sep="\n")
 
     expected: dict[int, dict[str, dict[str, Any]]] = {}
     producer = stack.producer(linger_ms=20)
@@ -97,9 +105,17 @@ def test_run_through_kafka_writes_what_replay_writes(make_stack: Callable[..., S
     producer.flush()
     producer.close()
 
+    if killed:
+        first = stack.start(tag="killed")
+        wait_until(lambda: first.metric("esa_checkpoints_total") > 0, 120, "the first run's first checkpoint")
+        time.sleep(delays[-1])  # drawn with the examples
+        print(f"killed after {first.metric('esa_lines_received_total'):.0f} lines")
+        assert first.kill(signal.SIGKILL) == -signal.SIGKILL
     p = stack.start(exit_when_idle=5)
     rc = p.wait(300)
     assert rc == 0, f"enricher exited with {rc}:\n{p.log()[-3000:]}"
+    if killed:
+        assert "restored checkpoint" in p.log(), p.log()[-2000:]
 
     got = final_documents(stack.es_docs(es_client).values(), SINK_FIELDS)
     failures = []
