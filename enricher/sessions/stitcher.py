@@ -51,8 +51,23 @@ _FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
     "reinjected",
     "message_finished",
     "mid_unrecognized",
+    "ready",
 }
 _ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
+# Connection lines that may end the connection with a failure of its own (docs/abort-taxonomy.md §2): each
+# records which message was being received at that moment (see Stitcher._mark_in_flight).
+_FAILURE_KINDS = frozenset(
+    (
+        "hat",
+        "delayed_hat_reject",
+        "receiving_failed",
+        "icid_disconnected",
+        "icid_tls",
+        "icid_tls_required",
+        "smtp_auth",
+        "connection_killed",
+    )
+)  # and DHAP drops, which name no ICID (Stitcher._on_dhap)
 
 
 @dataclass(frozen=True)
@@ -177,12 +192,13 @@ class Stitcher:
         """End of input: write every open session (complete if finished, else partial)."""
         out = self._out = []
         for s in self._ordered():
-            if s.kind == MESSAGE:
-                self._close(s, COMPLETE if s.finished_ts is not None else PARTIAL)
-            elif s.kind == CONNECTION:
-                self._close(s, COMPLETE if s.closed_ts is not None else PARTIAL)
-            else:
+            finished = s.finished_ts if s.kind == MESSAGE else s.closed_ts
+            if s.kind == DELIVERY:
                 self._drop(s)
+            elif finished is not None:
+                self._close(s, COMPLETE)
+            else:
+                self._close(s, PARTIAL, self._window(s, "end_of_input"))
         return out
 
     def drain(self) -> list[Session]:
@@ -195,6 +211,7 @@ class Stitcher:
                 self._close(s, COMPLETE)
             elif s.kind == MESSAGE or (s.kind == CONNECTION and not s.mids):
                 s.state = PARTIAL
+                s.ending = self._window(s, "batch_end")
                 s.emitted += 1
                 self.stats.closed_as(PARTIAL)
                 out.append(s)
@@ -248,6 +265,8 @@ class Stitcher:
             refile = True
         else:
             refile = s.bucket < 0
+        if ts == s.last_ts:  # its newest line (what an ending never logged reports)
+            s.last_kind = kind
         icid = ev.icid
         if icid is not None and s.conn is None:
             if icid == 0:
@@ -272,6 +291,10 @@ class Stitcher:
                 self._schedule(app, ts, key)
             elif kind == "mid_unrecognized":
                 self.stats.unrecognized += 1
+            elif kind == "ready":
+                conn = s.conn
+                if conn is not None and conn.data.get("in_flight_mid") == mid:
+                    del conn.data["in_flight_mid"]  # received after all (lines of one second, out of order)
         if refile and s.bucket != int(s.last_ts) // BUCKET_SECONDS:
             self._file(s)
 
@@ -364,7 +387,10 @@ class Stitcher:
             old = self._open.get(key)
             if old is not None and (old.closed_ts is not None or "start_ts" in old.data):
                 # The ICID counter was reused (or the close was lost): finish the old connection first.
-                self._close(old, COMPLETE if old.closed_ts is not None else PARTIAL)
+                if old.closed_ts is not None:
+                    self._close(old, COMPLETE)
+                else:
+                    self._close(old, PARTIAL, {"closed_by": "icid_reused", "at": ts})
         c = self._open.get(key) or self._connection(app, icid, ts)  # type: ignore[arg-type]
         CONNECTION_RULES[kind](c, ev)
         if self._keep_raw:
@@ -373,8 +399,12 @@ class Stitcher:
             c.nlines += 1
         if kind == "icid_other":
             self.stats.unrecognized += 1
+        elif kind in _FAILURE_KINDS:
+            self._mark_in_flight(c)
         if ts > c.last_ts:
             c.last_ts = ts
+        if ts == c.last_ts:
+            c.last_kind = kind
         if kind == "new_icid":
             source_ip = ev.get("source_ip")
             if source_ip:
@@ -410,6 +440,7 @@ class Stitcher:
         if ev.kind not in _ICID_ZERO_KINDS:
             return
         c = self._standalone(ev, ts)
+        c.last_kind = ev.kind
         CONNECTION_RULES[ev.kind](c, ev)
         if self.config.keep_raw:
             c.add_line(self._seq, ev.raw)
@@ -425,6 +456,14 @@ class Stitcher:
             c = self._standalone(ev, ts)
             c.data["source_ip"] = ip
             self.stats.uncorrelated += 1
+        else:
+            self._mark_in_flight(c)
+        if ts > c.last_ts:
+            c.last_ts = ts
+            if c.bucket != int(ts) // BUCKET_SECONDS:
+                self._file(c)
+        if ts == c.last_ts:
+            c.last_kind = ev.kind
         CONNECTION_RULES["dhap_drop"](c, ev)
         if self.config.keep_raw:
             c.add_line(self._seq, ev.raw)
@@ -452,6 +491,17 @@ class Stitcher:
             if msg is not None:
                 self._copy_delivery(rec, msg)
         self._file(rec)
+
+    def _mark_in_flight(self, c: Session) -> None:
+        """At a line that may be the connection's own failure, record the message it was receiving (still
+        open, not yet `ready`), or that there was none. The classifier gives that message the connection's
+        failure and leaves the connection without a document of its own (docs/abort-taxonomy.md)."""
+        mids = c.mids
+        m = self._open.get(("m", c.appliance, mids[-1])) if mids else None
+        if m is not None and "ready_ts" not in m.data:
+            c.data["in_flight_mid"] = m.ident
+        else:
+            c.data.pop("in_flight_mid", None)
 
     # -- closing ------------------------------------------------------------------------------------------
     def _schedule(self, app: str, ts: float, key: Key) -> None:
@@ -481,7 +531,8 @@ class Stitcher:
             elif s.kind == DELIVERY:
                 self._drop(s)
             else:
-                self._close(s, EXPIRED)
+                idle = self.config.idle_timeout_seconds
+                self._close(s, EXPIRED, {"closed_by": "idle_timeout", "idle_timeout_seconds": idle, "at": wm})
 
     def _evict(self, app: str) -> None:
         idx = self._expiry.get(app)
@@ -495,7 +546,9 @@ class Stitcher:
             if s.kind == DELIVERY:
                 self._drop(s)
             else:
-                self._close(s, EVICTED)
+                ending = self._window(s, "eviction")
+                ending["max_open_sessions"] = self.config.max_open_sessions
+                self._close(s, EVICTED, ending)
 
     def _drop(self, s: Session) -> None:
         self._open.pop(s.key, None)
@@ -505,9 +558,15 @@ class Stitcher:
             if self._by_ip.get(ipkey) == s.ident:
                 del self._by_ip[ipkey]
 
-    def _close(self, s: Session, state: str) -> None:
+    def _window(self, s: Session, window: str) -> dict[str, Any]:
+        """What closed `s` without its terminal line, at its appliance's current event time."""
+        return {"closed_by": window, "at": self._watermark.get(s.appliance, s.last_ts)}
+
+    def _close(self, s: Session, state: str, ending: dict[str, Any] | None = None) -> None:
+        """Write `s` with `state`; `ending` says which window closed it when that was not its own ending."""
         self._drop(s)
         s.state = state
+        s.ending = ending
         s.emitted += 1
         self.stats.closed_as(state)
         self._out.append(s)
