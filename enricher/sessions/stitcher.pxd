@@ -59,6 +59,6 @@ cdef class Stitcher:
     cpdef _evict(self, app)
     cpdef _drop(self, Session s)
     cpdef _close(self, Session s, state, ending=*)
-    cpdef dict _window(self, Session s, str window)
+    cpdef dict _window(self, dict shared, Session s, str window, at=*)
     @cython.locals(m=Session, mids=list)
     cpdef _mark_in_flight(self, Session c)

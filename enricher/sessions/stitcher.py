@@ -70,6 +70,10 @@ _FAILURE_KINDS = frozenset(
 )  # and DHAP drops, which name no ICID (Stitcher._on_dhap)
 
 
+# The StitchConfig field that sets each closing window (named as such in the evidence).
+_WINDOW_SETTINGS = {"idle_timeout": "idle_timeout_seconds", "eviction": "max_open_sessions"}
+
+
 @dataclass(frozen=True)
 class StitchConfig:
     """Windowing settings of the stitcher (all durations in seconds of event time)."""
@@ -191,6 +195,7 @@ class Stitcher:
     def flush(self) -> list[Session]:
         """End of input: write every open session (complete if finished, else partial)."""
         out = self._out = []
+        shared: dict[str, dict[str, Any]] = {}
         for s in self._ordered():
             finished = s.finished_ts if s.kind == MESSAGE else s.closed_ts
             if s.kind == DELIVERY:
@@ -198,20 +203,21 @@ class Stitcher:
             elif finished is not None:
                 self._close(s, COMPLETE)
             else:
-                self._close(s, PARTIAL, self._window(s, "end_of_input"))
+                self._close(s, PARTIAL, self._window(shared, s, "end_of_input"))
         return out
 
     def drain(self) -> list[Session]:
         """Batch end of a service run: finished sessions close; unfinished ones are written as partial
         but stay open, so later lines update them in place (same id)."""
         out = self._out = []
+        shared: dict[str, dict[str, Any]] = {}
         for s in self._ordered():
             finished = s.finished_ts if s.kind == MESSAGE else s.closed_ts
             if s.kind != DELIVERY and finished is not None:
                 self._close(s, COMPLETE)
             elif s.kind == MESSAGE or (s.kind == CONNECTION and not s.mids):
                 s.state = PARTIAL
-                s.ending = self._window(s, "batch_end")
+                s.ending = self._window(shared, s, "batch_end")
                 s.emitted += 1
                 self.stats.closed_as(PARTIAL)
                 out.append(s)
@@ -390,7 +396,7 @@ class Stitcher:
                 if old.closed_ts is not None:
                     self._close(old, COMPLETE)
                 else:
-                    self._close(old, PARTIAL, {"closed_by": "icid_reused", "at": ts})
+                    self._close(old, PARTIAL, self._window({}, old, "icid_reused", ts))
         c = self._open.get(key) or self._connection(app, icid, ts)  # type: ignore[arg-type]
         CONNECTION_RULES[kind](c, ev)
         if self._keep_raw:
@@ -525,20 +531,21 @@ class Stitcher:
         idx = self._expiry.get(app)
         if idx is None:
             return
+        shared: dict[str, dict[str, Any]] = {}
         for s in list(idx.idle_before(wm - self.config.idle_timeout_seconds)):
             if s.last_ts >= wm - self.config.idle_timeout_seconds:
                 self._file(s)  # active again within its bucket's minute: keep it
             elif s.kind == DELIVERY:
                 self._drop(s)
             else:
-                idle = self.config.idle_timeout_seconds
-                self._close(s, EXPIRED, {"closed_by": "idle_timeout", "idle_timeout_seconds": idle, "at": wm})
+                self._close(s, EXPIRED, self._window(shared, s, "idle_timeout", wm))
 
     def _evict(self, app: str) -> None:
         idx = self._expiry.get(app)
         if idx is None or not len(idx):
             idx = max(self._expiry.values(), key=len)
         oldest = idx.oldest()
+        shared: dict[str, dict[str, Any]] = {}
         while len(self._open) > self.config.max_open_sessions:
             s = next(oldest, None)
             if s is None:
@@ -546,9 +553,7 @@ class Stitcher:
             if s.kind == DELIVERY:
                 self._drop(s)
             else:
-                ending = self._window(s, "eviction")
-                ending["max_open_sessions"] = self.config.max_open_sessions
-                self._close(s, EVICTED, ending)
+                self._close(s, EVICTED, self._window(shared, s, "eviction"))
 
     def _drop(self, s: Session) -> None:
         self._open.pop(s.key, None)
@@ -558,9 +563,20 @@ class Stitcher:
             if self._by_ip.get(ipkey) == s.ident:
                 del self._by_ip[ipkey]
 
-    def _window(self, s: Session, window: str) -> dict[str, Any]:
-        """What closed `s` without its terminal line, at its appliance's current event time."""
-        return {"closed_by": window, "at": self._watermark.get(s.appliance, s.last_ts)}
+    def _window(
+        self, shared: dict[str, dict[str, Any]], s: Session, window: str, at: float | None = None
+    ) -> dict[str, Any]:
+        """What closed `s` without its terminal line: the window, its setting, the event time (`at`, else its
+        appliance's clock). Read-only and shared by the sessions of one appliance closed together (`shared`):
+        a flush closes every open session at once, and a record each would add ~200 bytes per session."""
+        e = shared.get(s.appliance)
+        if e is None:
+            e = {"closed_by": window, "at": at if at is not None else self._watermark.get(s.appliance, s.last_ts)}
+            setting = _WINDOW_SETTINGS.get(window)
+            if setting is not None:
+                e[setting] = getattr(self.config, setting)
+            shared[s.appliance] = e
+        return e
 
     def _close(self, s: Session, state: str, ending: dict[str, Any] | None = None) -> None:
         """Write `s` with `state`; `ending` says which window closed it when that was not its own ending."""

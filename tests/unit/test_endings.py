@@ -156,3 +156,11 @@ def test_inheritance_does_not_depend_on_which_session_closes_first() -> None:
     assert msg["esa"]["session"]["state"] == "partial"
     assert (msg["abort_reason"], msg["abort_layer"]) == ("message_size_exceeded", "policy")
     assert _evidence(msg)["icid"] == 2 and _evidence(msg)["receiving_failed"] == "Message size exceeds limit"
+
+
+def test_a_bare_finished_aborted_takes_the_connection_failure_over_aborted_without_reason() -> None:
+    lines = _lines(*[x for x in FAILED if "MID 20 Receiving" not in x[1]])
+    docs = _feed(p := _pipeline(), lines) + list(p.flush())
+    msg = next(d for d in docs if d["esa"]["session"]["kind"] == "message")
+    assert msg["esa"]["session"]["state"] == "complete"
+    assert (msg["abort_reason"], _evidence(msg)["rule"]) == ("message_size_exceeded", "connection_inherited")
