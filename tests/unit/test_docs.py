@@ -20,3 +20,40 @@ def test_every_metric_is_in_the_telemetry_contract() -> None:
     documented = set(re.findall(r"`(esa_[a-z_]+)`", doc))
     for name in names:
         assert name in documented or f"{name}_total" in documented, f"{name} missing from docs/telemetry.md"
+
+
+def _taxonomy_slugs() -> set[str]:
+    """The slugs of docs/abort-taxonomy.md: the second backticked word of each table row in `reason` columns."""
+    doc = (ROOT / "docs" / "abort-taxonomy.md").read_text()
+    slugs: set[str] = set()
+    lines = doc.splitlines()
+    for line, after in zip(lines, [*lines[1:], ""], strict=True):
+        if line.startswith("|") and not line.startswith("|---") and not after.startswith("|---"):  # not a header
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            slugs.update(m for c in cells[1:] for m in re.findall(r"^`([a-z][a-z0-9_]+)`$", c))
+    return slugs - {"transport", "application", "timeout", "policy", "resource", "tls", "delivery", "internal", "unknown"}
+
+
+def test_every_emitted_slug_is_in_the_taxonomy() -> None:
+    """Every abort_reason the goldens and the bench corpus show is documented (the contract is complete)."""
+    import json
+
+    documented = _taxonomy_slugs()
+    emitted: set[str] = set()
+    for expected in (ROOT / "tests" / "golden").glob("*/expected.ndjson"):
+        for line in expected.read_text().splitlines():
+            doc = json.loads(line)
+            if doc.get("abort_reason"):
+                emitted.add(doc["abort_reason"])
+            for r in ((doc.get("esa") or {}).get("envelope") or {}).get("rejected_recipients", ()):
+                emitted.add(r["reason"])
+    assert emitted, "no golden document carries an abort_reason"
+    assert emitted <= documented, f"not in docs/abort-taxonomy.md: {sorted(emitted - documented)}"
+
+
+def test_every_documented_slug_is_written_by_the_code() -> None:
+    """No slug in docs/abort-taxonomy.md that the code cannot emit (a stale contract is as bad as a missing one)."""
+    source = "\n".join(p.read_text() for p in (ROOT / "enricher").rglob("*.py"))
+    literals = set(re.findall(r"[\"']([a-z][a-z0-9_]+)[\"']", source))
+    missing = sorted(s for s in _taxonomy_slugs() if s not in literals)
+    assert not missing, f"documented but never written by enricher/: {missing}"
