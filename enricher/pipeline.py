@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from enricher.classify.rules import CONNECTION_LEVEL_LAYERS, classify
+from enricher.classify.rules import connection_document_verdict
 from enricher.documents import DocumentConfig, build_document
 from enricher.models import Event
 from enricher.parsing.parser import Parser
@@ -47,6 +47,9 @@ class PipelineStats:
             "abort_layers": dict(sorted(self.layers.items())),
             "recipient_rejects": dict(sorted(self.recipient_rejects.items())),
             "system_lines": stitcher.stats.system,
+            # Delivery-connection lines (see StitchStats): folded into message documents, or in none.
+            "dcid_lines_in_messages": stitcher.stats.dcid_in_messages,
+            "dcid_lines_unmatched": stitcher.stats.dcid_unmatched,
         }
 
 
@@ -92,18 +95,11 @@ class Pipeline:
         for s in sessions:
             verdict = None
             if s.kind == CONNECTION and s.mids:
-                # A connection that carried messages is in their documents; it gets its own only when it
-                # ended abnormally at its own level and no message document already tells why.
-                if s.data.get("explained"):
-                    continue
-                verdict = classify(s, cfg.classify)
-                if verdict.abort_layer not in CONNECTION_LEVEL_LAYERS:
+                # A connection that carried messages is in their documents (see connection_document_verdict).
+                verdict = connection_document_verdict(s, cfg.classify)
+                if verdict is None:
                     continue
             doc = build_document(s, cfg, self.stitcher.appliances.get(s.appliance), verdict)
-            if s.kind != CONNECTION and s.conn is not None and (doc.get("esa") or {}).get("abort", {}).get("evidence", {}).get(
-                "from_connection"
-            ):
-                s.conn.data["explained"] = True
             for r in (doc.get("esa") or {}).get("envelope", {}).get("rejected_recipients", ()):
                 self.stats.recipient_rejects[r.get("reason", "")] += 1
             self.stats.sessions += 1
