@@ -7,7 +7,8 @@ moved records or late records, the transformations of the in-process properties)
 appliances are renamed apart (`x<k>-<appliance>`: the examples share nothing), all of them are produced
 into one topic keyed by appliance, and one `run --exit-when-idle` reads them. Each example's documents in
 the index must then equal what `replay` of that example's records writes with the same config, except the
-fields only the sink adds (`SINK_FIELDS`) and the error documents (`run` sends those to the dead-letter topic).
+fields only the sink adds (`SINK_FIELDS`), the error documents (`run` sends those to the dead-letter topic)
+and the window that closed a session still open at the end (`as_replay_ends`).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def test_run_through_kafka_writes_what_replay_writes(
     if killed:
         assert "restored checkpoint" in p.log(), p.log()[-2000:]
 
-    got = final_documents(stack.es_docs(es_client).values(), SINK_FIELDS)
+    got = final_documents(map(as_replay_ends, stack.es_docs(es_client).values()), SINK_FIELDS)
     failures = []
     for k, (what, _) in enumerate(examples):
         want = expected[k]
@@ -130,6 +131,16 @@ def test_run_through_kafka_writes_what_replay_writes(
             failures.append(f"example {k} ({what}):\n{difference(want, mine)}")
     assert not failures, f"{len(failures)} of {EXAMPLES} examples differ:\n" + "\n".join(failures[:5])
     assert len(got) == sum(len(w) for w in expected.values()) > 10 * EXAMPLES
+
+
+def as_replay_ends(doc: dict[str, Any]) -> dict[str, Any]:
+    """A session still open when the run stopped was written with `closed_by: batch_end` (it stays open: a later
+    line updates it), where replay, whose input ends there, says `end_of_input`: the one field in which they
+    may differ, and only in this way."""
+    evidence = (doc.get("esa") or {}).get("abort", {}).get("evidence") or {}
+    if evidence.get("closed_by") == "batch_end":
+        evidence["closed_by"] = "end_of_input"
+    return doc
 
 
 def replace_appliance(cfg: Config, appliance: str) -> Config:
