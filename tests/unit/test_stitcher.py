@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enricher.documents import DocumentConfig, build_document
 from enricher.parsing.parser import Parser
+from enricher.pipeline import Pipeline
 from enricher.sessions.session import COMPLETE, EVICTED, EXPIRED, PARTIAL
+from enricher.sessions.snapshots import decode_state, encode_state
 from enricher.sessions.stitcher import StitchConfig, Stitcher
 
 
@@ -15,6 +17,22 @@ def _lines(*bodies: tuple[str, str], host: str = "esa1") -> list[str]:
 def run(lines: list[str], **cfg) -> tuple[Stitcher, list]:
     st = Stitcher(StitchConfig(**cfg))
     return st, st.feed_all(Parser().parse_lines(lines))
+
+
+def restarted(lines: list[str], cut: int) -> tuple[list, list, Pipeline]:
+    """The documents of `lines` read at once, and read by a pipeline checkpointed after `cut` lines (through
+    the durable encoding) and a new one restored from it that reads the rest; and the first pipeline."""
+
+    def pipe() -> Pipeline:
+        return Pipeline(Parser(), Stitcher())
+
+    whole = pipe()
+    want = [*whole.process_lines(lines), *whole.flush()]
+    first = pipe()
+    got = list(first.process_lines(lines[:cut]))
+    second = pipe()
+    second.restore(decode_state(encode_state(first.snapshot())))
+    return want, [*got, *second.process_lines(lines[cut:]), *second.flush()], first
 
 
 def test_late_icid_lost_within_grace_is_connection_lost() -> None:
@@ -237,9 +255,6 @@ def test_new_icid_line_arriving_after_its_close_joins_its_connection() -> None:
 def test_a_checkpoint_keeps_what_the_parser_learnt_from_a_native_file_header() -> None:
     """A restarted `run` restores the header's `Time offset from UTC` (and the year reached) with the state:
     the lines after the checkpoint are stamped as before, not 5 hours off (another id, a split session)."""
-    from enricher.pipeline import Pipeline
-    from enricher.sessions.snapshots import decode_state, encode_state
-
     lines = [
         "Tue Dec  1 09:00:00 2026 Info: Begin Logfile",
         "Tue Dec  1 09:00:00 2026 Info: Time offset from UTC: -18000 seconds",
@@ -247,20 +262,11 @@ def test_a_checkpoint_keeps_what_the_parser_learnt_from_a_native_file_header() -
         "Tue Dec  1 09:00:02 2026 Info: Message finished MID 7 done",
     ]
 
-    def pipe() -> Pipeline:
-        return Pipeline(Parser(), Stitcher())
-
-    whole = pipe()
-    want = [*whole.process_lines(lines), *whole.flush()]
-    first = pipe()
-    got = list(first.process_lines(lines[:3]))
-    second = pipe()
-    second.restore(decode_state(encode_state(first.snapshot())))
-    got += [*second.process_lines(lines[3:]), *second.flush()]
+    want, got, first = restarted(lines, 3)
     assert [d["event"]["id"] for d in got] == [d["event"]["id"] for d in want] == ["esa:m7:1796133601"]
     assert got == want
     old = first.stitcher.snapshot()  # a checkpoint written before the parser's state was part of it
-    pipe().restore(old)
+    Pipeline(Parser(), Stitcher()).restore(old)
 
 
 def test_an_earlier_line_arriving_late_moves_the_start_and_the_id_of_an_unwritten_session() -> None:
@@ -301,9 +307,6 @@ def test_the_antivirus_engine_survives_its_interim_line_arriving_after_the_final
 def test_a_restored_message_keeps_its_own_connection_when_the_icid_was_reused() -> None:
     """ICID 5 reused (a new `New SMTP ICID 5`) while a message of the first connection is still open: after a
     checkpoint and restore the message is still linked to the connection that carried it, not the new one."""
-    from enricher.pipeline import Pipeline
-    from enricher.sessions.snapshots import decode_state, encode_state
-
     def new(ip: str) -> str:
         return f"New SMTP ICID 5 interface Data 1 (192.0.2.10) address {ip} reverse dns host unknown verified no"
 
@@ -316,16 +319,7 @@ def test_a_restored_message_keeps_its_own_connection_when_the_icid_was_reused() 
         ("12:01:00", "ICID 99 close"),
     )
 
-    def pipe() -> Pipeline:
-        return Pipeline(Parser(), Stitcher())
-
-    whole = pipe()
-    want = [*whole.process_lines(lines), *whole.flush()]
-    first = pipe()
-    got = list(first.process_lines(lines[:3]))
-    second = pipe()
-    second.restore(decode_state(encode_state(first.snapshot())))
-    got += [*second.process_lines(lines[3:]), *second.flush()]
+    want, got, _ = restarted(lines, 3)
     msg = [d for d in got if d["event"]["id"].startswith("esa1:m50:")]
     assert msg[0]["source"]["ip"] == "198.51.100.1"
     assert got == want
