@@ -101,7 +101,7 @@ def _print_table(summary: dict[str, Any]) -> None:
     t = Table(title="esa-enricher replay", show_header=True)
     t.add_column("measure")
     t.add_column("value", justify="right")
-    for k in ("lines", "unparsed", "sessions", "system_lines"):
+    for k in ("lines", "unparsed", "sessions", "system_lines", "duplicates"):
         t.add_row(k, str(summary[k]))
     for state, n in summary["states"].items():
         t.add_row(f"sessions {state}", str(n))

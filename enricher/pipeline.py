@@ -47,6 +47,7 @@ class PipelineStats:
             "abort_layers": dict(sorted(self.layers.items())),
             "recipient_rejects": dict(sorted(self.recipient_rejects.items())),
             "system_lines": stitcher.stats.system,
+            "duplicates": stitcher.stats.duplicates,
         }
 
 

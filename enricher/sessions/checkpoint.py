@@ -16,7 +16,10 @@ from enricher.sessions.session import CONNECTION, Key, Session
 if TYPE_CHECKING:
     from enricher.sessions.stitcher import Stitcher
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
+# Older versions restored as they are: version 2 had no duplicate memory (sessions restored from it treat
+# none of their earlier lines as seen) and kept a per-second count of one-line connections (not needed now).
+_READABLE = frozenset((2, SNAPSHOT_VERSION))
 
 
 def snapshot(st: Stitcher) -> dict[str, Any]:
@@ -38,13 +41,12 @@ def snapshot(st: Stitcher) -> dict[str, Any]:
         "by_ip": [[app, ip, icid] for (app, ip), icid in st._by_ip.items()],
         "detached": [x.to_state() for x in detached.values()],
         "pending_links": [[list(k), v] for k, v in st._pending_links.items()],
-        "standalone": [st._standalone_second, list(st._standalone_seen.items())],
     }
 
 
 def restore(st: Stitcher, snap: dict[str, Any]) -> None:
     """Load `snapshot()` data into an empty stitcher; connections are re-linked to their messages."""
-    if snap.get("version") != SNAPSHOT_VERSION:
+    if snap.get("version") not in _READABLE:
         raise ValueError(f"unsupported state snapshot version {snap.get('version')!r}")
     st._seq = snap["seq"]
     st._watermark = dict(snap["watermark"])
@@ -78,5 +80,3 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
     st._grace = {app: deque((d, tuple(k)) for d, k in q) for app, q in snap["grace"].items()}  # type: ignore[misc]
     st._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
     st._pending_links = {tuple(k): v for k, v in snap["pending_links"]}  # type: ignore[misc]
-    st._standalone_second = snap["standalone"][0]
-    st._standalone_seen = dict(snap["standalone"][1])

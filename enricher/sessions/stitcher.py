@@ -10,6 +10,9 @@
   kept dormant: a later line revives them and they are written again under the same id (updated in place).
   Quarantined messages stay dormant too, so a release, deletion or reinjection rewrites them.
 - `max_open_sessions` bounds memory: the least recently active sessions are written as `evicted`.
+- An exact duplicate of a line already applied to a session (same appliance, second and ESA body: two relays,
+  an at-least-once forwarder, a file read twice) changes nothing; it is counted in `stats.duplicates`. Each
+  session keeps 8 bytes per line for this (`Session.hashes`, durable with the rest of its state).
 - Event time advances per appliance (its watermark: the newest stamp seen); `tick(now)` moves quiet
   appliances forward on processing time so their last sessions still close.
 """
@@ -37,6 +40,7 @@ from enricher.sessions.session import (
     PARTIAL,
     Key,
     Session,
+    line_key,
 )
 
 _HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
@@ -78,6 +82,7 @@ class StitchStats:
     uncorrelated: int = 0
     opened: int = 0
     revived: int = 0
+    duplicates: int = 0
     closed: dict[str, int] = field(default_factory=dict)
 
     def closed_as(self, state: str) -> None:
@@ -103,8 +108,6 @@ class Stitcher:
         self._dormant: OrderedDict[Key, Session] = OrderedDict()
         self._by_ip: dict[tuple[str, str], int] = {}
         self._pending_links: dict[Key, dict[str, object]] = {}
-        self._standalone_second = -1
-        self._standalone_seen: dict[int, int] = {}
         self._out: list[Session] = []
 
     # -- public API ---------------------------------------------------------------------------------------
@@ -222,18 +225,32 @@ class Stitcher:
 
     def _on_message(self, ev: Event, ts: float, app: str, kind: str, mid: int) -> None:
         key: Key = ("m", app, mid)
+        lk = line_key(ev.raw, ev.level, ts)
         s = self._open.get(key)
         if s is None:
-            s = self._revive(key, ts)
-            if s is None:
+            s = self._recall(key, ts)
+            if s is not None:
+                if s.repeats(lk, ev.raw, ev.level):
+                    self.stats.duplicates += 1
+                    return
+                self._revive(s, ts)
+            else:
                 s = Session(MESSAGE, app, mid, ts)
                 self.stats.opened += 1
                 link = self._pending_links.pop(key, None)
                 if link is not None:
                     s.data["parent"] = link
                 self._hold(s)
+        elif ts <= s.last_ts and s.repeats(lk, ev.raw, ev.level):  # a duplicate is never later than the session
+            self.stats.duplicates += 1
+            return
         MESSAGE_RULES[kind](s, ev)
         s.nlines += 1
+        hs = s.hashes
+        if hs is None:
+            s.hashes = bytearray(lk)
+        else:
+            hs += lk
         if self._keep_raw:  # Session.add_line, inlined: this runs for most lines
             if s.seqs is None:
                 s.seqs = array("I")
@@ -275,11 +292,18 @@ class Stitcher:
         if refile and s.bucket != int(s.last_ts) // BUCKET_SECONDS:
             self._file(s)
 
-    def _revive(self, key: Key, ts: float) -> Session | None:
-        """Bring a dormant session (expired, or complete but quarantined) back; it is written again, same id."""
-        s = self._dormant.pop(key, None)
-        if s is None or ts - s.last_ts > self.config.dormant_horizon_seconds:
+    def _recall(self, key: Key, ts: float) -> Session | None:
+        """The dormant session a line of `key` at `ts` would revive (it stays dormant until `_revive`)."""
+        s = self._dormant.get(key)
+        if s is not None and ts - s.last_ts > self.config.dormant_horizon_seconds:
+            del self._dormant[key]
             return None
+        return s
+
+    def _revive(self, s: Session, ts: float) -> None:
+        """Bring a dormant session (expired, or complete but quarantined) back; it is written again, same id."""
+        key = s.key
+        del self._dormant[key]
         rest = [x for x in self._out if x is not s]
         if len(rest) != len(self._out):
             # Closed by this very line's clock advance: its document is not built yet and would show the
@@ -295,7 +319,6 @@ class Stitcher:
         self._file(s)
         if s.finished_ts is not None:
             self._schedule(s.appliance, ts, key)
-        return s
 
     def _link(self, app: str, other_mid: int | None, field_name: str, value: dict[str, object]) -> None:
         """Record a parent/child MID link on the other session too (open, dormant, or not yet seen)."""
@@ -304,7 +327,10 @@ class Stitcher:
         key: Key = ("m", app, other_mid)
         other = self._open.get(key)
         if other is None:
-            other = self._revive(key, self._watermark.get(app, 0.0))
+            wm = self._watermark.get(app, 0.0)
+            other = self._recall(key, wm)
+            if other is not None:
+                self._revive(other, wm)
         if other is None:
             if field_name == "parent":
                 # The child's own lines come later: attach the link when its session opens.
@@ -360,17 +386,17 @@ class Stitcher:
     def _on_connection(self, ev: Event, ts: float) -> None:
         app, icid, kind = ev.appliance, ev.icid, ev.kind
         key: Key = ("c", app, icid)  # type: ignore[assignment]
-        if kind == "new_icid":
-            old = self._open.get(key)
-            if old is not None and (old.closed_ts is not None or "start_ts" in old.data):
-                # The ICID counter was reused (or the close was lost): finish the old connection first.
-                self._close(old, COMPLETE if old.closed_ts is not None else PARTIAL)
+        lk = line_key(ev.raw, ev.level, ts)
+        old = self._open.get(key)
+        if old is not None and ts <= old.last_ts and old.repeats(lk, ev.raw, ev.level):
+            self.stats.duplicates += 1
+            return
+        if kind == "new_icid" and old is not None and (old.closed_ts is not None or "start_ts" in old.data):
+            # The ICID counter was reused (or the close was lost): finish the old connection first.
+            self._close(old, COMPLETE if old.closed_ts is not None else PARTIAL)
         c = self._open.get(key) or self._connection(app, icid, ts)  # type: ignore[arg-type]
         CONNECTION_RULES[kind](c, ev)
-        if self._keep_raw:
-            c.add_line(self._seq, ev.raw)
-        else:
-            c.nlines += 1
+        self._apply(c, lk, ev.raw)
         if kind == "icid_other":
             self.stats.unrecognized += 1
         if ts > c.last_ts:
@@ -384,24 +410,41 @@ class Stitcher:
         if c.bucket != int(c.last_ts) // BUCKET_SECONDS:
             self._file(c)
 
-    def _standalone(self, ev: Event, ts: float) -> Session:
-        """A connection document made of one line that names no usable ICID (ICID 0, uncorrelated DHAP).
+    def _apply(self, c: Session, lk: bytes, raw: str) -> None:
+        """Remember a line applied to a connection (or delivery) session: its key, and its text if kept."""
+        hs = c.hashes
+        if hs is None:
+            c.hashes = bytearray(lk)
+        else:
+            hs += lk
+        if self._keep_raw:
+            c.add_line(self._seq, raw)
+        else:
+            c.nlines += 1
 
-        Its id must not depend on where a replay starts: a negative number from the line's text and its
-        occurrence within the same second.
+    def _standalone(self, ev: Event, ts: float, lk: bytes) -> Session | None:
+        """A connection document made of one line that names no usable ICID (ICID 0, uncorrelated DHAP);
+        None when that line is a duplicate of one already held.
+
+        Its id must not depend on where a replay starts, nor on the relay: a negative number from the line's
+        key (second and ESA body), and its rank among held lines whose numbers collide.
         """
-        base = zlib.crc32(ev.raw.encode("utf-8", "replace"))
-        second = int(ts)
-        if second != self._standalone_second:
-            self._standalone_second, self._standalone_seen = second, {}
-        n = self._standalone_seen.get(base, 0)
-        self._standalone_seen[base] = n + 1
-        c = Session(CONNECTION, ev.appliance, -(base * 64 + min(n, 63)) - 1, ts)
+        base = zlib.crc32(lk)
+        app = ev.appliance
+        for n in range(64):
+            key: Key = ("c", app, -(base * 64 + n) - 1)
+            held = self._open.get(key)
+            if held is None:
+                break
+            if held.repeats(lk, ev.raw, ev.level):
+                self.stats.duplicates += 1
+                return None
+        c = Session(CONNECTION, app, key[2], ts)
         c.closed_ts = ts
         self._hold(c)
         self._file(c)
         self.stats.opened += 1
-        self._schedule(ev.appliance, ts, c.key)
+        self._schedule(app, ts, c.key)
         return c
 
     def _on_icid_zero(self, ev: Event, ts: float) -> None:
@@ -409,27 +452,30 @@ class Stitcher:
         self.stats.icid_zero += 1
         if ev.kind not in _ICID_ZERO_KINDS:
             return
-        c = self._standalone(ev, ts)
+        lk = line_key(ev.raw, ev.level, ts)
+        c = self._standalone(ev, ts, lk)
+        if c is None:
+            return
         CONNECTION_RULES[ev.kind](c, ev)
-        if self.config.keep_raw:
-            c.add_line(self._seq, ev.raw)
-        else:
-            c.nlines += 1
+        self._apply(c, lk, ev.raw)
 
     def _on_dhap(self, ev: Event, ts: float) -> None:
         """DHAP lines name an IP, not an ICID: join the latest open connection from that IP."""
         ip = ev.get("source_ip")
         icid = self._by_ip.get((ev.appliance, ip)) if ip else None
         c = self._open.get(("c", ev.appliance, icid)) if icid is not None else None
+        lk = line_key(ev.raw, ev.level, ts)
+        if c is not None and c.repeats(lk, ev.raw, ev.level):
+            self.stats.duplicates += 1
+            return
         if c is None:
-            c = self._standalone(ev, ts)
+            c = self._standalone(ev, ts, lk)
+            if c is None:
+                return
             c.data["source_ip"] = ip
             self.stats.uncorrelated += 1
         CONNECTION_RULES["dhap_drop"](c, ev)
-        if self.config.keep_raw:
-            c.add_line(self._seq, ev.raw)
-        else:
-            c.nlines += 1
+        self._apply(c, lk, ev.raw)
 
     def _on_delivery_connection(self, ev: Event, ts: float) -> None:
         key: Key = ("d", ev.appliance, ev.dcid)  # type: ignore[assignment]
@@ -442,10 +488,19 @@ class Stitcher:
             self.stats.unrecognized += 1
             return
         rec = self._open.get(key)
+        lk = line_key(ev.raw, ev.level, ts)
         if rec is None:
             rec = Session(DELIVERY, ev.appliance, ev.dcid, ts)  # type: ignore[arg-type]
             self._hold(rec)
+        elif rec.repeats(lk, ev.raw, ev.level):
+            self.stats.duplicates += 1
+            return
         DCID_RULES[ev.kind](rec, ev)
+        hs = rec.hashes
+        if hs is None:
+            rec.hashes = bytearray(lk)
+        else:
+            hs += lk
         rec.last_ts = ts
         for mid in rec.mids or ():
             msg = self._open.get(("m", ev.appliance, mid))  # type: ignore[arg-type]

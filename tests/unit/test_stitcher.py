@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from enricher.documents import DocumentConfig, build_document
+from enricher.models import Event
 from enricher.parsing.parser import Parser
-from enricher.sessions.session import COMPLETE, EVICTED, EXPIRED, PARTIAL
+from enricher.pipeline import Pipeline
+from enricher.sessions.session import COMPLETE, EVICTED, EXPIRED, PARTIAL, Session, line_key
+from enricher.sessions.snapshots import decode_state, encode_state
 from enricher.sessions.stitcher import StitchConfig, Stitcher
 
 
@@ -213,3 +220,107 @@ def test_a_line_that_both_closes_and_revives_a_session_writes_it_once() -> None:
     pipe = Pipeline(Parser(), Stitcher())
     docs = [*pipe.process_lines(lines), *pipe.flush()]
     assert [(d["abort_reason"], d["esa"]["session"]["state"]) for d in docs] == [("quarantine_deleted", "complete")]
+
+
+# -- duplicates and late lines ------------------------------------------------------------------------------
+GOLDEN = Path(__file__).parent.parent / "golden"
+
+
+def _relayed(ev: Event) -> Event:
+    """The same record as a second relay would deliver it: another syslog header, same stamp and body."""
+    raw = ev.raw
+    if ev.level:
+        i = raw.find(ev.level)
+        raw = f"<13>1 relay2 {ev.appliance} {raw[i:]}" if i > 0 else raw
+    return Event(ev.kind, ev.appliance, ev.ts, ev.level, raw, ev.mid, ev.icid, ev.dcid, ev.data, ev.tag, ev.ts_inferred)
+
+
+def _docs(events: list[Event], **cfg) -> tuple[list[dict], dict]:
+    pipe = Pipeline(Parser(), Stitcher(StitchConfig(**cfg)))
+    docs = [d for ev in events for d in pipe.process_event(ev)]
+    docs += list(pipe.flush())
+    return docs, pipe.summary()
+
+
+def _case_events(case: Path) -> list[Event]:
+    return list(Parser(default_appliance="esa5.example.com").parse_lines(case.joinpath("input.log").open()))
+
+
+@pytest.mark.parametrize("case", sorted(p for p in GOLDEN.iterdir() if (p / "input.log").exists()), ids=lambda p: p.name)
+def test_duplicated_records_change_no_document(case: Path) -> None:
+    events = _case_events(case)
+    plain, summary = _docs(events)
+    # Every record twice: at once, half of them through another relay. (Records that cannot be typed are
+    # error documents of their own, by text: outside the scope of sessions.)
+    doubled: list[Event] = []
+    for i, ev in enumerate(events):
+        doubled.append(ev)
+        if ev.kind != "unparsed":
+            doubled.append(_relayed(ev) if i % 2 else ev)
+    again, dup_summary = _docs(doubled)
+    assert again == plain
+    joined = sum(d["esa"]["session"]["lines"] for d in plain if d["event"]["kind"] == "event")
+    assert dup_summary["duplicates"] >= min(joined, 1)
+    assert dup_summary["lines"] == len(doubled)
+    assert dup_summary["sessions"] == summary["sessions"]
+
+
+def test_a_duplicate_changes_no_count_of_the_session() -> None:
+    lines = _lines(
+        ("12:00:00", "Start MID 10 ICID 0"),
+        ("12:00:00", "MID 10 ICID 0 RID 0 To: <a@example.com>"),
+        ("12:00:00", "MID 10 ICID 0 RID 0 To: <a@example.com>"),
+        ("12:00:01", "Message finished MID 10 done"),
+    )
+    st, done = run(lines)
+    (msg,) = [s for s in done if s.kind == "message"]
+    assert msg.nlines == 3 and len(msg.lines()) == 3 and len(msg.hashes) == 3 * 8
+    assert msg.data["rcpts"] == [[0, "a@example.com"]] or len(msg.data["rcpts"]) == 1
+    assert st.stats.duplicates == 1
+
+
+def test_same_body_in_another_second_is_not_a_duplicate() -> None:
+    lines = _lines(
+        ("12:00:00", "Start MID 10 ICID 0"),
+        ("12:00:00", "MID 10 ICID 0 RID 0 To: <a@example.com>"),
+        ("12:00:01", "MID 10 ICID 0 RID 0 To: <a@example.com>"),
+    )
+    st, done = run(lines)
+    assert st.stats.duplicates == 0 and done[0].nlines == 3
+
+
+def test_a_key_collision_is_confirmed_on_the_raw_line() -> None:
+    s = Session("message", "esa1", 10, 0.0)
+    line = "<22>Nov 27 12:00:00 esa1 mail_logs: Info: MID 10 Subject 'x'"
+    s.hashes = bytearray(line_key(line, "Info", 0.0))
+    s.add_line(1, "<22>Nov 27 12:00:00 esa1 mail_logs: Info: MID 10 Subject 'y'")  # same key, other text
+    assert not s.repeats(line_key(line, "Info", 0.0), line, "Info")
+    s.raw = line
+    assert s.repeats(line_key(line, "Info", 0.0), line.replace("<22>", "<13>"), "Info")
+
+
+def test_line_key_is_stable_and_ignores_the_relay_header() -> None:
+    a = "<22>Nov 27 12:00:00 esa1 mail_logs: Info: Start MID 10 ICID 0"
+    b = "<13>1 2026-11-27T12:00:00Z esa1 mail_logs - - - Info: Start MID 10 ICID 0"
+    assert line_key(a, "Info", 1795780800.0) == line_key(b, "Info", 1795780800.4)
+    assert line_key(a, "Info", 1795780800.0) != line_key(a, "Info", 1795780801.0)
+    # Part of the durable state: the same bytes in every process (no randomised hash()).
+    assert line_key(a, "Info", 1795780800.0).hex() == "f906ed64c070096b"
+
+
+def test_snapshot_keeps_the_duplicate_memory() -> None:
+    lines = _lines(
+        ("12:00:00", "Start MID 10 ICID 0"),
+        ("12:00:00", "MID 10 ICID 0 RID 0 To: <a@example.com>"),
+    )
+    st, _ = run(lines[:2])
+    st = Stitcher()
+    for ev in Parser().parse_lines(lines):
+        st.feed(ev)
+    restored = Stitcher()
+    restored.restore(decode_state(encode_state(st.snapshot())))
+    for ev in Parser().parse_lines(lines[1:]):
+        restored.feed(ev)
+    assert restored.stats.duplicates == 1
+    (msg,) = [s for s in restored.flush() if s.kind == "message"]
+    assert msg.nlines == 2
