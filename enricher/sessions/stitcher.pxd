@@ -20,6 +20,9 @@ cdef class Stitcher:
     cdef public dict _expiry
     cdef public dict _grace
     cdef public object _dormant
+    cdef public object _closed
+    cdef public object _digests
+    cdef public double _retention
     cdef public dict _by_ip
     cdef public dict _pending_links
     cdef public list _out
@@ -32,8 +35,12 @@ cdef class Stitcher:
     @cython.locals(s=Session, conn=Session, refile=bint, key=tuple, lk=bytes)
     cpdef _on_message(self, ev, ts, app, kind, mid)
     @cython.locals(s=Session)
-    cpdef Session _recall(self, tuple key, ts)
+    cpdef Session _recall(self, tuple key, ts, kind)
+    cpdef bint _was_forgotten(self, tuple key, ts, kind)
+    cpdef _forget(self, Session s)
     cpdef _revive(self, Session s, ts)
+    @cython.locals(m=Session)
+    cpdef _revive_messages(self, Session c, ts)
     @cython.locals(other=Session, key=tuple)
     cpdef _link(self, app, other_mid, field_name, value)
     @cython.locals(rec=Session)
@@ -48,7 +55,7 @@ cdef class Stitcher:
     cpdef Session _standalone(self, ev, ts, bytes lk)
     @cython.locals(c=Session, lk=bytes)
     cpdef _on_icid_zero(self, ev, ts)
-    @cython.locals(c=Session, lk=bytes)
+    @cython.locals(c=Session, held=Session, lk=bytes)
     cpdef _on_dhap(self, ev, ts)
     @cython.locals(rec=Session, msg=Session, key=tuple, lk=bytes)
     cpdef _on_delivery_connection(self, ev, ts)

@@ -9,6 +9,11 @@
 - Sessions idle for `idle_timeout_seconds` (to the minute) are written as `expired` partial documents and
   kept dormant: a later line revives them and they are written again under the same id (updated in place).
   Quarantined messages stay dormant too, so a release, deletion or reinjection rewrites them.
+- Every other written session is kept as well, for `closed_retention_seconds` of event time and up to
+  `max_closed_sessions` (`_closed`): a late line revives it the same way (merged, reclassified, same id); a
+  late connection line also rewrites the messages it carried. A session forgotten from either store leaves
+  its key (`_digests`, up to `max_closed_digests`): a line for it opens a session of its own written as
+  `late`, with its own id, never the old one. See docs/decisions/late-lines.md.
 - `max_open_sessions` bounds memory: the least recently active sessions are written as `evicted`.
 - An exact duplicate of a line already applied to a session (same appliance, second and ESA body: two relays,
   an at-least-once forwarder, a file read twice) changes nothing; it is counted in `stats.duplicates`. Each
@@ -36,6 +41,7 @@ from enricher.sessions.session import (
     DELIVERY,
     EVICTED,
     EXPIRED,
+    LATE,
     MESSAGE,
     PARTIAL,
     Key,
@@ -56,6 +62,8 @@ _FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
     "message_finished",
     "mid_unrecognized",
 }
+# A session's first line: for a key already written with another first second, the counter was reused.
+_START_KINDS = frozenset(("start_mid", "new_icid"))
 _ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
 
 
@@ -68,6 +76,9 @@ class StitchConfig:
     max_open_sessions: int = 200_000
     max_dormant_sessions: int = 20_000
     dormant_horizon_seconds: float = 7 * 86400.0
+    closed_retention_seconds: float | None = None  # None: the idle timeout
+    max_closed_sessions: int = 20_000
+    max_closed_digests: int = 500_000
     quiet_seconds: float = 60.0
     keep_raw: bool = True
 
@@ -106,6 +117,10 @@ class Stitcher:
         self._expiry: dict[str, ExpiryIndex] = {}
         self._grace: dict[str, deque[tuple[float, Key]]] = {}
         self._dormant: OrderedDict[Key, Session] = OrderedDict()
+        self._closed: OrderedDict[Key, Session] = OrderedDict()  # written, kept for late lines (close order)
+        self._digests: OrderedDict[Key, int] = OrderedDict()  # forgotten: key → first second
+        retention = self.config.closed_retention_seconds
+        self._retention = self.config.idle_timeout_seconds if retention is None else retention
         self._by_ip: dict[tuple[str, str], int] = {}
         self._pending_links: dict[Key, dict[str, object]] = {}
         self._out: list[Session] = []
@@ -197,9 +212,9 @@ class Stitcher:
             if s.kind != DELIVERY and finished is not None:
                 self._close(s, COMPLETE)
             elif s.kind == MESSAGE or (s.kind == CONNECTION and not s.mids):
-                s.state = PARTIAL
+                s.state = LATE if s.late else PARTIAL
                 s.emitted += 1
-                self.stats.closed_as(PARTIAL)
+                self.stats.closed_as(s.state)
                 out.append(s)
         return out
 
@@ -228,7 +243,7 @@ class Stitcher:
         lk = line_key(ev.raw, ev.level, ts)
         s = self._open.get(key)
         if s is None:
-            s = self._recall(key, ts)
+            s = self._recall(key, ts, kind)
             if s is not None:
                 if s.repeats(lk, ev.raw, ev.level):
                     self.stats.duplicates += 1
@@ -236,6 +251,8 @@ class Stitcher:
                 self._revive(s, ts)
             else:
                 s = Session(MESSAGE, app, mid, ts)
+                if self._digests:
+                    s.late = self._was_forgotten(key, ts, kind)
                 self.stats.opened += 1
                 link = self._pending_links.pop(key, None)
                 if link is not None:
@@ -292,18 +309,56 @@ class Stitcher:
         if refile and s.bucket != int(s.last_ts) // BUCKET_SECONDS:
             self._file(s)
 
-    def _recall(self, key: Key, ts: float) -> Session | None:
-        """The dormant session a line of `key` at `ts` would revive (it stays dormant until `_revive`)."""
+    def _recall(self, key: Key, ts: float, kind: str) -> Session | None:
+        """The written session (dormant or kept closed) that a `kind` line of `key` at `ts` would revive;
+        it stays where it is until `_revive`."""
         s = self._dormant.get(key)
-        if s is not None and ts - s.last_ts > self.config.dormant_horizon_seconds:
-            del self._dormant[key]
+        if s is not None:
+            if ts - s.last_ts > self.config.dormant_horizon_seconds:
+                del self._dormant[key]
+                self._forget(s)
+                return None
+            return s
+        s = self._closed.get(key)
+        if s is None:
             return None
+        if self._watermark.get(s.appliance, ts) - s.last_ts > self._retention:
+            del self._closed[key]
+            self._forget(s)
+            return None
+        if kind in _START_KINDS and int(ts) != int(s.first_ts):
+            return None  # the counter was reused: a new session (a copy of its first line has its second)
         return s
 
+    def _was_forgotten(self, key: Key, ts: float, kind: str) -> bool:
+        """Whether a new session of `key` continues one written and forgotten (it is then written as late)."""
+        first = self._digests.get(key)
+        if first is None or (kind in _START_KINDS and int(ts) != first):
+            return False
+        del self._digests[key]  # the late session is remembered on its own from now on
+        return True
+
+    def _forget(self, s: Session) -> None:
+        """A written session leaves memory: keep its key, so a late line for it is not taken for a new one."""
+        if s.kind == CONNECTION and s.data.get("source_ip"):
+            # Kept while the connection is (a DHAP line repeated after it closed is found through it).
+            ipkey = (s.appliance, s.data["source_ip"])
+            if self._by_ip.get(ipkey) == s.ident:
+                del self._by_ip[ipkey]
+        if s.kind == DELIVERY or self.config.max_closed_digests <= 0:
+            return
+        digests = self._digests
+        digests.pop(s.key, None)
+        digests[s.key] = int(s.first_ts)
+        while len(digests) > self.config.max_closed_digests:
+            digests.popitem(last=False)
+
     def _revive(self, s: Session, ts: float) -> None:
-        """Bring a dormant session (expired, or complete but quarantined) back; it is written again, same id."""
+        """Bring a written session back (dormant: expired or quarantined; or kept closed); it is written
+        again, same id, with everything it had and the new lines."""
         key = s.key
-        del self._dormant[key]
+        if self._dormant.pop(key, None) is None:
+            del self._closed[key]
         rest = [x for x in self._out if x is not s]
         if len(rest) != len(self._out):
             # Closed by this very line's clock advance: its document is not built yet and would show the
@@ -317,8 +372,16 @@ class Stitcher:
         s.bucket = -1
         self._hold(s)
         self._file(s)
-        if s.finished_ts is not None:
+        if (s.finished_ts if s.kind == MESSAGE else s.closed_ts) is not None:
             self._schedule(s.appliance, ts, key)
+
+    def _revive_messages(self, c: Session, ts: float) -> None:
+        """A late line of a written connection: its written messages are written again too (their
+        classification reads the connection: an `ICID lost` turns an unexplained abort into connection_lost)."""
+        for mid in c.mids or ():
+            m = self._closed.get(("m", c.appliance, mid))
+            if m is not None and m.conn is c:
+                self._revive(m, ts)
 
     def _link(self, app: str, other_mid: int | None, field_name: str, value: dict[str, object]) -> None:
         """Record a parent/child MID link on the other session too (open, dormant, or not yet seen)."""
@@ -328,7 +391,7 @@ class Stitcher:
         other = self._open.get(key)
         if other is None:
             wm = self._watermark.get(app, 0.0)
-            other = self._recall(key, wm)
+            other = self._recall(key, wm, "")
             if other is not None:
                 self._revive(other, wm)
         if other is None:
@@ -377,7 +440,13 @@ class Stitcher:
         key: Key = ("c", app, icid)
         c = self._open.get(key)
         if c is None:
+            c = self._recall(key, ts, "")
+            if c is not None:
+                self._revive(c, ts)
+                return c
             c = Session(CONNECTION, app, icid, ts)
+            if self._digests:
+                c.late = self._was_forgotten(key, ts, "")
             self._hold(c)
             self._file(c)
             self.stats.opened += 1
@@ -388,13 +457,28 @@ class Stitcher:
         key: Key = ("c", app, icid)  # type: ignore[assignment]
         lk = line_key(ev.raw, ev.level, ts)
         old = self._open.get(key)
-        if old is not None and ts <= old.last_ts and old.repeats(lk, ev.raw, ev.level):
+        if old is None:
+            old = self._recall(key, ts, kind)
+            if old is not None:
+                if old.repeats(lk, ev.raw, ev.level):
+                    self.stats.duplicates += 1
+                    return
+                self._revive(old, ts)
+                self._revive_messages(old, ts)
+        elif ts <= old.last_ts and old.repeats(lk, ev.raw, ev.level):
             self.stats.duplicates += 1
             return
         if kind == "new_icid" and old is not None and (old.closed_ts is not None or "start_ts" in old.data):
             # The ICID counter was reused (or the close was lost): finish the old connection first.
             self._close(old, COMPLETE if old.closed_ts is not None else PARTIAL)
-        c = self._open.get(key) or self._connection(app, icid, ts)  # type: ignore[arg-type]
+        c = self._open.get(key)
+        if c is None:
+            c = Session(CONNECTION, app, icid, ts)  # type: ignore[arg-type]
+            if self._digests:
+                c.late = self._was_forgotten(key, ts, kind)
+            self._hold(c)
+            self._file(c)
+            self.stats.opened += 1
         CONNECTION_RULES[kind](c, ev)
         self._apply(c, lk, ev.raw)
         if kind == "icid_other":
@@ -433,7 +517,7 @@ class Stitcher:
         app = ev.appliance
         for n in range(64):
             key: Key = ("c", app, -(base * 64 + n) - 1)
-            held = self._open.get(key)
+            held = self._open.get(key) or self._closed.get(key)
             if held is None:
                 break
             if held.repeats(lk, ev.raw, ev.level):
@@ -465,7 +549,8 @@ class Stitcher:
         icid = self._by_ip.get((ev.appliance, ip)) if ip else None
         c = self._open.get(("c", ev.appliance, icid)) if icid is not None else None
         lk = line_key(ev.raw, ev.level, ts)
-        if c is not None and c.repeats(lk, ev.raw, ev.level):
+        held = c if c is not None or icid is None else self._closed.get(("c", ev.appliance, icid))
+        if held is not None and held.repeats(lk, ev.raw, ev.level):
             self.stats.duplicates += 1
             return
         if c is None:
@@ -527,6 +612,13 @@ class Stitcher:
                     self._close(s, COMPLETE)
             elif s.closed_ts is not None:
                 self._close(s, COMPLETE)
+        closed = self._closed
+        while closed:  # forget what is older than the retention (close order: the oldest come first)
+            s = next(iter(closed.values()))
+            if self._watermark.get(s.appliance, wm) - s.last_ts <= self._retention:
+                break
+            del closed[s.key]
+            self._forget(s)
         idx = self._expiry.get(app)
         if idx is None:
             return
@@ -555,23 +647,27 @@ class Stitcher:
     def _drop(self, s: Session) -> None:
         self._open.pop(s.key, None)
         s.open = False
-        if s.kind == CONNECTION and s.data.get("source_ip"):
-            ipkey = (s.appliance, s.data["source_ip"])
-            if self._by_ip.get(ipkey) == s.ident:
-                del self._by_ip[ipkey]
 
     def _close(self, s: Session, state: str) -> None:
         self._drop(s)
-        s.state = state
+        s.state = LATE if s.late else state
         s.emitted += 1
-        self.stats.closed_as(state)
+        self.stats.closed_as(s.state)
         self._out.append(s)
         if s.kind == MESSAGE and (
             state == EXPIRED or (s.data.get("quarantine") or {}).get("status") in ("quarantined", "tagged")
         ):
             self._dormant[s.key] = s
             while len(self._dormant) > self.config.max_dormant_sessions:
-                self._dormant.popitem(last=False)
+                self._forget(self._dormant.popitem(last=False)[1])
+        elif self._retention > 0 and self.config.max_closed_sessions > 0:
+            closed = self._closed
+            closed.pop(s.key, None)  # a reused counter: the newer session takes the key
+            closed[s.key] = s
+            while len(closed) > self.config.max_closed_sessions:
+                self._forget(closed.popitem(last=False)[1])
+        else:
+            self._forget(s)
 
     # -- durable state --------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
