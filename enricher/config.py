@@ -77,10 +77,10 @@ class SessionSettings(_Section):
         "unset: the idle timeout.",
     )
     max_closed_sessions: int = Field(
-        20_000, ge=0, description="Cap on written sessions kept for late lines (memory bound; oldest forgotten first)."
+        10_000, ge=0, description="Cap on written sessions kept for late lines (memory bound; oldest forgotten first)."
     )
     max_closed_digests: int = Field(
-        500_000,
+        100_000,
         ge=0,
         description="Forgotten sessions remembered by key only: a late line for one is written as `late`, its own id.",
     )

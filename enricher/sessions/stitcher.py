@@ -77,8 +77,8 @@ class StitchConfig:
     max_dormant_sessions: int = 20_000
     dormant_horizon_seconds: float = 7 * 86400.0
     closed_retention_seconds: float | None = None  # None: the idle timeout
-    max_closed_sessions: int = 20_000
-    max_closed_digests: int = 500_000
+    max_closed_sessions: int = 10_000
+    max_closed_digests: int = 100_000
     quiet_seconds: float = 60.0
     keep_raw: bool = True
 

@@ -393,3 +393,22 @@ def test_snapshot_keeps_written_sessions_and_forgotten_keys() -> None:
     restored = Stitcher(StitchConfig(closed_retention_seconds=1))
     restored.restore(decode_state(encode_state(st.snapshot())))
     assert restored._digests == st._digests and ("m", "esa1", 10) in restored._digests
+
+
+def test_a_version_2_snapshot_still_restores_without_duplicate_memory() -> None:
+    events = list(Parser().parse_lines(_ABORTED_THEN_LATE_LOST))
+    st = Stitcher()
+    for ev in events[:3]:
+        st.feed(ev)
+    snap = decode_state(encode_state(st.snapshot()))
+    snap.update(version=2, standalone=[-1, []])
+    del snap["closed"], snap["digests"]
+    for group in ("sessions", "dormant", "detached"):
+        for data in snap[group]:
+            del data["hashes"], data["late"]
+    restored = Stitcher()
+    restored.restore(snap)
+    restored.feed(events[2])  # seen before the upgrade: no memory of it, applied again
+    done = [s for ev in events[3:] for s in restored.feed(ev)] + restored.flush()
+    msg = [s for s in done if s.ident == 10][-1]  # written, then again with the late ICID lost
+    assert restored.stats.duplicates == 0 and msg.nlines == 5
