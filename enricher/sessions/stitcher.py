@@ -91,6 +91,11 @@ class StitchStats:
     unrecognized: int = 0
     icid_zero: int = 0
     uncorrelated: int = 0
+    # Lines of delivery connections (`New SMTP DCID`, `DCID n TLS …`, `Connection Error: DCID n`, `DCID n close`):
+    # folded into the documents of the messages delivered on that connection (their data, not their raw
+    # lines), or, when no message of the input was delivered on it, in no document at all (counted here).
+    dcid_in_messages: int = 0
+    dcid_unmatched: int = 0
     opened: int = 0
     revived: int = 0
     duplicates: int = 0
@@ -567,7 +572,10 @@ class Stitcher:
         if ev.kind == "dcid_close":
             rec = self._open.get(key)
             if rec is not None:
+                rec.nlines += 1
                 self._drop(rec)
+            else:
+                self.stats.dcid_unmatched += 1
             return
         if ev.kind == "dcid_other":
             self.stats.unrecognized += 1
@@ -586,6 +594,7 @@ class Stitcher:
             rec.hashes = bytearray(lk)
         else:
             hs += lk
+        rec.nlines += 1
         rec.last_ts = ts
         for mid in rec.mids or ():
             msg = self._open.get(("m", ev.appliance, mid))  # type: ignore[arg-type]
@@ -647,6 +656,12 @@ class Stitcher:
     def _drop(self, s: Session) -> None:
         self._open.pop(s.key, None)
         s.open = False
+        if s.kind == DELIVERY:
+            if s.mids:
+                self.stats.dcid_in_messages += s.nlines
+            else:
+                self.stats.dcid_unmatched += s.nlines
+            s.nlines = 0
 
     def _close(self, s: Session, state: str) -> None:
         self._drop(s)
