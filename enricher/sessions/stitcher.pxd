@@ -36,6 +36,7 @@ cdef class Stitcher:
     cpdef _on_message(self, ev, ts, app, kind, mid)
     @cython.locals(s=Session)
     cpdef Session _recall(self, tuple key, ts, kind)
+    cpdef Session _reopen(self, tuple key, ts, kind, bytes lk, ev)
     cpdef bint _was_forgotten(self, tuple key, ts, kind)
     cpdef _forget(self, Session s)
     cpdef _revive(self, Session s, ts)

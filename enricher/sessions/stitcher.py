@@ -64,6 +64,8 @@ _FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
 }
 # A session's first line: for a key already written with another first second, the counter was reused.
 _START_KINDS = frozenset(("start_mid", "new_icid"))
+# What `Stitcher._reopen` answers for a duplicate line: a session that no key names.
+_DUPLICATE = Session(DELIVERY, "", 0, 0.0)
 _ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
 
 
@@ -248,13 +250,10 @@ class Stitcher:
         lk = line_key(ev.raw, ev.level, ts)
         s = self._open.get(key)
         if s is None:
-            s = self._recall(key, ts, kind)
-            if s is not None:
-                if s.repeats(lk, ev.raw, ev.level):
-                    self.stats.duplicates += 1
-                    return
-                self._revive(s, ts)
-            else:
+            s = self._reopen(key, ts, kind, lk, ev)
+            if s is _DUPLICATE:
+                return
+            if s is None:
                 s = Session(MESSAGE, app, mid, ts)
                 if self._digests:
                     s.late = self._was_forgotten(key, ts, kind)
@@ -333,6 +332,18 @@ class Stitcher:
             return None
         if kind in _START_KINDS and int(ts) != int(s.first_ts):
             return None  # the counter was reused: a new session (a copy of its first line has its second)
+        return s
+
+    def _reopen(self, key: Key, ts: float, kind: str, lk: bytes, ev: Event) -> Session | None:
+        """For a line of a key not open: the written session it revives, `_DUPLICATE` when it repeats one
+        of that session's lines (counted; nothing changes), or None."""
+        s = self._recall(key, ts, kind)
+        if s is None:
+            return None
+        if s.repeats(lk, ev.raw, ev.level):
+            self.stats.duplicates += 1
+            return _DUPLICATE
+        self._revive(s, ts)
         return s
 
     def _was_forgotten(self, key: Key, ts: float, kind: str) -> bool:
@@ -463,12 +474,10 @@ class Stitcher:
         lk = line_key(ev.raw, ev.level, ts)
         old = self._open.get(key)
         if old is None:
-            old = self._recall(key, ts, kind)
+            old = self._reopen(key, ts, kind, lk, ev)
+            if old is _DUPLICATE:
+                return
             if old is not None:
-                if old.repeats(lk, ev.raw, ev.level):
-                    self.stats.duplicates += 1
-                    return
-                self._revive(old, ts)
                 self._revive_messages(old, ts)
         elif ts <= old.last_ts and old.repeats(lk, ev.raw, ev.level):
             self.stats.duplicates += 1
