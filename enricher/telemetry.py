@@ -29,7 +29,7 @@ class Metrics:
         self.unparsed = Counter("esa_lines_unparsed", "Records that could not be typed, by reason.", ["reason"], registry=r)
         self.sessions_open = Gauge("esa_sessions_open", "Sessions held in the windowed state.", registry=r)
         self.sessions_closed = Counter(
-            "esa_sessions_closed", "Sessions written, by cause (complete/partial/expired/evicted).", ["state"], registry=r
+            "esa_sessions_closed", "Sessions written, by cause (complete/partial/expired/evicted/late).", ["state"], registry=r
         )
         self.aborts = Counter("esa_aborts", "Sessions with an abort_reason.", ["reason", "layer"], registry=r)
         self.documents_written = Counter("esa_documents_written", "Documents acknowledged by Elasticsearch.", registry=r)
