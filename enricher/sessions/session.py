@@ -96,6 +96,8 @@ class Session:
         "nlines",
         "hashes",
         "late",
+        "last_kind",
+        "ending",
     )
 
     def __init__(self, kind: str, appliance: str, ident: int, ts: float) -> None:
@@ -122,6 +124,11 @@ class Session:
         # Keys (`line_key`) of the lines applied, 8 bytes each in arrival order (the duplicate memory).
         self.hashes: bytearray | None = None
         self.late = False  # opened by a line of a session already written and forgotten (see LATE)
+        self.last_kind = ""  # kind of its newest line (ties: the later arrival), for an ending never logged
+        # How the stitcher closed it without a terminal line (window, its setting, event time of the close);
+        # None when closed complete. Set at every close and read when its document is built, so it is not
+        # part of the durable state.
+        self.ending: dict[str, Any] | None = None
 
     def add_line(self, seq: int, line: str) -> None:
         """Remember one raw line and its arrival sequence (inlined in Stitcher._on_message: keep in step)."""
@@ -195,6 +202,7 @@ class Session:
             "nlines": self.nlines,
             "hashes": None if self.hashes is None else self.hashes.hex(),
             "late": self.late,
+            "last_kind": self.last_kind,
         }
 
     @classmethod
@@ -216,4 +224,5 @@ class Session:
         hashes = st.get("hashes")  # absent from version 2 snapshots: no duplicate memory before the upgrade
         s.hashes = None if hashes is None else bytearray.fromhex(hashes)
         s.late = st.get("late", False)
+        s.last_kind = st.get("last_kind", "")  # absent from snapshots written before it existed
         return s, st["conn"]
