@@ -47,8 +47,10 @@ class DocumentConfig:
 
 
 def session_id(s: Session) -> str:
-    """The deterministic document id: appliance + MID (or ICID) + first-seen time."""
+    """The deterministic document id: appliance + MID (or ICID) + first-seen time (+ `late`, see LATE)."""
     tag = "m" if s.kind == MESSAGE else "c"
+    if s.late:  # a late line of a session written and forgotten: never that session's id
+        return f"{s.appliance}:{tag}{s.ident}:{int(s.first_ts)}:late"
     return f"{s.appliance}:{tag}{s.ident}:{int(s.first_ts)}"
 
 

@@ -51,6 +51,7 @@ class PipelineStats:
             # Delivery-connection lines (see StitchStats): folded into message documents, or in none.
             "dcid_lines_in_messages": stitcher.stats.dcid_in_messages,
             "dcid_lines_unmatched": stitcher.stats.dcid_unmatched,
+            "duplicates": stitcher.stats.duplicates,
         }
 
 
