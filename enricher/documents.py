@@ -77,11 +77,17 @@ def _same(*keys: str) -> tuple[tuple[str, str], ...]:
     return tuple((k, k) for k in keys)
 
 
+# The largest `float` (32-bit) Elasticsearch stores; beyond it the whole document would be refused.
+_FLOAT_MAX = 3.4028234663852886e38
+
+
 def _sbrs(value: Any) -> float | None:
+    """The score as a number when it is one the `float` field holds (the text stays in `sbrs_raw`)."""
     try:
-        return float(value)
+        v = float(value)
     except (TypeError, ValueError):
         return None
+    return v if -_FLOAT_MAX <= v <= _FLOAT_MAX else None  # also false for NaN
 
 
 _CONN_IFACE = _same("interface", "interface_ip", "reverse_dns")

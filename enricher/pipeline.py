@@ -33,10 +33,16 @@ class PipelineStats:
     layers: Counter[str] = field(default_factory=Counter)
     recipient_rejects: Counter[str] = field(default_factory=Counter)
 
-    def summary(self, stitcher: Stitcher) -> dict[str, Any]:
+    def line_outcomes(self, stitcher: Stitcher) -> dict[str, int]:
+        """Every record (`lines`) counted once: as an error document, or where the stitcher put it (a session,
+        or the reason it is in no document; `Stitcher.line_outcomes`). Their sum is `lines`."""
+        return {"error_document": sum(self.unparsed.values()), **stitcher.line_outcomes()}
+
+    def summary(self, stitcher: Stitcher, parser: Parser | None = None) -> dict[str, Any]:
         """The one-line JSON summary of a run."""
-        return {
+        out = {
             "lines": self.lines,
+            "line_outcomes": self.line_outcomes(stitcher),
             "unparsed": sum(self.unparsed.values()) + stitcher.stats.unrecognized,
             "unparsed_by_reason": dict(
                 sorted((self.unparsed + Counter({"unknown_shape_in_session": stitcher.stats.unrecognized})).items())
@@ -48,6 +54,11 @@ class PipelineStats:
             "recipient_rejects": dict(sorted(self.recipient_rejects.items())),
             "system_lines": stitcher.stats.system,
         }
+        if parser is not None and parser.lines_read:
+            # Physical lines (files, stdin): the records in `lines`, plus blank lines and continuations of a
+            # wrapped record (part of that record's document).
+            out["input_lines"] = {"read": parser.lines_read, "blank": parser.blank_lines, "joined": parser.joined_lines}
+        return out
 
 
 def error_document(ev: Event) -> dict[str, Any]:
@@ -169,4 +180,4 @@ class Pipeline:
 
     def summary(self) -> dict[str, Any]:
         """Counters of the run so far."""
-        return self.stats.summary(self.stitcher)
+        return self.stats.summary(self.stitcher, self.parser)

@@ -38,6 +38,10 @@ class Parser:
         self.max_record_chars = max_record_chars
         self._last_ts: dict[str, float] = {}
         self._typer = native_core.make_typer(Event, max_record_chars, native)
+        # Physical lines of `parse_batches` that are not a record of their own: read = records + blank + joined.
+        self.lines_read = 0
+        self.blank_lines = 0
+        self.joined_lines = 0  # continuations of a wrapped record
 
     # -- one record -------------------------------------------------------------------------------------
     def parse_record(self, text: str, appliance: str | None = None) -> Event:
@@ -92,6 +96,7 @@ class Parser:
         while chunk := list(islice(it, _CHUNK_LINES)):
             out: list[Event] = []
             i, n = 0, len(chunk)
+            self.lines_read += n
             while i < n:
                 if typer is not None:
                     typed, i = typer.run(self, chunk, i, default)
@@ -105,6 +110,7 @@ class Parser:
                 line = chunk[i].rstrip("\r\n")
                 i += 1
                 if not line or line.isspace():
+                    self.blank_lines += 1
                     continue
                 ev = fast(line, default) if len(line) <= limit else None
                 if ev is not None:
@@ -115,6 +121,7 @@ class Parser:
                 env = self._envelope(line, default)
                 if env is None and pending is not None and not is_bare_body(line.lstrip()):
                     # A wrapped line: the continuation joins the previous record with one space.
+                    self.joined_lines += 1
                     cont = line.strip()
                     raw = pending.raw
                     penv = pending_env if pending_env is not None else self._envelope(raw, default)
@@ -157,7 +164,7 @@ class Parser:
         else:
             self._last_ts[app] = ts  # type: ignore[assignment]
         kind, mid, icid, dcid, data = type_body(body.strip())
-        if kind == "unparsed":
+        if kind == "unparsed" and data is None:  # else type_body gave its reason (number_out_of_range)
             data = {"reason": "unknown_shape"}
         return Event(kind, app, ts, level, line, mid, icid, dcid, data, tag, inferred)
 
@@ -201,7 +208,7 @@ class Parser:
         kind, mid, icid, dcid, data = type_body(body)
         if env is None and kind != "unparsed" and not is_bare_body(body):
             kind, mid, icid, dcid, data = "unparsed", None, None, None, None
-        if kind == "unparsed":
+        if kind == "unparsed" and data is None:
             data = {"reason": "no_header" if env is None else "unknown_shape"}
         if truncated:
             data = dict(data or {})

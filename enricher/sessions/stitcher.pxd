@@ -25,6 +25,7 @@ cdef class Stitcher:
     cdef public object _standalone_second
     cdef public dict _standalone_seen
     cdef public list _out
+    cdef public Py_ssize_t _session_lines
 
     @cython.locals(out=list)
     cpdef list feed(self, ev, now=*)

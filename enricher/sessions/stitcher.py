@@ -70,12 +70,15 @@ class StitchConfig:
 
 @dataclass
 class StitchStats:
-    """Counters the stitcher keeps (exported as metrics and in the replay summary)."""
+    """Counters the stitcher keeps (exported as metrics and in the replay summary). `system`, `uncorrelated`,
+    `icid_zero` and `delivery_connection` count lines that are in no document, each once (see
+    `Stitcher.line_outcomes`); `unrecognized` counts lines of unrecognised shape, in a session or not."""
 
-    system: int = 0
+    system: int = 0  # appliance-level lines and file headers
     unrecognized: int = 0
-    icid_zero: int = 0
-    uncorrelated: int = 0
+    icid_zero: int = 0  # `ICID 0 …` lines other than the HAT outcomes that make a document of their own
+    uncorrelated: int = 0  # lines that name no session they could join
+    delivery_connection: int = 0  # outbound `DCID n …` lines: their facts go into the messages' deliveries
     opened: int = 0
     revived: int = 0
     closed: dict[str, int] = field(default_factory=dict)
@@ -106,6 +109,7 @@ class Stitcher:
         self._standalone_second = -1
         self._standalone_seen: dict[int, int] = {}
         self._out: list[Session] = []
+        self._session_lines = 0  # lines applied to a message or connection session (see line_outcomes)
 
     # -- public API ---------------------------------------------------------------------------------------
     def feed(self, ev: Event, now: float | None = None) -> list[Session]:
@@ -200,6 +204,20 @@ class Stitcher:
                 out.append(s)
         return out
 
+    def line_outcomes(self) -> dict[str, int]:
+        """Where the lines fed so far went, each line counted exactly once: `session` (in a message or
+        connection session, hence in its document) or the reason it is in no document. The pipeline adds its
+        error documents; the sum is its `lines` (tests/unit/test_accounting.py). A new way for a line to end
+        gets its entry here, and nowhere else."""
+        st = self.stats
+        return {
+            "session": self._session_lines,
+            "system": st.system,
+            "uncorrelated": st.uncorrelated,
+            "icid_zero": st.icid_zero,
+            "delivery_connection": st.delivery_connection,
+        }
+
     def open_sessions(self) -> int:
         """Number of open message and connection sessions (and delivery connection records)."""
         return len(self._open)
@@ -234,6 +252,7 @@ class Stitcher:
                 self._hold(s)
         MESSAGE_RULES[kind](s, ev)
         s.nlines += 1
+        self._session_lines += 1
         if self._keep_raw:  # Session.add_line, inlined: this runs for most lines
             if s.seqs is None:
                 s.seqs = array("I")
@@ -251,7 +270,6 @@ class Stitcher:
         icid = ev.icid
         if icid is not None and s.conn is None:
             if icid == 0:
-                self.stats.icid_zero += 1
                 s.data["generated_by_appliance"] = True
             else:
                 conn = self._connection(app, icid, ts)
@@ -367,6 +385,7 @@ class Stitcher:
                 self._close(old, COMPLETE if old.closed_ts is not None else PARTIAL)
         c = self._open.get(key) or self._connection(app, icid, ts)  # type: ignore[arg-type]
         CONNECTION_RULES[kind](c, ev)
+        self._session_lines += 1
         if self._keep_raw:
             c.add_line(self._seq, ev.raw)
         else:
@@ -406,10 +425,11 @@ class Stitcher:
 
     def _on_icid_zero(self, ev: Event, ts: float) -> None:
         """ICID 0 is never a join key; its HAT lines (`ICID 0 TCPREFUSE …`) are outcomes of their own."""
-        self.stats.icid_zero += 1
         if ev.kind not in _ICID_ZERO_KINDS:
+            self.stats.icid_zero += 1
             return
         c = self._standalone(ev, ts)
+        self._session_lines += 1
         CONNECTION_RULES[ev.kind](c, ev)
         if self.config.keep_raw:
             c.add_line(self._seq, ev.raw)
@@ -422,10 +442,10 @@ class Stitcher:
         icid = self._by_ip.get((ev.appliance, ip)) if ip else None
         c = self._open.get(("c", ev.appliance, icid)) if icid is not None else None
         if c is None:
-            c = self._standalone(ev, ts)
+            c = self._standalone(ev, ts)  # uncorrelated, but a document of its own
             c.data["source_ip"] = ip
-            self.stats.uncorrelated += 1
         CONNECTION_RULES["dhap_drop"](c, ev)
+        self._session_lines += 1
         if self.config.keep_raw:
             c.add_line(self._seq, ev.raw)
         else:
@@ -433,6 +453,7 @@ class Stitcher:
 
     def _on_delivery_connection(self, ev: Event, ts: float) -> None:
         key: Key = ("d", ev.appliance, ev.dcid)  # type: ignore[assignment]
+        self.stats.delivery_connection += 1
         if ev.kind == "dcid_close":
             rec = self._open.get(key)
             if rec is not None:

@@ -60,7 +60,7 @@ def test_every_integer_a_line_carries_is_checked() -> None:
         f"New SMTP DCID 3 interface 10.0.0.1 address 10.0.0.2 port {big}",
         f"ICID {big} close",
         f"DCID {big} close",
-        f"Time offset from UTC: -{big} seconds",
+        f"Time offset from UTC: -{LONG_MAX + 2} seconds",
         f"CEF:0|Cisco|ESA|14.0|ESA_CONSOLIDATED_LOG_EVENT|x|1|ESAMID={big} ESAICID=2",
     ]
     for body in bodies:
@@ -112,11 +112,13 @@ def test_control_characters_invalid_utf8_and_huge_lines(tmp_path: Path, capsys: 
         b"Thu Nov 27 10:00:00 2026 Info: MID 1 ICID 5 From: <\x00@\xc3\x28>",
         b"Thu Nov 27 10:00:01 2026 Info: MID 1 Subject '" + b"x" * 300_000 + b"'",
         b"\x00\x00\x00",
-        b"Thu Nov 27 10:00:01 2026 Info: ICID 5 ACCEPT SG X match SBRS 1" + b"9" * 400,
+        b"Thu Nov 27 10:00:01 2026 Info: ICID 5 ACCEPT SG X match 10.0.0.1 SBRS 1" + b"9" * 400,
         b"Thu Nov 27 10:00:02 2026 Info: Message finished MID 1 done",
     ]
     docs, summary = replay_bytes(b"\n".join(lines) + b"\n", tmp_path, capsys)
-    assert summary["lines"] == len(lines)
+    read = summary["input_lines"]
+    assert read["read"] == len(lines) == summary["lines"] + read["blank"] + read["joined"]
+    assert sum(summary["line_outcomes"].values()) == summary["lines"]
     for d in docs:
         orjson.dumps(d)  # every document serialises
     conn = next(d for d in docs if d["event"]["kind"] == "event")["esa"]["connection"]
