@@ -105,19 +105,8 @@ def emitted(documents: list[dict[str, Any]]) -> dict[str, set[str]]:
 
 def _mapping_types() -> tuple[dict[str, str], set[str]]:
     """Leaf path → mapping type (`float!` / `ip!` when malformed values are ignored), and the object paths."""
-    leaves: dict[str, str] = {}
-    objects: set[str] = set()
-
-    def walk(props: dict[str, Any], prefix: str) -> None:
-        for name, spec in props.items():
-            path = prefix + name
-            if "properties" in spec:
-                objects.add(path)
-                walk(spec["properties"], path + ".")
-            else:
-                leaves[path] = spec["type"] + ("!" if spec.get("ignore_malformed") else "")
-
-    walk(load_assets()["mappings"]["template"]["mappings"]["properties"], "")
+    leaves = es_assets.leaf_types()
+    objects = {p.rsplit(".", i)[0] for p in leaves for i in range(1, p.count(".") + 1)}
     return leaves, objects
 
 
@@ -145,6 +134,18 @@ def test_every_emitted_value_fits_its_mapped_type(emitted: dict[str, set[str]]) 
         if p in leaves and not types <= _ACCEPTS[leaves[p]]
     }
     assert misfits == {}
+
+
+def test_every_value_is_in_its_types_range(documents: list[dict[str, Any]]) -> None:
+    """Not only the JSON type: a long within 64 bits, a float within 32, dates that parse (bench/fuzz.py checks
+    the same on mutated input)."""
+    types = es_assets.leaf_types()
+    assert [bad for d in documents for bad in es_assets.misfits(d, types)] == []
+    assert es_assets.misfits({"esa": {"mid": 2**63, "connection": {"sbrs": 1e39}}, "x": 1}, types) == [
+        ("esa.mid", 2**63),
+        ("esa.connection.sbrs", 1e39),
+        ("x", 1),
+    ]
 
 
 def test_no_path_mixes_objects_and_values(emitted: dict[str, set[str]]) -> None:
