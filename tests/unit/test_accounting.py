@@ -11,10 +11,7 @@ from typing import Any
 
 import pytest
 
-from enricher.cli import _replay_overrides, build_parser, build_pipeline
-from enricher.config import load
-from enricher.sources.files import open_input, read_lines
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, replay_in_process
 
 GOLDEN = ROOT / "tests" / "golden"
 INPUTS = [
@@ -26,12 +23,7 @@ INPUTS = [
 
 def replay_summary(path: Path, args: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The summary and documents of `esa-enricher replay PATH ARGS`, in process."""
-    a = build_parser().parse_args(["replay", str(path), *args])
-    pipeline = build_pipeline(load(None, _replay_overrides(a)))
-    f, _ = open_input(str(path))
-    with f:
-        docs = list(pipeline.process_lines(read_lines(f)))
-    docs.extend(pipeline.flush())
+    pipeline, docs = replay_in_process(path, args)
     return pipeline.summary(), docs
 
 

@@ -16,12 +16,9 @@ from typing import Any
 
 import pytest
 
-from enricher.cli import _replay_overrides, build_parser, build_pipeline
-from enricher.config import load
 from enricher.sinks import es_assets
 from enricher.sinks.es_assets import bulk_action, index_name, leaf_paths, load_assets, mapped_fields
-from enricher.sources.files import open_input, read_lines
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, replay_in_process
 
 GOLDEN = ROOT / "tests" / "golden"
 DEMO = ROOT / "samples" / "demo-mail_logs.log"
@@ -48,13 +45,7 @@ _ACCEPTS = {
 
 def replay(path: Path, args: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Documents of one file, as `esa-enricher replay FILE ARGS` would write them."""
-    a = build_parser().parse_args(["replay", str(path), *args])
-    pipeline = build_pipeline(load(None, _replay_overrides(a)))
-    f, _ = open_input(str(path))
-    with f:
-        docs = list(pipeline.process_lines(read_lines(f)))
-    docs.extend(pipeline.flush())
-    return docs
+    return replay_in_process(path, tuple(args))[1]
 
 
 def golden_and_demo_documents() -> list[dict[str, Any]]:
