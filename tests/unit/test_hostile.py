@@ -143,3 +143,19 @@ def test_checkpoint_of_hostile_state_round_trips() -> None:
     back = Stitcher()
     back.restore(decode_state(encode_state(snap)))
     assert back.snapshot() == snap
+
+
+@pytest.mark.skipif(native.module() is None, reason="native core not installed")
+def test_both_parsers_agree_on_fuzzed_lines() -> None:
+    """The native core declines what the Python parser must decide (19+ digit numbers among them)."""
+    from tests.fuzzlib import load_fuzz
+
+    fuzz = load_fuzz()
+    raw = list(fuzz.Mutator(11, fuzz.real_lines(), fuzz.corpus_lines(5000, 11)).lines(30_000))
+    lines = [b.decode("utf-8", "replace") for b in raw]
+    got = []
+    for want in (False, True):
+        parser = Parser(TimeResolver(reference_time=1795780800.0), native=want)
+        got.append([(e.kind, e.appliance, e.ts, e.raw, e.mid, e.icid, e.dcid, e.data) for e in parser.parse_lines(lines)])
+    assert got[0] == got[1]
+    assert any(e[7] == {"reason": "number_out_of_range"} for e in got[0])
