@@ -8,7 +8,8 @@ index mapping, and every input line is accounted for.
 Input: real lines (tests/data/samples/esa, samples/demo-mail_logs.log, tests/golden inputs) and a corpus from
 bench/gen_corpus.py, walked in order (so most sessions stay whole) with about one line in three mutated:
 cut, two lines spliced, words reordered, numbers replaced by huge ones (20-40 digits, negative, leading
-zeros, the 64-bit edges), non-ASCII and control characters inserted (NUL, CR, ESC, invalid UTF-8 such as
+zeros, the 64-bit edges), stamps and IPs made impossible, host names of kilobytes, non-ASCII and control
+characters inserted (NUL, CR, ESC, invalid UTF-8 such as
 encoded lone surrogates), lines repeated, lines glued, a rare line of a few hundred KB. The same seed gives
 the same bytes. Each cycle through the corpus is stamped a month later, so its appliances' clocks move on.
 
@@ -54,6 +55,7 @@ from enricher.sources.files import read_lines  # noqa: E402
 
 REFERENCE_TIME = "2026-11-28T00:00:00Z"  # pinned: year-less stamps infer the same year on every run
 _NUMBER = re.compile(rb"\d+")
+_HOST = re.compile(rb"(?:<\d{1,3}>)?[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ([^\s:]+) ")
 _IP = re.compile(rb"\d{1,3}(?:\.\d{1,3}){3}")
 _INSERTS = (
     b"\x00", b"\r", b"\t", b"\x07", b"\x1b[31m", b"\x7f", b"\x0b\x0c", b"\xc2\x85", b"\xe2\x80\xa8",
@@ -104,7 +106,7 @@ class Mutator:
         self.counts: Counter[str] = Counter()
         self._ops = (
             self.cut, self.splice, self.reorder, self.huge_number, self.insert, self.insert, self.bad_ip,
-            self.bad_date, self.repeat, self.glue,
+            self.bad_date, self.repeat, self.glue, self.long_host,
         )  # fmt: skip
 
     def lines(self, n: int) -> Iterator[bytes]:
@@ -197,6 +199,14 @@ class Mutator:
         if m.group(2) and r.random() < 0.6:
             return [b[: m.start(2)] + b" %04d" % r.choice((0, 1, 1969, 1970, 2261, 2262, 9999, r.randrange(10000))) + b[m.end(2) :]]
         return [b[: m.start(1)] + b"%02d:%02d:%02d" % (r.randrange(100), r.randrange(100), r.randrange(100)) + b[m.end(1) :]]
+
+    def long_host(self, b: bytes) -> list[bytes]:
+        """The syslog host (the appliance, part of document ids) replaced by a word of 200-2000 bytes."""
+        m = _HOST.match(b)
+        if not m:
+            return self.insert(b)
+        word = (self.r.choice((b"h", "é".encode(), b"\xff")) * self.r.randrange(200, 2000))[:2000]
+        return [b[: m.start(1)] + word + b[m.end(1) :]]
 
     def repeat(self, b: bytes) -> list[bytes]:
         return [b] * self.r.randrange(2, 6)

@@ -8,6 +8,7 @@ top-level `abort_reason` and `abort_layer`. Empty values are left out, so docume
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +43,26 @@ class DocumentConfig:
     classify: ClassifyConfig = ClassifyConfig()
 
 
+# Elasticsearch refuses a whole bulk request holding an `_id` over 512 bytes. No host name is longer than
+# 253 characters, but an envelope can name any word as the appliance: a longer one enters ids as its head and
+# a digest of the whole (still deterministic); `observer.hostname` keeps the name itself.
+_ID_APPLIANCE_BYTES = 256
+
+
+def id_appliance(appliance: str) -> str:
+    """The appliance as it enters document ids (itself, unless absurdly long)."""
+    if len(appliance) <= _ID_APPLIANCE_BYTES // 4:  # the common case: fits whatever its characters
+        return appliance
+    b = appliance.encode("utf-8", "replace")
+    if len(b) <= _ID_APPLIANCE_BYTES:
+        return appliance
+    return f"{b[:64].decode('utf-8', 'ignore')}~{hashlib.sha256(b).hexdigest()[:24]}"
+
+
 def session_id(s: Session) -> str:
     """The deterministic document id: appliance + MID (or ICID) + first-seen time."""
     tag = "m" if s.kind == MESSAGE else "c"
-    return f"{s.appliance}:{tag}{s.ident}:{int(s.first_ts)}"
+    return f"{id_appliance(s.appliance)}:{tag}{s.ident}:{int(s.first_ts)}"
 
 
 def _prune(d: dict[str, Any]) -> dict[str, Any]:

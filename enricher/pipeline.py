@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enricher.classify.rules import CONNECTION_LEVEL_LAYERS, classify
-from enricher.documents import DocumentConfig, build_document
+from enricher.documents import DocumentConfig, build_document, id_appliance
 from enricher.models import Event
 from enricher.parsing.parser import Parser
 from enricher.parsing.timestamps import format_iso
@@ -64,7 +64,7 @@ class PipelineStats:
 def error_document(ev: Event) -> dict[str, Any]:
     """A line that could not be typed, kept whole with the reason (never dropped)."""
     # A stable id (appliance, line text, stamp): replaying the same input overwrites, never duplicates.
-    ident = f"{ev.appliance}:e{zlib.crc32(ev.raw.encode('utf-8', 'replace')):08x}:{int(ev.ts or 0)}"
+    ident = f"{id_appliance(ev.appliance)}:e{zlib.crc32(ev.raw.encode('utf-8', 'replace')):08x}:{int(ev.ts or 0)}"
     doc: dict[str, Any] = {
         "event": {
             "id": ident,

@@ -72,6 +72,7 @@ def leaf_types(assets: dict[str, dict[str, Any]] | None = None) -> dict[str, str
 
 
 _LONG = (-(2**63), 2**63 - 1)
+_ID_MAX_BYTES = 512  # the longest `_id` (event.id) Elasticsearch takes; a longer one fails the whole bulk request
 _FLOAT_MAX = 3.4028234663852886e38  # the largest 32-bit float
 _ANY_STRING = frozenset(("keyword", "text", "ip!", "float!"))  # types that take any string (malformed ones ignored)
 
@@ -130,6 +131,9 @@ def misfits(doc: dict[str, Any], types: dict[str, str]) -> list[tuple[str, Any]]
             bad.append((path, v))
 
     walk(doc, "")
+    ident = (doc.get("event") or {}).get("id")
+    if isinstance(ident, str) and len(ident.encode("utf-8", "replace")) > _ID_MAX_BYTES:
+        bad.append(("_id", ident))
     return bad
 
 

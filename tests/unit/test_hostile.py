@@ -159,3 +159,23 @@ def test_both_parsers_agree_on_fuzzed_lines() -> None:
         got.append([(e.kind, e.appliance, e.ts, e.raw, e.mid, e.icid, e.dcid, e.data) for e in parser.parse_lines(lines)])
     assert got[0] == got[1]
     assert any(e[7] == {"reason": "number_out_of_range"} for e in got[0])
+
+
+def test_document_ids_fit_elasticsearch_even_for_absurd_host_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Elasticsearch refuses a whole bulk request holding an `_id` over 512 bytes; the id comes from the
+    appliance name, which an envelope can make as long as a line."""
+    from enricher.sinks import es_assets
+
+    host = "h" * 300 + "é" * 300
+    data = (
+        f"<22>Nov 27 10:00:00 {host} mail_logs: Info: Start MID 1 ICID 5\n"
+        f"<22>Nov 27 10:00:00 {host} mail_logs: Info: something nobody logs\n"
+        f"<22>Nov 27 10:00:00 {host[:-1]} mail_logs: Info: Start MID 1 ICID 5\n"
+    ).encode()
+    docs, _ = replay_bytes(data, tmp_path, capsys, "--reference-time", "2026-11-28T00:00:00Z")
+    ids = [d["event"]["id"] for d in docs]
+    assert len(ids) == 3 and len(set(ids)) == 3
+    assert all(len(i.encode()) <= 512 for i in ids)
+    assert {d["observer"]["hostname"] for d in docs} == {host, host[:-1]}  # the name itself is kept
+    types = es_assets.leaf_types()
+    assert es_assets.misfits({"event": {"id": "x" * 513}}, types) == [("_id", "x" * 513)]
