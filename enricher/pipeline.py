@@ -53,6 +53,9 @@ class PipelineStats:
             "abort_layers": dict(sorted(self.layers.items())),
             "recipient_rejects": dict(sorted(self.recipient_rejects.items())),
             "system_lines": stitcher.stats.system,
+            # Delivery-connection lines (see StitchStats): folded into message documents, or in none.
+            "dcid_lines_in_messages": stitcher.stats.dcid_in_messages,
+            "dcid_lines_unmatched": stitcher.stats.dcid_unmatched,
         }
         if parser is not None and parser.lines_read:
             # Physical lines (files, stdin): the records in `lines`, plus blank lines and continuations of a

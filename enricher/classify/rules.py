@@ -229,10 +229,18 @@ def _delivery(s: Session, cfg: ClassifyConfig) -> Verdict | None:
 
 
 def _recipients_rejected(s: Session, cfg: ClassifyConfig) -> Verdict | None:
-    """Every recipient refused (RAT, LDAP, rate limit) and no other ending: the message-level reason."""
+    """Every recipient refused (RAT, LDAP, rate limit) and no other ending: the message-level reason.
+
+    A recipient accepted in the SMTP dialogue and then dropped or bounced by an LDAP accept query in the work
+    queue (`LDAP: Drop query …`) counts as refused."""
     rejected = s.data.get("rejected")
-    if not rejected or s.data.get("rcpts"):
+    if not rejected:
         return None
+    rcpts = s.data.get("rcpts")
+    if rcpts:
+        refused = {r.get("address") for r in rejected}
+        if any(address not in refused for _rid, address in rcpts):
+            return None
     first = rejected[0]
     return _aborted(first["reason"], POLICY, "rejected", by=first.get("by"), recipients_rejected=len(rejected))
 

@@ -9,7 +9,7 @@ from itertools import islice
 from enricher.models import Event
 from enricher.parsing import native as native_core
 from enricher.parsing.envelope import _FAST_BSD, _FAST_NATIVE, Envelope, EnvelopeParser, is_bare_body
-from enricher.parsing.shapes import type_body
+from enricher.parsing.shapes import UNRECOGNIZED_KINDS, type_body, untyped_kind
 from enricher.parsing.timestamps import MONTHS, TimeResolver
 
 DEFAULT_MAX_RECORD_CHARS = 65536
@@ -120,16 +120,21 @@ class Parser:
                     continue
                 env = self._envelope(line, default)
                 if env is None and pending is not None and not is_bare_body(line.lstrip()):
-                    # A wrapped line: the continuation joins the previous record with one space.
-                    self.joined_lines += 1
+                    # A wrapped line joins the previous record with one space, but only when that makes a
+                    # record some shape types, and of the same kind when the previous one was typed already:
+                    # a typed record is never damaged by the line after it (`ICID 5 close` + `Double
+                    # bounce: …`). Otherwise both stay records of their own.
                     cont = line.strip()
                     raw = pending.raw
                     penv = pending_env if pending_env is not None else self._envelope(raw, default)
                     if penv is not None:
                         penv = penv._replace(body=f"{penv.body} {cont}")
-                    pending = self._make(f"{raw} {cont}", penv, appliance)
-                    pending_env = penv
-                    continue
+                    joined = self._make(f"{raw} {cont}", penv, appliance)
+                    kind = joined.kind
+                    if kind not in UNRECOGNIZED_KINDS and (kind == pending.kind or pending.kind in UNRECOGNIZED_KINDS):
+                        pending, pending_env = joined, penv
+                        self.joined_lines += 1
+                        continue
                 if pending is not None:
                     out.append(pending)
                 pending = self._make(line, env, appliance)
@@ -163,9 +168,11 @@ class Parser:
             ts = self._last_ts.get(app)
         else:
             self._last_ts[app] = ts  # type: ignore[assignment]
-        kind, mid, icid, dcid, data = type_body(body.strip())
+        body = body.strip()
+        kind, mid, icid, dcid, data = type_body(body)
         if kind == "unparsed" and data is None:  # else type_body gave its reason (number_out_of_range)
-            data = {"reason": "unknown_shape"}
+            kind = untyped_kind(level, body)
+            data = {"reason": "unknown_shape"} if kind == "unparsed" else {"detail": body}
         return Event(kind, app, ts, level, line, mid, icid, dcid, data, tag, inferred)
 
     def _envelope(self, text: str, default: str) -> Envelope | None:
@@ -208,8 +215,10 @@ class Parser:
         kind, mid, icid, dcid, data = type_body(body)
         if env is None and kind != "unparsed" and not is_bare_body(body):
             kind, mid, icid, dcid, data = "unparsed", None, None, None, None
-        if kind == "unparsed" and data is None:
-            data = {"reason": "no_header" if env is None else "unknown_shape"}
+        if kind == "unparsed" and data is None:  # else type_body gave its reason (number_out_of_range)
+            kind = untyped_kind(level, body)
+            reason = "no_header" if env is None else "unknown_shape"
+            data = {"reason": reason} if kind == "unparsed" else {"detail": body}
         if truncated:
             data = dict(data or {})
             data["truncated"] = True

@@ -83,8 +83,17 @@ _MID_RULES: dict[str, list[Rule]] = {
             "rcpt_rejected",
             r"ICID (?P<icid>\d+) To: <(?P<address>[^>]*)> Rejected by (?P<by>.+?)(?: \((?P<detail>.*)\))?\.?$",
         ),
+        # Addresses without angle brackets (seen in AsyncOS 14-15 logs).
+        _r("mail_from", r"ICID (?P<icid>\d+) From: (?P<address>[^<>\s]+)(?: (?P<extra>.*))?$"),
+        _r("rcpt_to", r"ICID (?P<icid>\d+) RID (?P<rid>\d+) To: (?P<address>[^<>\s]+)(?: (?P<extra>.*))?$"),
+        _r("rcpt_invalid", r"ICID (?P<icid>\d+) Invalid recipient address:? *(?P<detail>.*?)\s*$"),
+        _r("mid_note", r"ICID (?P<icid>\d+) (?P<detail>TLS (?:read|write) .+?)\s*$"),  # Debug level
     ],
-    "ready": [_r("ready", r"ready (?P<size>\d+) bytes from <(?P<address>[^>]*)>")],
+    "ready": [
+        _r("ready", r"ready (?P<size>\d+) bytes from <(?P<address>[^>]*)>"),
+        _r("ready", r"ready (?P<size>\d+) bytes from (?P<address>[^<>\s]+)\s*$"),
+        _r("ready", r"ready (?P<size>\d+) bytes\s*$"),  # older guides: `from <…>` on the next line
+    ],
     "queued": [_r("queued", r"queued for delivery")],
     "Message-ID": [_r("message_id", r"Message-ID (?:'(?P<q1>.*)'|\"(?P<q2>.*)\"|(?P<q3>.*))$")],
     "Subject": [_r("subject", r"Subject (?:'(?P<q1>.*)'|\"(?P<q2>.*)\"|(?P<q3>.*))$")],
@@ -147,7 +156,8 @@ _MID_RULES: dict[str, list[Rule]] = {
     ],
     "IncomingRelay": [_r("incoming_relay", r"IncomingRelay\((?P<name>[^)]*)\): (?P<detail>.+?)\s*$")],
     "not": [_r("scan_incomplete", r"not completely scanned by (?P<engine>\S+?)\.? Error: (?P<error>.+?)\s*$")],
-    ",": [_r("scan_problem", r", Message Scanning Problem: (?P<problem>.+?)\s*$")],
+    ",": [_r("scan_problem", r", [Mm]essage [Ss]canning (?:Problem|error): (?P<problem>.+?)\s*$")],
+    "scanning": [_r("scan_problem", r"scanning error:? (?P<problem>.+?)\s*$")],
     "quarantined": [_r("quarantined", r"quarantined to \"?(?P<quarantine>[^\"(]+?)\"? ?(?:\((?P<reason>.*)\))?\s*$")],
     "enqueued": [
         _r(
@@ -191,6 +201,9 @@ _ICID_RULES: list[Rule] = [
     ),
     _r("icid_address", r"ICID (?P<icid>\d+) address (?P<address>\S+)(?: (?P<detail>.+?))?\s*$"),
     _r("icid_rejected_rcpt", r"ICID (?P<icid>\d+) To: <(?P<address>[^>]*)> Rejected by (?P<by>.+?)\s*$"),
+    # `ICID n MID m …`: a message line written connection first (older releases); it joins the message.
+    _r("rcpt_invalid", r"ICID (?P<icid>\d+) MID (?P<mid>\d+) Invalid recipient address:? *(?P<detail>.*?)\s*$"),
+    _r("mid_note", r"ICID (?P<icid>\d+) MID (?P<mid>\d+) (?P<detail>.+?)\s*$"),
     _r("icid_other", r"ICID (?P<icid>\d+)(?: (?P<detail>.*?))?\s*$"),
 ]
 
@@ -208,6 +221,7 @@ _ICID_ROUTES: dict[str, list[Rule]] = {
         "disconnected": ["icid_disconnected"],
         "address": ["icid_address"],
         "to:": ["icid_rejected_rcpt"],
+        "mid": ["rcpt_invalid", "mid_note"],
         **{a: ["hat"] for a in ("accept", "reject", "relay", "tcprefuse", "continue", "throttle", "block", "allow")},
     }.items()
 }
@@ -225,8 +239,23 @@ _DCID_RULES: list[Rule] = [
 
 # --- everything else, keyed by the first word ----------------------------------------------------------
 _RID_LIST = r"\[(?P<rids>[\d, ]*)\]"
+# `Bounced:`/`Delayed:` in the mail log, every release's wording: `DCID d MID m` (3.x: `DCID: d Message m`),
+# envelope addresses or not (`From:<f> To:<t>`, `From: <f> To: <t>`), `to RID r`, `RID r` or `to RID [r, …]`,
+# then `- code - reason (response)`.
+_BOUNCED = (
+    r"%s: DCID:? (?P<dcid>\d+) (?:MID|Message) (?P<mid>\d+)(?: From: ?<(?P<from>[^>]*)>)?(?: To: ?<(?P<to>[^>]*)>)?"
+    r" (?:to )?(?:RID )?(?:" + _RID_LIST + r"|(?P<rid>\d+)) - (?P<code>\d\.\d{1,3}\.\d{1,3}) - "
+    r"(?P<reason>.+?)(?: ?(?P<response>\(['\"].*))?\s*$"
+)
+# The bounce log subscription: `Bounced: mid:rid From:<f> To:<t> Reason: "…" Response: …`.
+_BOUNCE_LOG = (
+    r"%s: (?P<mid>\d+):(?P<rid>\d+)(?: From: ?<(?P<from>[^>]*)>)?(?: To: ?<(?P<to>[^>]*)>)?"
+    r"(?: Reason: ?\"(?P<code>\d\.\d{1,3}\.\d{1,3})? ?-? ?(?P<reason>[^\"]*)\")?(?: Response: ?(?P<response>.*?))?\s*$"
+)
 _OTHER_RULES: dict[str, list[Rule]] = {
     "Start": [_r("start_mid", r"Start MID (?P<mid>\d+) ICID (?P<icid>\d+)\s*$")],
+    # Debug level: `MID: n Message filter Name: …` (what the filter engine logs while it runs).
+    "MID:": [_r("mid_note", r"MID: (?P<mid>\d+),? (?P<detail>.+?)\s*$")],
     "Message": [
         _r("message_finished", r"Message finished MID (?P<mid>\d+) (?P<status>\w+)\s*$"),
         _r("message_aborted", r"Message aborted MID (?P<mid>\d+) (?P<reason>.+?)\s*$"),
@@ -272,30 +301,8 @@ _OTHER_RULES: dict[str, list[Rule]] = {
             + r")?(?P<extra>.*)$",
         ),
     ],
-    "Bounced:": [
-        _r(
-            "bounced",
-            r"Bounced: DCID (?P<dcid>\d+) MID (?P<mid>\d+)(?: From:<(?P<from>[^>]*)> To:<(?P<to>[^>]*)>)? (?:to )?RID "
-            r"(?P<rid>\d+) - (?P<code>\d\.\d{1,3}\.\d{1,3}) - (?P<reason>.+?)(?: ?(?P<response>\(['\"].*))?\s*$",
-        ),
-        _r(
-            "bounce_log",
-            r"Bounced: (?P<mid>\d+):(?P<rid>\d+)(?: From: ?<(?P<from>[^>]*)>)?(?: To: ?<(?P<to>[^>]*)>)?"
-            r"(?: Reason: ?\"(?P<code>\d\.\d{1,3}\.\d{1,3})? ?-? ?(?P<reason>[^\"]*)\")?(?: Response: ?(?P<response>.*?))?\s*$",
-        ),
-    ],
-    "Delayed:": [
-        _r(
-            "delayed",
-            r"Delayed: DCID (?P<dcid>\d+) MID (?P<mid>\d+) to RID (?P<rid>\d+) - (?P<code>\d\.\d{1,3}\.\d{1,3}) - "
-            r"(?P<reason>.+?)(?: ?(?P<response>\(['\"].*))?\s*$",
-        ),
-        _r(
-            "delay_log",
-            r"Delayed: (?P<mid>\d+):(?P<rid>\d+)(?: From: ?<(?P<from>[^>]*)>)?(?: To: ?<(?P<to>[^>]*)>)?"
-            r"(?: Reason: ?\"(?P<code>\d\.\d{1,3}\.\d{1,3})? ?-? ?(?P<reason>[^\"]*)\")?(?: Response: ?(?P<response>.*?))?\s*$",
-        ),
-    ],
+    "Bounced:": [_r("bounced", _BOUNCED % "Bounced"), _r("bounce_log", _BOUNCE_LOG % "Bounced")],
+    "Delayed:": [_r("delayed", _BOUNCED % "Delayed"), _r("delay_log", _BOUNCE_LOG % "Delayed")],
     "Connection": [
         _r(
             "connection_error",
@@ -323,22 +330,31 @@ _OTHER_RULES: dict[str, list[Rule]] = {
             "ldap_reroute",
             r"LDAP: (?P<query>\w+) query (?P<name>\S+) MID (?P<mid>\d+) RID (?P<rid>\d+) address (?P<address>\S+) to (?P<target>.+?)\s*$",
         ),
+        # An LDAP accept query run in the work queue: the recipient is dropped or bounced there.
+        _r(
+            "ldap_reject",
+            r"LDAP: (?P<query>Drop|Bounce) query (?P<name>\S+) MID (?P<mid>\d+) RID (?P<rid>\d+) address (?P<address>\S+)\s*$",
+        ),
         _r(
             "dhap_drop",
             r"LDAP: Dropping connection due to potential Directory Harvest Attack from host=\(?'?(?P<source_ip>[0-9A-Fa-f.:]+)'?"
             r"(?:, ?'?(?P<source_host>[^')]*)'?)?\)?,?(?: ?dhap_limit=(?P<dhap_limit>\d+),?)?"
             r"(?: ?sender_group=(?P<sender_group>[^\s,]+))?(?P<detail>.*?)\s*$",
         ),
+        _r("mid_note", r"LDAP: (?P<detail>(?:.*? )?MID (?P<mid>\d+)(?:[ ,].*?)?)\s*$"),
         _r("ldap_other", r"LDAP: (?P<detail>.+?)\s*$"),
     ],
     "EUQ:": [
         _r("quarantine_tagged", r"EUQ: Tagging MID (?P<mid>\d+) for quarantine"),
         _r("euq_quarantined", r"EUQ: Quarantined MID (?P<mid>\d+)"),
         _r("reinjected", r"EUQ: Reinjected MID (?P<parent>\d+) as MID (?P<mid>\d+)"),
+        _r("mid_note", r"EUQ: (?P<detail>(?:.*? )?MID (?P<mid>\d+)(?:[ ,].*?)?)\s*$"),
         _r("euq_other", r"EUQ: (?P<detail>.+?)\s*$"),
     ],
     "ISQ:": [
         _r("quarantine_tagged", r"ISQ: Tagging MID (?P<mid>\d+) for quarantine"),
+        _r("euq_quarantined", r"ISQ: Quarantined MID (?P<mid>\d+)"),
+        _r("mid_note", r"ISQ: (?P<detail>(?:.*? )?MID (?P<mid>\d+)(?:[ ,].*?)?)\s*$"),
         _r("isq_other", r"ISQ: (?P<detail>.+?)\s*$"),
     ],
     # AMP log subscription (file reputation and analysis); MID when the line names one.
@@ -444,7 +460,9 @@ def type_body(body: str) -> Typed:
         sp = body.find(" ", 4)
         num = body[4:sp] if sp > 0 else body[4:]
         comma = num.endswith(",")
-        if comma:
+        # `MID n: …` is how debug and trace lines name a message (`Trace: MID 14: Skip AMP Engine check`).
+        note = num.endswith(":")
+        if comma or note:
             num = num[:-1]
         if num.isdigit() and num.isascii():
             mid = int(num)
@@ -460,7 +478,7 @@ def type_body(body: str) -> Typed:
                 m = rx.match(rest)
                 if m is not None:
                     return extract(m, mid)  # type: ignore[no-any-return]
-            return "mid_unrecognized", mid, None, None, {"detail": rest}
+            return "mid_note" if note else "mid_unrecognized", mid, None, None, {"detail": rest}
     elif body.startswith("ICID "):
         parts = body.split(" ", 3)
         rules = _ICID_ROUTES.get(parts[2].lower(), _ICID_RULES) if len(parts) > 2 else _ICID_RULES
@@ -486,10 +504,25 @@ def type_body(body: str) -> Typed:
     return "unparsed", None, None, None, None
 
 
+# A debug or trace line that no shape types and that names no message or connection: appliance-level.
+SYSTEM_DEBUG = "system_debug"
+_DEBUG_LEVELS = frozenset(("Debug", "Trace"))
+
+
+def untyped_kind(level: str | None, body: str) -> str:
+    """The kind of a body no shape types: `system_debug` for an unidentified debug or trace line (they
+    describe the appliance's work, e.g. `Trace: GRAYMAIL: No Actions Applied`), else `unparsed`."""
+    if level in _DEBUG_LEVELS and "MID" not in body and "ICID" not in body and "DCID" not in body:
+        return SYSTEM_DEBUG
+    return "unparsed"
+
+
 # Kinds whose line is not about a message or connection (appliance-level, file header).
 SYSTEM_KINDS = frozenset(
     k for rules in _OTHER_RULES.values() for k, *_ in rules if k.startswith(("system_", "log_"))
-) | frozenset(("amp_analysis", "amp_retrospective", "amp_upload_status", "euq_other", "isq_other", "ldap_other"))
+) | frozenset(
+    ("amp_analysis", "amp_retrospective", "amp_upload_status", "euq_other", "isq_other", "ldap_other", SYSTEM_DEBUG)
+)
 
 # Kinds that are attributed to a session but whose shape was not recognised: counted as unparsed.
 UNRECOGNIZED_KINDS = frozenset(("unparsed", "mid_unrecognized", "icid_other", "dcid_other"))
@@ -499,5 +532,5 @@ ALL_KINDS = frozenset(
     + [k for k, *_ in _ICID_RULES]
     + [k for k, *_ in _DCID_RULES]
     + [k for rules in _OTHER_RULES.values() for k, *_ in rules]
-    + ["consolidated_event", "mid_unrecognized", "unparsed"]
+    + ["consolidated_event", "mid_unrecognized", "mid_note", SYSTEM_DEBUG, "unparsed"]
 )

@@ -101,6 +101,26 @@ def _rejected(s: Session, ev: Event) -> None:
     _append(s.data, "rejected", item)
 
 
+def _invalid_rcpt(s: Session, ev: Event) -> None:
+    """`Invalid recipient address: 'RCPT TO:<…>'`: the SMTP dialogue refused a malformed recipient."""
+    f = ev.data or _NO_FIELDS
+    item = {"by": "Invalid recipient address", "reason": "rcpt_rejected_other"}
+    if f.get("detail"):
+        item["detail"] = f.get("detail")
+    _append(s.data, "rejected", item)
+
+
+def _ldap_reject(s: Session, ev: Event) -> None:
+    """`LDAP: Drop|Bounce query <name> MID m RID r address a`: the LDAP accept query, run in the work queue."""
+    f = ev.data or _NO_FIELDS
+    by = f"LDAP {f.get('query', '')} query {f.get('name', '')}"
+    _append(s.data, "rejected", {"address": f.get("address", ""), "by": by, "reason": "rcpt_rejected_ldap"})
+
+
+def _note(s: Session, ev: Event) -> None:
+    """A debug, trace or notice line about the message: it joins the session's raw lines, nothing else."""
+
+
 def _value(key: str) -> Merge:
     def rule(s: Session, ev: Event) -> None:
         f = ev.data or _NO_FIELDS
@@ -235,10 +255,21 @@ def _message_done(s: Session, ev: Event) -> None:
         d["status"] = "quarantined_external"
 
 
-def _bounced(s: Session, ev: Event) -> None:
-    item = {k: v for k, v in (ev.data or {}).items() if k in ("rid", "code", "reason", "response")}
+_BOUNCE_FIELDS = ("rid", "code", "reason", "response", "from", "to")
+
+
+def _bounce_item(ev: Event) -> dict[str, Any]:
+    f = ev.data or _NO_FIELDS
+    item = {k: f[k] for k in _BOUNCE_FIELDS if k in f}
+    if "rids" in f:
+        item["rid"] = f["rids"]  # `to RID [0, 1]`: one line for several recipients (a list in the same field)
     item["dcid"] = ev.dcid
     item["ts"] = ev.ts
+    return item
+
+
+def _bounced(s: Session, ev: Event) -> None:
+    item = _bounce_item(ev)
     _append(s.data, "bounces", item)
     if ev.dcid is not None:
         d = _delivery(s, ev)
@@ -247,16 +278,13 @@ def _bounced(s: Session, ev: Event) -> None:
 
 
 def _bounce_log(s: Session, ev: Event) -> None:
-    item = {k: v for k, v in (ev.data or {}).items() if k in ("rid", "code", "reason", "response", "from", "to")}
+    item = {k: v for k, v in (ev.data or {}).items() if k in _BOUNCE_FIELDS}
     item["ts"] = ev.ts
     _append(s.data, "bounces", item)
 
 
 def _delayed(s: Session, ev: Event) -> None:
-    item = {k: v for k, v in (ev.data or {}).items() if k in ("rid", "code", "reason", "response", "from", "to")}
-    item["dcid"] = ev.dcid
-    item["ts"] = ev.ts
-    _append(s.data, "delays", item)
+    _append(s.data, "delays", _bounce_item(ev))
     if ev.dcid is not None:
         d = _delivery(s, ev)
         d["status"] = "delayed"
@@ -352,6 +380,9 @@ MESSAGE_RULES: dict[str, Merge] = {
     "delay_log": _delayed,
     "possible_delivery": _possible,
     "ldap_reroute": _append_fields("reroutes", "rid", "address", "target"),
+    "ldap_reject": _ldap_reject,
+    "rcpt_invalid": _invalid_rcpt,
+    "mid_note": _note,
     "amp_reputation_query": _append_fields("amp_files", "filename"),
     "amp_reputation": _append_fields("amp_files", "filename", "disposition", "malware"),
     "amp_not_uploaded": _append_value("amp_not_uploaded", "detail"),

@@ -79,6 +79,12 @@ class StitchStats:
     icid_zero: int = 0  # `ICID 0 …` lines other than the HAT outcomes that make a document of their own
     uncorrelated: int = 0  # lines that name no session they could join
     delivery_connection: int = 0  # outbound `DCID n …` lines: their facts go into the messages' deliveries
+    # Lines of delivery connections (`New SMTP DCID`, `DCID n TLS …`, `Connection Error: DCID n`, `DCID n close`):
+    # folded into the documents of the messages delivered on that connection (their data, not their raw
+    # lines), or, when no message of the input was delivered on it, in no document at all (counted here).
+    # Both are known once the connection's record is dropped; `delivery_connection` counts them on arrival.
+    dcid_in_messages: int = 0
+    dcid_unmatched: int = 0
     opened: int = 0
     revived: int = 0
     closed: dict[str, int] = field(default_factory=dict)
@@ -457,16 +463,25 @@ class Stitcher:
         if ev.kind == "dcid_close":
             rec = self._open.get(key)
             if rec is not None:
+                rec.nlines += 1
                 self._drop(rec)
+            else:
+                self.stats.dcid_unmatched += 1
             return
         if ev.kind == "dcid_other":
             self.stats.unrecognized += 1
+            rec = self._open.get(key)
+            if rec is not None:
+                rec.nlines += 1  # counted with its connection's lines when that is dropped
+            else:
+                self.stats.dcid_unmatched += 1
             return
         rec = self._open.get(key)
         if rec is None:
             rec = Session(DELIVERY, ev.appliance, ev.dcid, ts)  # type: ignore[arg-type]
             self._hold(rec)
         DCID_RULES[ev.kind](rec, ev)
+        rec.nlines += 1
         rec.last_ts = ts
         for mid in rec.mids or ():
             msg = self._open.get(("m", ev.appliance, mid))  # type: ignore[arg-type]
@@ -521,6 +536,12 @@ class Stitcher:
     def _drop(self, s: Session) -> None:
         self._open.pop(s.key, None)
         s.open = False
+        if s.kind == DELIVERY:
+            if s.mids:
+                self.stats.dcid_in_messages += s.nlines
+            else:
+                self.stats.dcid_unmatched += s.nlines
+            s.nlines = 0
         if s.kind == CONNECTION and s.data.get("source_ip"):
             ipkey = (s.appliance, s.data["source_ip"])
             if self._by_ip.get(ipkey) == s.ident:

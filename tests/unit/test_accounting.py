@@ -37,6 +37,8 @@ def test_every_line_is_accounted_for(path: Path, args_file: Path | None) -> None
     assert sum(outcomes.values()) == summary["lines"], outcomes
     assert all(n >= 0 for n in outcomes.values())
     assert outcomes["error_document"] == sum(1 for d in docs if d["event"]["kind"] == "pipeline_error")
+    # After the end of input every delivery-connection line is known to be in messages' documents or not.
+    assert summary["dcid_lines_in_messages"] + summary["dcid_lines_unmatched"] == outcomes["delivery_connection"]
     read = summary["input_lines"]
     physical = sum(1 for _ in path.open("rb"))
     assert read["read"] == physical == summary["lines"] + read["blank"] + read["joined"]

@@ -36,6 +36,9 @@ SAMPLE_LINES = [
     for line in p.open(encoding="utf-8", errors="replace")
 ]
 GOLDEN_LINES = [line for p in sorted((ROOT / "tests" / "golden").glob("*/input.log")) for line in p.read_text().splitlines()]
+REAL_WORLD_LINES = [
+    line for p in sorted((ROOT / "tests" / "data" / "real-world").glob("*.log")) for line in p.read_text().splitlines()
+]
 
 
 def _fields(ev: Event) -> tuple:
@@ -72,7 +75,7 @@ def test_off_means_python_only() -> None:
 
 @needs_native
 def test_same_events_on_samples_and_goldens() -> None:
-    py, nat = both(SAMPLE_LINES + GOLDEN_LINES, appliance="sample")
+    py, nat = both(SAMPLE_LINES + GOLDEN_LINES + REAL_WORLD_LINES, appliance="sample")
     assert len(py) > 1500
     assert py == nat
 
