@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from enricher.classify.rules import CONNECTION_LEVEL_LAYERS, classify
+from enricher.classify.rules import connection_document_verdict
 from enricher.documents import DocumentConfig, build_document, id_appliance
 from enricher.models import Event
 from enricher.parsing.parser import Parser
@@ -106,18 +106,11 @@ class Pipeline:
         for s in sessions:
             verdict = None
             if s.kind == CONNECTION and s.mids:
-                # A connection that carried messages is in their documents; it gets its own only when it
-                # ended abnormally at its own level and no message document already tells why.
-                if s.data.get("explained"):
-                    continue
-                verdict = classify(s, cfg.classify)
-                if verdict.abort_layer not in CONNECTION_LEVEL_LAYERS:
+                # A connection that carried messages is in their documents (see connection_document_verdict).
+                verdict = connection_document_verdict(s, cfg.classify)
+                if verdict is None:
                     continue
             doc = build_document(s, cfg, self.stitcher.appliances.get(s.appliance), verdict)
-            if s.kind != CONNECTION and s.conn is not None and (doc.get("esa") or {}).get("abort", {}).get("evidence", {}).get(
-                "from_connection"
-            ):
-                s.conn.data["explained"] = True
             for r in (doc.get("esa") or {}).get("envelope", {}).get("rejected_recipients", ()):
                 self.stats.recipient_rejects[r.get("reason", "")] += 1
             self.stats.sessions += 1
@@ -180,6 +173,18 @@ class Pipeline:
     def tick(self, now: float) -> Iterator[dict[str, Any]]:
         """Processing-time fallback for quiet appliances."""
         yield from self.documents(self.stitcher.tick(now))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The durable state of this pipeline: the stitcher's snapshot, plus what the parser learnt from the
+        stream (a native file's `Time offset from UTC` header, the year reached) under `parser`."""
+        state = self.stitcher.snapshot()
+        state["parser"] = self.parser.state()
+        return state
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load a `snapshot()` into this fresh pipeline (one written before `parser` existed restores too)."""
+        self.stitcher.restore(state)
+        self.parser.load_state(state.get("parser", {}))
 
     def summary(self) -> dict[str, Any]:
         """Counters of the run so far."""

@@ -241,7 +241,7 @@ class Service:
             w.pipeline = self.build_pipeline()
             ckpt = loaded[self._stream(tp), tp.partition]
             if ckpt is not None:
-                w.pipeline.stitcher.restore(ckpt.state)
+                w.pipeline.restore(ckpt.state)
                 w.checkpoint_no = ckpt.number
                 w.next_offset = ckpt.offset
                 w.seen_unrecognized = w.pipeline.stitcher.stats.unrecognized
@@ -442,7 +442,7 @@ class Service:
                 continue
             w.commit_due = False
             w.checkpoint_no += 1
-            state = w.pipeline.stitcher.snapshot()
+            state = w.pipeline.snapshot()
             self.snapshots.save(self._stream(w.tp), w.tp.partition, w.checkpoint_no, w.next_offset, state)
             size = getattr(self.snapshots, "last_size", None)
             if size is not None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from enricher.parsing.timestamps import format_iso
 from enricher.sessions.session import MESSAGE, Session
 
 # abort_layer values (the contract's closed list).
@@ -50,8 +51,9 @@ class Verdict:
 
 
 _SUCCESS = frozenset(("delivered", "quarantined", "released", "queued", "done"))
-# Endings with an abort_reason that are not failures: a plain QUIT, a delivery still being retried.
-_NOT_FAILURES = {"quit_without_message": "success", "soft_bounce": "unknown"}
+# Endings with an abort_reason that are not (known to be) failures: a plain QUIT, a delivery still being
+# retried, an ending the log never showed.
+_NOT_FAILURES = {"quit_without_message": "success", "soft_bounce": "unknown", "ending_not_logged": "unknown"}
 
 # Layers of a connection's own ending that deserve a connection document even when it carried messages.
 CONNECTION_LEVEL_LAYERS = frozenset(("policy", "resource", "timeout", "internal"))
@@ -90,16 +92,11 @@ def _receiving_aborted(s: Session, cfg: ClassifyConfig) -> Verdict | None:
             recipients=len(rcpts),
             recipients_rejected=len(rejected),
         )
+    # The connection says why: its own failure (size, resources, DHAP, TLS, …) while receiving this message.
+    inherited = _inherited(s, cfg, abort_line=text)
+    if inherited is not None:
+        return inherited
     conn = s.conn
-    if conn is not None:
-        # The connection says why: a receiving failure (size, resources) or a DHAP drop.
-        failed = conn.data.get("receiving_failed")
-        if failed:
-            slug, layer = receiving_failed_reason(failed)
-            return _aborted(slug, layer, "aborted", abort_line=text, receiving_failed=failed, from_connection=True)
-        dhap = conn.data.get("dhap_drop")
-        if dhap:
-            return _aborted("dhap_drop_connection", POLICY, "aborted", abort_line=text, from_connection=True, **dhap)
     lost_ts = conn.lost_ts if conn is not None else None
     if lost_ts is not None and abort_ts is not None and abs(lost_ts - abort_ts) <= cfg.lost_window_seconds:
         return _aborted(
@@ -155,6 +152,28 @@ def _policy_abort(s: Session, cfg: ClassifyConfig) -> Verdict | None:
             disposition = "bounced" if reason == "content_filter_bounce" else "dropped"
             return _aborted(reason, POLICY, disposition, abort_line=text, agent=m.group("agent"))
     return _aborted("message_aborted_unrecognized", UNKNOWN, abort_line=text)
+
+
+def _inherited(s: Session, cfg: ClassifyConfig, **evidence: Any) -> Verdict | None:
+    """The connection's own failure, when this message was the one it was receiving (`in_flight_mid`)."""
+    conn = s.conn
+    if conn is None or conn.data.get("in_flight_mid") != s.ident:
+        return None
+    failed = connection_failure(conn, cfg)
+    if failed is None:
+        return None
+    evidence["inherited_from"] = "connection"
+    evidence["icid"] = conn.ident
+    for k, v in failed.evidence.items():
+        evidence["connection_rule" if k == "rule" else k] = v
+    return _aborted(failed.abort_reason or "", failed.abort_layer or UNKNOWN, "aborted", **evidence)
+
+
+def _connection_inherited(s: Session, cfg: ClassifyConfig) -> Verdict | None:
+    """No ending line of its own (or a bare `Message finished … aborted`): its connection's failure ended it."""
+    if s.finished_ts is not None and s.data.get("finished") != "aborted":
+        return None
+    return _inherited(s, cfg)
 
 
 def _finished_aborted(s: Session, cfg: ClassifyConfig) -> Verdict | None:
@@ -251,13 +270,30 @@ def _message_default(s: Session, cfg: ClassifyConfig) -> Verdict:
     return Verdict(None, None, "in_progress", {})
 
 
+def _ending_not_logged(s: Session, cfg: ClassifyConfig) -> Verdict | None:
+    """Closed by a window (idle timeout, eviction, end of input, batch end) before its terminal line, with
+    nothing else to tell how it ended: say so, with what was seen last and what closed it."""
+    ending = s.ending
+    if ending is None or (s.finished_ts if s.kind == MESSAGE else s.closed_ts) is not None:
+        return None
+    evidence = {k: v for k, v in ending.items() if k != "at"}
+    evidence["last_line_kind"] = s.last_kind or None
+    evidence["last_line_time"] = format_iso(s.last_ts)
+    evidence["seconds_before_close"] = round(ending["at"] - s.last_ts, 3)
+    return _aborted("ending_not_logged", UNKNOWN, "unknown", **evidence)
+
+
+# Precedence: the message's own ending lines, then its connection's failure if it was being received, then
+# what it went through once received (quarantine, delivery, recipients), and only then an ending not logged.
 MESSAGE_RULES: list[Rule] = [
     _receiving_aborted,
     _policy_abort,
+    _connection_inherited,
     _finished_aborted,
     _quarantine,
     _delivery,
     _recipients_rejected,
+    _ending_not_logged,
 ]
 
 
@@ -334,18 +370,40 @@ def _connection_end(c: Session, cfg: ClassifyConfig) -> Verdict | None:
             # Only the close was seen (the connection began before the input did): not enough to judge.
             return _aborted("connection_end_unexplained", UNKNOWN, "closed", icid_close=True, connection_start_seen=False)
         return _aborted("quit_without_message", APPLICATION, "closed", icid_close=True)
-    return Verdict(None, None, "open", {})
+    return None
 
 
-CONNECTION_RULES: list[Rule] = [_connection_policy, _connection_failed, _connection_tls, _connection_end]
+# A connection's own failures: the ones a message being received inherits.
+CONNECTION_FAILURE_RULES: list[Rule] = [_connection_policy, _connection_failed, _connection_tls]
+CONNECTION_RULES: list[Rule] = [*CONNECTION_FAILURE_RULES, _connection_end, _ending_not_logged]
 
 
-def classify(s: Session, cfg: ClassifyConfig) -> Verdict:
-    """Classify one session (message or connection) by the first rule that applies."""
-    rules = MESSAGE_RULES if s.kind == MESSAGE else CONNECTION_RULES
+def _first(rules: list[Rule], s: Session, cfg: ClassifyConfig) -> Verdict | None:
     for rule in rules:
         v = rule(s, cfg)
         if v is not None:
             v.evidence.setdefault("rule", rule.__name__.lstrip("_"))
             return v
-    return _message_default(s, cfg)
+    return None
+
+
+def connection_failure(c: Session, cfg: ClassifyConfig) -> Verdict | None:
+    """The connection's own failure (docs/abort-taxonomy.md §2, inbound side), if it had one."""
+    return _first(CONNECTION_FAILURE_RULES, c, cfg)
+
+
+def classify(s: Session, cfg: ClassifyConfig) -> Verdict:
+    """Classify one session (message or connection) by the first rule that applies."""
+    if s.kind == MESSAGE:
+        return _first(MESSAGE_RULES, s, cfg) or _message_default(s, cfg)
+    return _first(CONNECTION_RULES, s, cfg) or Verdict(None, None, "open", {})
+
+
+def connection_document_verdict(c: Session, cfg: ClassifyConfig) -> Verdict | None:
+    """A connection that carried messages gets a document of its own only when it ended abnormally at its
+    own level and no message was being received then (that message inherits the failure and tells it);
+    returns its verdict in that case, else None."""
+    if "in_flight_mid" in c.data:
+        return None
+    v = classify(c, cfg)
+    return v if v.abort_layer in CONNECTION_LEVEL_LAYERS else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from itertools import islice
+from typing import Any
 
 from enricher.models import Event
 from enricher.parsing import native as native_core
@@ -42,6 +43,16 @@ class Parser:
         self.lines_read = 0
         self.blank_lines = 0
         self.joined_lines = 0  # continuations of a wrapped record
+
+    # -- durable state ----------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The time state learnt from the stream so far (see `TimeResolver.state`), JSON-ready."""
+        return {"times": self.times.state(), "last_ts": dict(self._last_ts)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Apply a `state()` to this (fresh) parser."""
+        self.times.load_state(state.get("times", {}))
+        self._last_ts.update(state.get("last_ts", {}))  # in place: the native core holds this dict
 
     # -- one record -------------------------------------------------------------------------------------
     def parse_record(self, text: str, appliance: str | None = None) -> Event:

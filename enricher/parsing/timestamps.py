@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import time
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from enricher.errors import ConfigError
@@ -79,6 +80,7 @@ class TimeResolver:
         # Reference "now" for the first year-less stamp of an appliance (replays pin it).
         self.reference_time = reference_time
         self._years: dict[str, tuple[int, int]] = {}
+        self._offsets: dict[str, int] = {}  # set by native file headers: part of the durable state
         self._cache: dict[tuple[str, str], float | None] = {}
         self._stamps: dict[tuple[str, str], float | None] = {}
 
@@ -91,11 +93,24 @@ class TimeResolver:
         no zone has it, and Python's cannot hold it)."""
         if not -86400 < offset_seconds < 86400:
             return
+        self._offsets[appliance] = offset_seconds
         zone = timezone(timedelta(seconds=offset_seconds)) if offset_seconds else UTC
         if self.zones.get(appliance) != zone:
             self.zones[appliance] = zone
             self._cache.clear()
             self._stamps.clear()
+
+    def state(self) -> dict[str, Any]:
+        """What the stream has taught this resolver (header offsets, the year reached per appliance), JSON-ready:
+        a process that restores a checkpoint reads the stamps after it as the one that wrote it did."""
+        return {"offsets": dict(self._offsets), "years": {app: list(ym) for app, ym in self._years.items()}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Apply a `state()` (to a resolver that has read nothing yet)."""
+        for app, seconds in state.get("offsets", {}).items():
+            self.set_offset(app, int(seconds))
+        for app, (year, month) in state.get("years", {}).items():
+            self._note_year(app, int(year), int(month))
 
     def full(self, appliance: str, month: str, day: int, hms: str, year: int) -> float | None:
         """A stamp that carries its year (native file lines, relays that add the year)."""

@@ -50,14 +50,16 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
     st._watermark = dict(snap["watermark"])
     st.appliances = {k: dict(v) for k, v in snap["appliances"].items()}
     links: list[tuple[Session, int]] = []
-    conns: dict[tuple[str, int], Session] = {}
+    # Every connection loaded under its ICID: a reused ICID has two (the open one last), and each message is
+    # linked back to the one that carried it, not to whichever has the ICID now.
+    conns: dict[tuple[str, int], list[Session]] = {}
 
     def load(data: dict[str, Any]) -> Session:
         sess, icid = Session.from_state(data)
         if icid is not None:
             links.append((sess, icid))
         if sess.kind == CONNECTION:
-            conns[(sess.appliance, sess.ident)] = sess
+            conns.setdefault((sess.appliance, sess.ident), []).append(sess)
         return sess
 
     for data in snap["detached"]:
@@ -71,10 +73,10 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
         sess = load(data)
         st._dormant[sess.key] = sess
     for sess, icid in links:
-        conn = conns.get((sess.appliance, icid))
-        if conn is None:
-            conn = conns[(sess.appliance, icid)] = Session(CONNECTION, sess.appliance, icid, sess.first_ts)
-        sess.conn = conn
+        found = conns.get((sess.appliance, icid))
+        if not found:
+            found = conns[(sess.appliance, icid)] = [Session(CONNECTION, sess.appliance, icid, sess.first_ts)]
+        sess.conn = next((c for c in found if c.mids and sess.ident in c.mids), found[-1])
     st._grace = {app: deque((d, tuple(k)) for d, k in q) for app, q in snap["grace"].items()}  # type: ignore[misc]
     st._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
     st._pending_links = {tuple(k): v for k, v in snap["pending_links"]}  # type: ignore[misc]

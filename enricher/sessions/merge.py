@@ -174,6 +174,10 @@ def _av(interim: bool) -> Merge:
         f = ev.data or _NO_FIELDS
         cur = s.data.get("antivirus")
         if interim and cur is not None and not cur.get("interim"):
+            # The final verdict came first (lines of one second out of order): it stays, but the engine is
+            # named on the interim line only.
+            if f.get("engine") and not cur.get("engine"):
+                cur["engine"] = f.get("engine")
             return
         item = {"verdict": f.get("verdict"), "interim": interim}
         if f.get("engine"):

@@ -33,5 +33,7 @@ cdef class Session:
     cdef public long bucket
     cdef public bint open
     cdef public long nlines
+    cdef public str last_kind
+    cdef public dict ending
 
     cpdef add_line(self, Py_ssize_t seq, line)

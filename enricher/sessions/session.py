@@ -79,6 +79,8 @@ class Session:
         "bucket",
         "open",
         "nlines",
+        "last_kind",
+        "ending",
     )
 
     def __init__(self, kind: str, appliance: str, ident: int, ts: float) -> None:
@@ -102,6 +104,11 @@ class Session:
         self.bucket = -1  # the idle-expiry bucket it was last filed under (see Stitcher)
         self.open = False  # held by the stitcher (not closed, not dormant)
         self.nlines = 0  # lines seen, kept or not
+        self.last_kind = ""  # kind of its newest line (ties: the later arrival), for an ending never logged
+        # How the stitcher closed it without a terminal line (window, its setting, event time of the close);
+        # None when closed complete. Set at every close and read when its document is built, so it is not
+        # part of the durable state.
+        self.ending: dict[str, Any] | None = None
 
     def add_line(self, seq: int, line: str) -> None:
         """Remember one raw line and its arrival sequence (inlined in Stitcher._on_message: keep in step)."""
@@ -150,6 +157,7 @@ class Session:
             "emitted": self.emitted,
             "unrecognized": self.unrecognized,
             "nlines": self.nlines,
+            "last_kind": self.last_kind,
         }
 
     @classmethod
@@ -168,4 +176,5 @@ class Session:
         s.emitted = st["emitted"]
         s.unrecognized = st["unrecognized"]
         s.nlines = st["nlines"]
+        s.last_kind = st.get("last_kind", "")  # absent from snapshots written before it existed
         return s, st["conn"]

@@ -51,8 +51,27 @@ _FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
     "reinjected",
     "message_finished",
     "mid_unrecognized",
+    "ready",
 }
 _ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
+# Connection lines that may end the connection with a failure of its own (docs/abort-taxonomy.md §2): each
+# records which message was being received at that moment (see Stitcher._mark_in_flight).
+_FAILURE_KINDS = frozenset(
+    (
+        "hat",
+        "delayed_hat_reject",
+        "receiving_failed",
+        "icid_disconnected",
+        "icid_tls",
+        "icid_tls_required",
+        "smtp_auth",
+        "connection_killed",
+    )
+)  # and DHAP drops, which name no ICID (Stitcher._on_dhap)
+
+
+# The StitchConfig field that sets each closing window (named as such in the evidence).
+_WINDOW_SETTINGS = {"idle_timeout": "idle_timeout_seconds", "eviction": "max_open_sessions"}
 
 
 @dataclass(frozen=True)
@@ -186,25 +205,29 @@ class Stitcher:
     def flush(self) -> list[Session]:
         """End of input: write every open session (complete if finished, else partial)."""
         out = self._out = []
+        shared: dict[str, dict[str, Any]] = {}
         for s in self._ordered():
-            if s.kind == MESSAGE:
-                self._close(s, COMPLETE if s.finished_ts is not None else PARTIAL)
-            elif s.kind == CONNECTION:
-                self._close(s, COMPLETE if s.closed_ts is not None else PARTIAL)
-            else:
+            finished = s.finished_ts if s.kind == MESSAGE else s.closed_ts
+            if s.kind == DELIVERY:
                 self._drop(s)
+            elif finished is not None:
+                self._close(s, COMPLETE)
+            else:
+                self._close(s, PARTIAL, self._window(shared, s, "end_of_input"))
         return out
 
     def drain(self) -> list[Session]:
         """Batch end of a service run: finished sessions close; unfinished ones are written as partial
         but stay open, so later lines update them in place (same id)."""
         out = self._out = []
+        shared: dict[str, dict[str, Any]] = {}
         for s in self._ordered():
             finished = s.finished_ts if s.kind == MESSAGE else s.closed_ts
             if s.kind != DELIVERY and finished is not None:
                 self._close(s, COMPLETE)
             elif s.kind == MESSAGE or (s.kind == CONNECTION and not s.mids):
                 s.state = PARTIAL
+                s.ending = self._window(shared, s, "batch_end")
                 s.emitted += 1
                 self.stats.closed_as(PARTIAL)
                 out.append(s)
@@ -273,6 +296,12 @@ class Stitcher:
             refile = True
         else:
             refile = s.bucket < 0
+            if ts < s.first_ts and not s.emitted:
+                # An earlier line that arrived late: the session starts at its stamp (so does the id, until
+                # a document is written under it), as if the lines had come in order.
+                s.first_ts = ts
+        if ts == s.last_ts:  # its newest line (what an ending never logged reports)
+            s.last_kind = kind
         icid = ev.icid
         if icid is not None and s.conn is None:
             if icid == 0:
@@ -296,6 +325,10 @@ class Stitcher:
                 self._schedule(app, ts, key)
             elif kind == "mid_unrecognized":
                 self.stats.unrecognized += 1
+            elif kind == "ready":
+                conn = s.conn
+                if conn is not None and conn.data.get("in_flight_mid") == mid:
+                    del conn.data["in_flight_mid"]  # received after all (lines of one second, out of order)
         if refile and s.bucket != int(s.last_ts) // BUCKET_SECONDS:
             self._file(s)
 
@@ -386,9 +419,14 @@ class Stitcher:
         key: Key = ("c", app, icid)  # type: ignore[assignment]
         if kind == "new_icid":
             old = self._open.get(key)
-            if old is not None and (old.closed_ts is not None or "start_ts" in old.data):
-                # The ICID counter was reused (or the close was lost): finish the old connection first.
-                self._close(old, COMPLETE if old.closed_ts is not None else PARTIAL)
+            if old is not None and "start_ts" in old.data:
+                # The ICID counter was reused (or the close was lost): finish the old connection first. One
+                # without its own `New SMTP ICID` line yet is not finished: this is that line, arriving late
+                # (after lines written in the same second, even after its close).
+                if old.closed_ts is not None:
+                    self._close(old, COMPLETE)
+                else:
+                    self._close(old, PARTIAL, self._window({}, old, "icid_reused", ts))
         c = self._open.get(key) or self._connection(app, icid, ts)  # type: ignore[arg-type]
         CONNECTION_RULES[kind](c, ev)
         self._session_lines += 1
@@ -398,8 +436,14 @@ class Stitcher:
             c.nlines += 1
         if kind == "icid_other":
             self.stats.unrecognized += 1
+        elif kind in _FAILURE_KINDS:
+            self._mark_in_flight(c)
         if ts > c.last_ts:
             c.last_ts = ts
+        elif ts < c.first_ts and not c.emitted:
+            c.first_ts = ts  # an earlier line that arrived late (see _on_message)
+        if ts == c.last_ts:
+            c.last_kind = kind
         if kind == "new_icid":
             source_ip = ev.get("source_ip")
             if source_ip:
@@ -436,6 +480,7 @@ class Stitcher:
             return
         c = self._standalone(ev, ts)
         self._session_lines += 1
+        c.last_kind = ev.kind
         CONNECTION_RULES[ev.kind](c, ev)
         if self.config.keep_raw:
             c.add_line(self._seq, ev.raw)
@@ -450,6 +495,14 @@ class Stitcher:
         if c is None:
             c = self._standalone(ev, ts)  # uncorrelated, but a document of its own
             c.data["source_ip"] = ip
+        else:
+            self._mark_in_flight(c)
+        if ts > c.last_ts:
+            c.last_ts = ts
+            if c.bucket != int(ts) // BUCKET_SECONDS:
+                self._file(c)
+        if ts == c.last_ts:
+            c.last_kind = ev.kind
         CONNECTION_RULES["dhap_drop"](c, ev)
         self._session_lines += 1
         if self.config.keep_raw:
@@ -489,6 +542,17 @@ class Stitcher:
                 self._copy_delivery(rec, msg)
         self._file(rec)
 
+    def _mark_in_flight(self, c: Session) -> None:
+        """At a line that may be the connection's own failure, record the message it was receiving (still
+        open, not yet `ready`), or that there was none. The classifier gives that message the connection's
+        failure and leaves the connection without a document of its own (docs/abort-taxonomy.md)."""
+        mids = c.mids
+        m = self._open.get(("m", c.appliance, mids[-1])) if mids else None
+        if m is not None and "ready_ts" not in m.data:
+            c.data["in_flight_mid"] = m.ident
+        else:
+            c.data.pop("in_flight_mid", None)
+
     # -- closing ------------------------------------------------------------------------------------------
     def _schedule(self, app: str, ts: float, key: Key) -> None:
         q = self._grace.get(app)
@@ -511,19 +575,21 @@ class Stitcher:
         idx = self._expiry.get(app)
         if idx is None:
             return
+        shared: dict[str, dict[str, Any]] = {}
         for s in list(idx.idle_before(wm - self.config.idle_timeout_seconds)):
             if s.last_ts >= wm - self.config.idle_timeout_seconds:
                 self._file(s)  # active again within its bucket's minute: keep it
             elif s.kind == DELIVERY:
                 self._drop(s)
             else:
-                self._close(s, EXPIRED)
+                self._close(s, EXPIRED, self._window(shared, s, "idle_timeout", wm))
 
     def _evict(self, app: str) -> None:
         idx = self._expiry.get(app)
         if idx is None or not len(idx):
             idx = max(self._expiry.values(), key=len)
         oldest = idx.oldest()
+        shared: dict[str, dict[str, Any]] = {}
         while len(self._open) > self.config.max_open_sessions:
             s = next(oldest, None)
             if s is None:
@@ -531,7 +597,7 @@ class Stitcher:
             if s.kind == DELIVERY:
                 self._drop(s)
             else:
-                self._close(s, EVICTED)
+                self._close(s, EVICTED, self._window(shared, s, "eviction"))
 
     def _drop(self, s: Session) -> None:
         self._open.pop(s.key, None)
@@ -547,9 +613,26 @@ class Stitcher:
             if self._by_ip.get(ipkey) == s.ident:
                 del self._by_ip[ipkey]
 
-    def _close(self, s: Session, state: str) -> None:
+    def _window(
+        self, shared: dict[str, dict[str, Any]], s: Session, window: str, at: float | None = None
+    ) -> dict[str, Any]:
+        """What closed `s` without its terminal line: the window, its setting, the event time (`at`, else its
+        appliance's clock). Read-only and shared by the sessions of one appliance closed together (`shared`):
+        a flush closes every open session at once, and a record each would add ~200 bytes per session."""
+        e = shared.get(s.appliance)
+        if e is None:
+            e = {"closed_by": window, "at": at if at is not None else self._watermark.get(s.appliance, s.last_ts)}
+            setting = _WINDOW_SETTINGS.get(window)
+            if setting is not None:
+                e[setting] = getattr(self.config, setting)
+            shared[s.appliance] = e
+        return e
+
+    def _close(self, s: Session, state: str, ending: dict[str, Any] | None = None) -> None:
+        """Write `s` with `state`; `ending` says which window closed it when that was not its own ending."""
         self._drop(s)
         s.state = state
+        s.ending = ending
         s.emitted += 1
         self.stats.closed_as(state)
         self._out.append(s)

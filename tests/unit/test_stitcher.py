@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enricher.documents import DocumentConfig, build_document
 from enricher.parsing.parser import Parser
+from enricher.pipeline import Pipeline
 from enricher.sessions.session import COMPLETE, EVICTED, EXPIRED, PARTIAL
+from enricher.sessions.snapshots import decode_state, encode_state
 from enricher.sessions.stitcher import StitchConfig, Stitcher
 
 
@@ -15,6 +17,22 @@ def _lines(*bodies: tuple[str, str], host: str = "esa1") -> list[str]:
 def run(lines: list[str], **cfg) -> tuple[Stitcher, list]:
     st = Stitcher(StitchConfig(**cfg))
     return st, st.feed_all(Parser().parse_lines(lines))
+
+
+def restarted(lines: list[str], cut: int) -> tuple[list, list, Pipeline]:
+    """The documents of `lines` read at once, and read by a pipeline checkpointed after `cut` lines (through
+    the durable encoding) and a new one restored from it that reads the rest; and the first pipeline."""
+
+    def pipe() -> Pipeline:
+        return Pipeline(Parser(), Stitcher())
+
+    whole = pipe()
+    want = [*whole.process_lines(lines), *whole.flush()]
+    first = pipe()
+    got = list(first.process_lines(lines[:cut]))
+    second = pipe()
+    second.restore(decode_state(encode_state(first.snapshot())))
+    return want, [*got, *second.process_lines(lines[cut:]), *second.flush()], first
 
 
 def test_late_icid_lost_within_grace_is_connection_lost() -> None:
@@ -213,3 +231,95 @@ def test_a_line_that_both_closes_and_revives_a_session_writes_it_once() -> None:
     pipe = Pipeline(Parser(), Stitcher())
     docs = [*pipe.process_lines(lines), *pipe.flush()]
     assert [(d["abort_reason"], d["esa"]["session"]["state"]) for d in docs] == [("quarantine_deleted", "complete")]
+
+
+def test_new_icid_line_arriving_after_its_close_joins_its_connection() -> None:
+    """A `New SMTP ICID` line that arrives after the lines written in the same second (its close included)
+    is that connection's missing first line, not a reused ICID: the Delayed HAT REJECT stays on the document."""
+    new = "New SMTP ICID 5 interface Data 1 (192.0.2.10) address 203.0.113.8 reverse dns host unknown verified no"
+    lines = _lines(
+        ("12:00:00", "ICID 5 Delayed HAT REJECT continuing session for recipient logging (203.0.113.8)"),
+        ("12:00:00", "ICID 5 lost"),
+        ("12:00:00", "ICID 5 close"),
+        ("12:00:00", new),
+        ("12:01:00", "ICID 99 close"),
+    )
+    _, done = run(lines)
+    conns = [s for s in done if s.kind == "connection" and s.ident == 5]
+    assert len(conns) == 1
+    doc = build_document(conns[0], DocumentConfig())
+    assert doc["abort_reason"] == "hat_delayed_reject"
+    assert doc["source"]["ip"] == "203.0.113.8"
+
+
+def test_a_checkpoint_keeps_what_the_parser_learnt_from_a_native_file_header() -> None:
+    """A restarted `run` restores the header's `Time offset from UTC` (and the year reached) with the state:
+    the lines after the checkpoint are stamped as before, not 5 hours off (another id, a split session)."""
+    lines = [
+        "Tue Dec  1 09:00:00 2026 Info: Begin Logfile",
+        "Tue Dec  1 09:00:00 2026 Info: Time offset from UTC: -18000 seconds",
+        "Tue Dec  1 09:00:01 2026 Info: Start MID 7 ICID 0",
+        "Tue Dec  1 09:00:02 2026 Info: Message finished MID 7 done",
+    ]
+
+    want, got, first = restarted(lines, 3)
+    assert [d["event"]["id"] for d in got] == [d["event"]["id"] for d in want] == ["esa:m7:1796133601"]
+    assert got == want
+    old = first.stitcher.snapshot()  # a checkpoint written before the parser's state was part of it
+    Pipeline(Parser(), Stitcher()).restore(old)
+
+
+def test_an_earlier_line_arriving_late_moves_the_start_and_the_id_of_an_unwritten_session() -> None:
+    """The message's `Start MID` line 2 s late (relays reorder): the session starts at its stamp, under the id
+    the in-order stream gives it, and its connection too."""
+    new = "New SMTP ICID 7 interface Data 1 (192.0.2.10) address 203.0.113.8 reverse dns host unknown verified no"
+    in_order = [
+        ("12:00:00", new),
+        ("12:00:01", "Start MID 70 ICID 7"),
+        ("12:00:03", "MID 70 ICID 7 From: <a@example.org>"),
+        ("12:00:04", "Message finished MID 70 done"),
+        ("12:00:04", "ICID 7 close"),
+    ]
+    late = [in_order[2], in_order[1], in_order[0], *in_order[3:]]
+
+    def docs(bodies: list[tuple[str, str]]) -> list[dict]:
+        _, done = run(_lines(*bodies, ("12:01:00", "ICID 99 close")))
+        return [build_document(s, DocumentConfig()) for s in done if s.kind == "message"]
+
+    want, got = docs(in_order), docs(late)
+    assert [d["event"]["id"] for d in got] == [d["event"]["id"] for d in want] == ["esa1:m70:1795780801"]
+    assert got[0]["event"]["start"] == want[0]["event"]["start"] == "2026-11-27T12:00:00.000Z"
+
+
+def test_the_antivirus_engine_survives_its_interim_line_arriving_after_the_final_verdict() -> None:
+    lines = [
+        ("12:00:00", "Start MID 80 ICID 0"),
+        ("12:00:01", "MID 80 antivirus negative"),
+        ("12:00:01", "MID 80 interim AV verdict using Sophos CLEAN"),
+        ("12:00:01", "Message finished MID 80 done"),
+        ("12:01:00", "ICID 99 close"),
+    ]
+    _, done = run(_lines(*lines))
+    doc = build_document(done[0], DocumentConfig())
+    assert doc["esa"]["verdicts"]["antivirus"] == {"verdict": "negative", "interim": False, "engine": "Sophos"}
+
+
+def test_a_restored_message_keeps_its_own_connection_when_the_icid_was_reused() -> None:
+    """ICID 5 reused (a new `New SMTP ICID 5`) while a message of the first connection is still open: after a
+    checkpoint and restore the message is still linked to the connection that carried it, not the new one."""
+    def new(ip: str) -> str:
+        return f"New SMTP ICID 5 interface Data 1 (192.0.2.10) address {ip} reverse dns host unknown verified no"
+
+    lines = _lines(
+        ("12:00:00", new("198.51.100.1")),
+        ("12:00:01", "Start MID 50 ICID 5"),
+        ("12:00:02", new("203.0.113.2")),
+        ("12:00:03", "MID 50 ICID 5 From: <a@example.org>"),
+        ("12:00:04", "Message finished MID 50 done"),
+        ("12:01:00", "ICID 99 close"),
+    )
+
+    want, got, _ = restarted(lines, 3)
+    msg = [d for d in got if d["event"]["id"].startswith("esa1:m50:")]
+    assert msg[0]["source"]["ip"] == "198.51.100.1"
+    assert got == want
