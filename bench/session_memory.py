@@ -12,6 +12,12 @@ reads below the harness's own RSS, which would hide the baseline).  The same wit
 baseline (interpreter, imports, buffers).  Result: (peak_rss(N) - peak_rss(1)) / N bytes per open
 session.
 
+`--written` measures the other store instead: bytes per *written* session kept for late lines
+(docs/decisions/late-lines.md). N complete messages (each on its own connection, 8 lines with the
+connection's) are replayed twice, keeping every written session (`closed_retention_seconds` a day,
+`max_closed_sessions` above N) and keeping none (`closed_retention_seconds = 0`); the peak RSS difference
+divided by N is the cost of one kept session (message and connection).
+
 `--with-syslog-ng` measures the same input in bench/syslog-ng/grouping.conf (bytes per open
 grouping-by context) as a reference; its contexts keep all their log messages.
 
@@ -89,6 +95,75 @@ def write_open_sessions(path: str, n: int, seed: int = 1) -> int:
     return lines
 
 
+def write_written_sessions(path: str, n: int, seed: int = 1) -> int:
+    """N messages received, finished and their connections closed, spread over one minute."""
+    r = random.Random(seed)
+    mid0, icid0 = 24_611_400, 60_140_000
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        buf = []
+        for k in range(n):
+            sec = (k * 60) // n
+            p = f"<22>Nov 27 12:00:{sec:02d} {HOST} mail_logs: Info: "
+            mid, icid = mid0 + k, icid0 + k
+            dom = r.choice(DOMAINS)
+            sender = f"sender{r.randrange(100000)}@{dom}"
+            buf.append(
+                f"{p}New SMTP ICID {icid} interface Data 1 (192.0.2.1) address 198.51.100.{k % 250} "
+                f"reverse dns host mx.{dom} verified yes\n"
+                f"{p}Start MID {mid} ICID {icid}\n"
+                f"{p}MID {mid} ICID {icid} From: <{sender}>\n"
+                f"{p}MID {mid} ICID {icid} RID 0 To: <user{r.randrange(4000)}@mycompany.example>\n"
+                f"{p}MID {mid} Subject '{r.choice(SUBJECTS)}'\n"
+                f"{p}MID {mid} ready {r.randrange(2000, 200000)} bytes from <{sender}>\n"
+                f"{p}Message finished MID {mid} done\n"
+                f"{p}ICID {icid} close\n"
+            )
+            if len(buf) >= 10000:
+                fh.write("".join(buf))
+                buf.clear()
+        fh.write("".join(buf))
+    return 8 * n
+
+
+def measure_written(path: str, n: int, keep: bool, timeout: float) -> dict:
+    """Peak RSS of a replay that keeps every written session (`keep`) or none."""
+    conf = f"{path}.{'keep' if keep else 'none'}.toml"
+    with open(conf, "w") as fh:
+        retention = 86400.0 if keep else 0.0
+        fh.write(f"[sessions]\nclosed_retention_seconds = {retention}\nmax_closed_sessions = {n + 1}\n")
+    cmd = benchlib.product_base_cmd() + ["replay", path, "-c", conf, "--output", "/dev/null", "--no-progress"]
+    with open(path + ".stderr", "wb") as err:
+        res = benchlib.run_measured(cmd, stderr=err, env=benchlib.product_env({"TZ": "UTC"}), timeout=timeout)
+    if res["rc"] != 0:
+        res["errors"].append(f"exit {res['rc']}: {benchlib.read_text(path + '.stderr')[-800:]}")
+    return res
+
+
+def written_main(args: argparse.Namespace, workdir: str) -> int:
+    """`--written`: bytes per written session kept for late lines."""
+    path = os.path.join(workdir, f"written-{args.n}.log")
+    write_written_sessions(path, args.n)
+    peaks = {}
+    for keep in (False, True):
+        runs = [measure_written(path, args.n, keep, args.timeout) for _ in range(args.repeat)]
+        if any(r["rc"] != 0 or r["errors"] for r in runs):
+            print(f"written sessions: FAILED {runs[-1]['errors']}", file=sys.stderr)
+            return 2
+        peaks[keep] = benchlib.median([r["hwm_bytes"] or r["maxrss_bytes"] for r in runs])
+    per = (peaks[True] - peaks[False]) / args.n
+    print(
+        f"product: {per:,.0f} bytes per written session kept (peak RSS {peaks[True] / 2**20:.1f} MiB keeping "
+        f"{args.n:,} minus {peaks[False] / 2**20:.1f} MiB keeping none)",
+        file=sys.stderr,
+    )
+    line = json.dumps({"bench": "written_session_memory", "n": args.n, "bytes_per_session": per, "peaks": peaks})
+    print(line)
+    if args.json_out:
+        with open(args.json_out, "a") as fh:
+            fh.write(line + "\n")
+    return 0
+
+
 def measure_product(path: str, timeout: float) -> dict:
     cmd = benchlib.product_base_cmd() + [a.format(input=path) for a in PRODUCT_ARGS]
     errf = path + ".stderr"
@@ -122,11 +197,14 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--json-out", default=None, help="append the JSON result line to this file")
     ap.add_argument("--keep", action="store_true", help="keep the generated inputs")
+    ap.add_argument("--written", action="store_true", help="bytes per written session kept for late lines")
     args = ap.parse_args(argv)
 
     workdir = tempfile.mkdtemp(prefix="esa-session-memory-")
     if not args.keep:
         atexit.register(shutil.rmtree, workdir, True)  # also on errors
+    if args.written:
+        return written_main(args, workdir)
     points = {}
     for n in (1, args.n):
         path = os.path.join(workdir, f"open-{n}.log")

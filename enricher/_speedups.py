@@ -46,6 +46,7 @@ MODULES = (
     "enricher.sessions.merge",
     "enricher.classify.rules",
     "enricher.documents",
+    "enricher.ecs",  # the ECS copies: called for every document
     "enricher.pipeline",
 )
 

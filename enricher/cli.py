@@ -48,6 +48,7 @@ def _replay_overrides(a: argparse.Namespace) -> dict[str, Any]:
         "sessions.grace_seconds": a.grace,
         "sessions.idle_timeout_seconds": a.idle_timeout,
         "sessions.max_open_sessions": a.max_open_sessions,
+        "sessions.closed_retention_seconds": a.closed_retention,
         "classify.inbound_timeout_seconds": a.inbound_timeout,
         "classify.inbound_timeout_tolerance_seconds": a.timeout_tolerance,
         "classify.lost_window_seconds": a.lost_window,
@@ -101,7 +102,7 @@ def _print_table(summary: dict[str, Any]) -> None:
     t = Table(title="esa-enricher replay", show_header=True)
     t.add_column("measure")
     t.add_column("value", justify="right")
-    for k in ("lines", "unparsed", "sessions", "system_lines"):
+    for k in ("lines", "unparsed", "sessions", "system_lines", "duplicates"):
         t.add_row(k, str(summary[k]))
     for state, n in summary["states"].items():
         t.add_row(f"sessions {state}", str(n))
@@ -169,6 +170,11 @@ def _add_replay(sub: Any) -> None:
     p.add_argument("--grace", type=float, help="seconds to wait after Message finished (default 5)")
     p.add_argument("--idle-timeout", type=float, help="seconds of inactivity before a session expires (default 3600)")
     p.add_argument("--max-open-sessions", type=int, help="cap on open sessions (default 200000)")
+    p.add_argument(
+        "--closed-retention",
+        type=float,
+        help="seconds a written session is kept to merge late lines into (default: the idle timeout)",
+    )
     p.add_argument("--no-raw", action="store_true", help="leave raw lines out of the documents")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or table on stderr")
     p.set_defaults(func=cmd_replay)

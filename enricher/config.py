@@ -70,6 +70,20 @@ class SessionSettings(_Section):
     )
     max_dormant_sessions: int = Field(20_000, ge=0, description="Expired sessions kept to be updated in place.")
     dormant_horizon_seconds: float = Field(7 * 86400.0, ge=0, description="How long an expired session can be revived.")
+    closed_retention_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="How long a written session is kept (event time) so that a late line merges into it, same id; "
+        "unset: the idle timeout.",
+    )
+    max_closed_sessions: int = Field(
+        10_000, ge=0, description="Cap on written sessions kept for late lines (memory bound; oldest forgotten first)."
+    )
+    max_closed_digests: int = Field(
+        100_000,
+        ge=0,
+        description="Forgotten sessions remembered by key only: a late line for one is written as `late`, its own id.",
+    )
     quiet_seconds: float = Field(
         60.0, gt=0, description="Processing-time fallback: advance a quiet appliance's clock after this long."
     )

@@ -1,9 +1,12 @@
 """Session → ECS-shaped document (pure).
 
-ECS where ECS has a field (`@timestamp`, `event.*`, `observer.*`, `email.*`, `source.*`, `related.*`);
-`email.local_id` is the ESA MID (ECS: the id a mail server gives a message), `email.message_id` the
-RFC 5322 Message-ID header. Everything ESA-specific lives under `esa.*`; the two contract fields are the
-top-level `abort_reason` and `abort_layer`. Empty values are left out, so documents stay small.
+ECS where ECS has a field (`@timestamp`, `ecs.*`, `event.*`, `observer.*`, `email.*`, `source.*`,
+`destination.*`, `tls.*`, `user.*`, `network.*`, `related.*`); `email.local_id` is the ESA MID (ECS: the id
+a mail server gives a message), `email.message_id` the RFC 5322 Message-ID header. Everything ESA-specific
+lives under `esa.*`; the ECS fields repeat part of it (nothing under `esa.*` is dropped for them). The two
+contract fields are the top-level `abort_reason` and `abort_layer`. Empty values are left out, so documents
+stay small. `event.ingested` is not set here: the Elasticsearch sink stamps it when it sends the document,
+so `replay`'s output stays the same from run to run. The ECS copies and their choices: `enricher/ecs.py`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from enricher.classify.rules import ClassifyConfig, Verdict, classify
+from enricher.ecs import ECS_VERSION, attachments, destination, direction, tls_fields, verified_domain
 from enricher.parsing.timestamps import format_iso
 from enricher.sessions.session import MESSAGE, Session
 
@@ -60,8 +64,10 @@ def id_appliance(appliance: str) -> str:
 
 
 def session_id(s: Session) -> str:
-    """The deterministic document id: appliance + MID (or ICID) + first-seen time."""
+    """The deterministic document id: appliance + MID (or ICID) + first-seen time (+ `late`, see LATE)."""
     tag = "m" if s.kind == MESSAGE else "c"
+    if s.late:  # a late line of a session written and forgotten: never that session's id
+        return f"{id_appliance(s.appliance)}:{tag}{s.ident}:{int(s.first_ts)}:late"
     return f"{id_appliance(s.appliance)}:{tag}{s.ident}:{int(s.first_ts)}"
 
 
@@ -274,8 +280,7 @@ def build_document(
         start = conn.first_ts
     end = max(s.last_ts, other.last_ts) if other is not None else s.last_ts
     source_ip = cdata.get("source_ip")
-    rdns = cdata.get("reverse_dns")
-    source_domain = rdns if rdns and rdns.lower() != "unknown" else None
+    source_domain = verified_domain(cdata)
     d = s.data
     start_iso = format_iso(start)
     # Every value here is a non-empty string or a number: nothing for `_prune` to drop.
@@ -302,11 +307,17 @@ def build_document(
     observer["type"] = "email-gateway"
     if appliance_info:
         _copy(observer, appliance_info, _OBSERVER_INFO)
-    doc: dict[str, Any] = {"@timestamp": start_iso, "event": event, "observer": observer}
+    doc: dict[str, Any] = {
+        "@timestamp": start_iso,
+        "ecs": {"version": ECS_VERSION},
+        "event": event,
+        "observer": observer,
+    }
     if verdict.abort_reason:
         doc["abort_reason"] = verdict.abort_reason
     if verdict.abort_layer:
         doc["abort_layer"] = verdict.abort_layer
+    hashes: list[str] = []
     if is_msg:
         email: dict[str, Any] = {"local_id": str(s.ident)}
         _copy(email, d, _EMAIL)
@@ -315,13 +326,32 @@ def build_document(
         rcpt_addrs = [a for _, a in (d.get("rcpts") or []) if a]
         if rcpt_addrs:
             email["to"] = {"address": rcpt_addrs}
-        attachments = d.get("attachments")
-        if attachments:
-            email["attachments"] = [{"file": {"name": n}} for n in attachments]
+        if "attachments" in d or "files" in d or "amp_files" in d or "amp_not_uploaded" in d:
+            files, hashes = attachments(d)
+            if files:
+                email["attachments"] = files
+        way = direction(d, cdata.get("hat"))
+        if way is not None:
+            email["direction"] = way
         doc["email"] = email
     if source_ip or source_domain:
         doc["source"] = _prune({"ip": source_ip, "domain": source_domain})
-    ips = {x["destination_ip"] for x in (d.get("deliveries") or {}).values() if x.get("destination_ip")}
+    deliveries = d.get("deliveries")
+    if deliveries:
+        dest = destination(deliveries)
+        if dest:
+            doc["destination"] = dest
+    doc["network"] = {"protocol": "smtp"}
+    tls = cdata.get("tls")
+    if tls:
+        ecs_tls = tls_fields(tls)
+        if ecs_tls:
+            doc["tls"] = ecs_tls
+    auth = cdata.get("smtp_auth")
+    user = auth.get("user") if auth else None
+    if user:
+        doc["user"] = {"name": user}
+    ips = {x["destination_ip"] for x in deliveries.values() if x.get("destination_ip")} if deliveries else set()
     if source_ip:
         ips.add(source_ip)
     related: dict[str, Any] = {}
@@ -330,6 +360,10 @@ def build_document(
     hosts = sorted({h for h in (s.appliance, source_domain) if h})
     if hosts:
         related["hosts"] = hosts
+    if user:
+        related["user"] = [user]
+    if hashes:
+        related["hash"] = sorted(hashes)
     if related:
         doc["related"] = related
     session: dict[str, Any] = {"kind": s.kind}

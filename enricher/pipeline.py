@@ -14,6 +14,7 @@ from typing import Any
 
 from enricher.classify.rules import connection_document_verdict
 from enricher.documents import DocumentConfig, build_document, id_appliance
+from enricher.ecs import ECS_VERSION
 from enricher.models import Event
 from enricher.parsing.parser import Parser
 from enricher.parsing.timestamps import format_iso
@@ -56,6 +57,7 @@ class PipelineStats:
             # Delivery-connection lines (see StitchStats): folded into message documents, or in none.
             "dcid_lines_in_messages": stitcher.stats.dcid_in_messages,
             "dcid_lines_unmatched": stitcher.stats.dcid_unmatched,
+            "duplicates": stitcher.stats.duplicates,
         }
         if parser is not None and parser.lines_read:
             # Physical lines (files, stdin): the records in `lines`, plus blank lines and continuations of a
@@ -69,6 +71,7 @@ def error_document(ev: Event) -> dict[str, Any]:
     # A stable id (appliance, line text, stamp): replaying the same input overwrites, never duplicates.
     ident = f"{id_appliance(ev.appliance)}:e{zlib.crc32(ev.raw.encode('utf-8', 'replace')):08x}:{int(ev.ts or 0)}"
     doc: dict[str, Any] = {
+        "ecs": {"version": ECS_VERSION},
         "event": {
             "id": ident,
             "kind": "pipeline_error",

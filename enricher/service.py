@@ -71,6 +71,7 @@ class PartitionWork:
     restored: bool = False
     seen_unrecognized: int = 0
     seen_outcomes: dict[str, int] = field(default_factory=dict)  # line outcomes already exported as metrics
+    seen_duplicates: int = 0
     closing_offsets: dict[str, int] = field(default_factory=dict)
 
 
@@ -245,6 +246,7 @@ class Service:
                 w.checkpoint_no = ckpt.number
                 w.next_offset = ckpt.offset
                 w.seen_unrecognized = w.pipeline.stitcher.stats.unrecognized
+                w.seen_duplicates = w.pipeline.stitcher.stats.duplicates
                 w.commit_due = True  # a kill between snapshot and commit leaves the commit behind: catch up
                 self.consumer.seek(tp, ckpt.offset)
                 self.metrics.restores.inc()
@@ -308,6 +310,10 @@ class Service:
             if unrec != w.seen_unrecognized:
                 self.metrics.unparsed.labels(reason="unknown_shape_in_session").inc(unrec - w.seen_unrecognized)
                 w.seen_unrecognized = unrec
+            dups = pipe.stitcher.stats.duplicates
+            if dups != w.seen_duplicates:
+                self.metrics.duplicates.inc(dups - w.seen_duplicates)
+                w.seen_duplicates = dups
         self.metrics.lines_in.inc(n)
         self.lines_read += n
         self._set_open_gauge()

@@ -20,6 +20,12 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
         self.lines_in = Counter("esa_lines_received", "Raw records read from the source.", registry=r)
+        self.duplicates = Counter(
+            "esa_lines_duplicate",
+            "Records that repeat a line already applied to their session (same appliance, second and body): "
+            "counted in esa_lines_received, changing nothing.",
+            registry=r,
+        )
         self.unparsed = Counter("esa_lines_unparsed", "Records that could not be typed, by reason.", ["reason"], registry=r)
         self.lines_accounted = Counter(
             "esa_lines_accounted",
@@ -29,7 +35,7 @@ class Metrics:
         )
         self.sessions_open = Gauge("esa_sessions_open", "Sessions held in the windowed state.", registry=r)
         self.sessions_closed = Counter(
-            "esa_sessions_closed", "Sessions written, by cause (complete/partial/expired/evicted).", ["state"], registry=r
+            "esa_sessions_closed", "Sessions written, by cause (complete/partial/expired/evicted/late).", ["state"], registry=r
         )
         self.aborts = Counter("esa_aborts", "Sessions with an abort_reason.", ["reason", "layer"], registry=r)
         self.documents_written = Counter("esa_documents_written", "Documents acknowledged by Elasticsearch.", registry=r)

@@ -24,6 +24,10 @@ PIPELINE = SIGMA_DIR / "pipeline.yml"
 SPLUNK_PIPELINE = SIGMA_DIR / "pipeline-splunk.yml"
 INDEX = "esa-sessions"
 SCHEDULE_MINUTES = 5
+# Elastic Security rules select documents by the time they were written (stamped by the Elasticsearch sink), not
+# by @timestamp (when the session started): a session written after its lookback window (it stayed open, the
+# enricher was down, or Elasticsearch pushed back) is still seen. Documents without it fall back to @timestamp.
+TIMESTAMP_OVERRIDE = {"timestamp_override": "event.ingested", "timestamp_override_fallback_disabled": False}
 
 
 def load_rules(rules_dir: Path = RULES_DIR) -> Any:
@@ -119,6 +123,7 @@ def siem_rules() -> list[dict[str, Any]]:
     for rule in rules:  # Elastic Security has no "informational" severity: such rules become building blocks
         if rule["severity"] == "informational":
             rule.update(severity="low", risk_score=21, building_block_type="default")
+        rule.update(TIMESTAMP_OVERRIDE)
     return rules
 
 
@@ -177,6 +182,7 @@ def threshold_rules(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "risk_score": {"low": 21, "medium": 47, "high": 73, "critical": 99}.get(s["level"] or "low", 21),
                 "enabled": True,
                 "tags": ["esa-enricher", "sigma"],
+                **TIMESTAMP_OVERRIDE,
             }
         )
     return out

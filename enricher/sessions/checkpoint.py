@@ -1,7 +1,8 @@
 """Snapshot and restore of a stitcher's whole windowed state (JSON-ready), for durable checkpoints.
 
 Everything that decides future output is kept: open sessions, connections that already closed but live
-on inside open messages, dormant sessions, the grace queue, the IP index for DHAP lines, pending
+on inside open messages, dormant sessions, written sessions kept for late lines and the keys of forgotten
+ones, each session's duplicate memory, the grace queue, the IP index for DHAP lines, pending
 parent/child links, the arrival sequence and the per-appliance clocks. A restored stitcher writes the same
 documents as one that never stopped (tested by cutting a stream at many points).
 """
@@ -16,16 +17,20 @@ from enricher.sessions.session import CONNECTION, Key, Session
 if TYPE_CHECKING:
     from enricher.sessions.stitcher import Stitcher
 
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
+# Older versions restored as they are: version 2 had no duplicate memory (sessions restored from it treat
+# none of their earlier lines as seen), no written sessions kept for late lines (a late line for a session
+# written before the upgrade opens a partial one, as before) and a per-second count of one-line connections.
+_READABLE = frozenset((2, SNAPSHOT_VERSION))
 
 
 def snapshot(st: Stitcher) -> dict[str, Any]:
     """The stitcher's state as plain data."""
     open_sessions = list(st._open.values())
     detached: dict[Key, Session] = {}
-    for x in [*open_sessions, *st._dormant.values()]:
+    for x in [*open_sessions, *st._dormant.values(), *st._closed.values()]:
         c = x.conn
-        if c is not None and st._open.get(c.key) is not c:
+        if c is not None and st._open.get(c.key) is not c and st._closed.get(c.key) is not c:
             detached[c.key] = c
     return {
         "version": SNAPSHOT_VERSION,
@@ -35,16 +40,17 @@ def snapshot(st: Stitcher) -> dict[str, Any]:
         "sessions": [x.to_state() for x in open_sessions],
         "grace": {app: [[d, list(k)] for d, k in q] for app, q in st._grace.items()},
         "dormant": [x.to_state() for x in st._dormant.values()],
+        "closed": [x.to_state() for x in st._closed.values()],
+        "digests": [[*k, v] for k, v in st._digests.items()],
         "by_ip": [[app, ip, icid] for (app, ip), icid in st._by_ip.items()],
         "detached": [x.to_state() for x in detached.values()],
         "pending_links": [[list(k), v] for k, v in st._pending_links.items()],
-        "standalone": [st._standalone_second, list(st._standalone_seen.items())],
     }
 
 
 def restore(st: Stitcher, snap: dict[str, Any]) -> None:
     """Load `snapshot()` data into an empty stitcher; connections are re-linked to their messages."""
-    if snap.get("version") != SNAPSHOT_VERSION:
+    if snap.get("version") not in _READABLE:
         raise ValueError(f"unsupported state snapshot version {snap.get('version')!r}")
     st._seq = snap["seq"]
     st._watermark = dict(snap["watermark"])
@@ -64,6 +70,12 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
 
     for data in snap["detached"]:
         load(data)
+    # Before the open sessions: where a reused ICID has a written and an open connection, the open one wins.
+    st._closed = OrderedDict()
+    for data in snap.get("closed", ()):
+        sess = load(data)
+        st._closed[sess.key] = sess
+    st._digests = OrderedDict(((tag, app, ident), first) for tag, app, ident, first in snap.get("digests", ()))
     for data in snap["sessions"]:
         sess = load(data)
         st._hold(sess)
@@ -80,5 +92,3 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
     st._grace = {app: deque((d, tuple(k)) for d, k in q) for app, q in snap["grace"].items()}  # type: ignore[misc]
     st._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
     st._pending_links = {tuple(k): v for k, v in snap["pending_links"]}  # type: ignore[misc]
-    st._standalone_second = snap["standalone"][0]
-    st._standalone_seen = dict(snap["standalone"][1])

@@ -6,6 +6,7 @@ Lists that a hostile or broken sender could grow without end are capped (`LIST_C
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -324,6 +325,19 @@ def _dlp(s: Session, ev: Event) -> None:
     s.data["dlp"] = dict(ev.data or {})
 
 
+# The reputation answer names the file's SHA-256 in its tail: `…, sha256 = <hex>, upload_action = …`.
+_REPUTATION_SHA256 = re.compile(r"\bsha256 ?= ?([0-9A-Fa-f]{64})\b", re.I)
+
+
+def _amp_reputation(s: Session, ev: Event) -> None:
+    f = ev.data or _NO_FIELDS
+    item = {n: f[n] for n in ("filename", "disposition", "malware") if n in f}
+    m = _REPUTATION_SHA256.search(f.get("detail") or "")
+    if m is not None:
+        item["sha256"] = m.group(1).lower()
+    _append(s.data, "amp_files", item)
+
+
 def _cef(s: Session, ev: Event) -> None:
     s.data["consolidated"] = dict(ev.data or {})
 
@@ -388,7 +402,7 @@ MESSAGE_RULES: dict[str, Merge] = {
     "rcpt_invalid": _invalid_rcpt,
     "mid_note": _note,
     "amp_reputation_query": _append_fields("amp_files", "filename"),
-    "amp_reputation": _append_fields("amp_files", "filename", "disposition", "malware"),
+    "amp_reputation": _amp_reputation,
     "amp_not_uploaded": _append_value("amp_not_uploaded", "detail"),
     "av_log": _append_value("av_results", "result"),
     "consolidated_event": _cef,

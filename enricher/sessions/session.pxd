@@ -33,7 +33,14 @@ cdef class Session:
     cdef public long bucket
     cdef public bint open
     cdef public long nlines
+    cdef public object hashes
+    cdef public bint late
     cdef public str last_kind
     cdef public dict ending
 
     cpdef add_line(self, Py_ssize_t seq, line)
+    @cython.locals(i=Py_ssize_t, j=Py_ssize_t, lines=list)
+    cpdef bint repeats(self, bytes key, str raw, level)
+
+
+cpdef bytes line_key(str raw, level, ts)

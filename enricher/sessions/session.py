@@ -9,6 +9,7 @@ connection and message lines can be merged in arrival order when the document is
 
 from __future__ import annotations
 
+import zlib
 from array import array
 from typing import Any
 
@@ -22,10 +23,24 @@ COMPLETE = "complete"  # terminal line seen and the grace period passed
 PARTIAL = "partial"  # written at end of input / shutdown without its terminal line
 EXPIRED = "expired"  # idle for longer than the horizon; updated in place if more lines arrive
 EVICTED = "evicted"  # pushed out by the cap on open sessions
+LATE = "late"  # opened by a line of a session written and forgotten (beyond the retention): its own id
 
 Key = tuple[str, str, int]  # (kind tag "m" message / "c" connection / "d" delivery connection, appliance, id)
 
 _SEQ_MASK = 0xFFFFFFFF
+_adler32 = zlib.adler32
+
+
+def line_key(raw: str, level: str | None, ts: float) -> bytes:
+    """The duplicate-memory key of one line: its event second and a checksum of its ESA body (from the level
+    word on, so two relays' different syslog headers give the same key), 8 bytes little-endian.
+
+    Stable across processes (it is durable state). Adler-32, not CRC-32: four times cheaper per line, and a
+    key match is confirmed against the kept raw line before a line counts as a duplicate (`Session.repeats`).
+    """
+    i = raw.find(level) if level else -1
+    body = raw[i:] if i > 0 else raw
+    return ((int(ts) & _SEQ_MASK) << 32 | _adler32(body.encode("utf-8", "surrogatepass"))).to_bytes(8, "little")
 
 
 def _in_order(sa: array[int], la: list[str], sb: array[int], lb: list[str]) -> list[str]:
@@ -79,6 +94,8 @@ class Session:
         "bucket",
         "open",
         "nlines",
+        "hashes",
+        "late",
         "last_kind",
         "ending",
     )
@@ -104,6 +121,9 @@ class Session:
         self.bucket = -1  # the idle-expiry bucket it was last filed under (see Stitcher)
         self.open = False  # held by the stitcher (not closed, not dormant)
         self.nlines = 0  # lines seen, kept or not
+        # Keys (`line_key`) of the lines applied, 8 bytes each in arrival order (the duplicate memory).
+        self.hashes: bytearray | None = None
+        self.late = False  # opened by a line of a session already written and forgotten (see LATE)
         self.last_kind = ""  # kind of its newest line (ties: the later arrival), for an ending never logged
         # How the stitcher closed it without a terminal line (window, its setting, event time of the close);
         # None when closed complete. Set at every close and read when its document is built, so it is not
@@ -119,6 +139,29 @@ class Session:
         else:
             self.raw = f"{self.raw}\n{line}"
         self.seqs.append(seq & _SEQ_MASK)
+
+    def repeats(self, key: bytes, raw: str, level: str | None) -> bool:
+        """Whether a line with `key` was already applied here (an exact duplicate: same second, same body).
+
+        A key match is confirmed on the kept raw line when there is one (an Adler-32 collision is not a
+        duplicate); without raw lines (`keep_raw` off) the key alone decides.
+        """
+        hs = self.hashes
+        if hs is None:
+            return False
+        i = hs.find(key)
+        if i < 0:
+            return False
+        lines = self.lines() if self.seqs is not None and len(self.seqs) * 8 == len(hs) else None
+        if lines is not None and len(lines) * 8 != len(hs):
+            lines = None  # a raw line with a newline inside: the lines no longer align with the keys
+        j = raw.find(level) if level else -1
+        body = raw[j:] if j > 0 else raw
+        while i >= 0:
+            if not i & 7 and (lines is None or lines[i >> 3].endswith(body)):
+                return True
+            i = hs.find(key, i + 1)
+        return False
 
     def lines(self) -> list[str]:
         """This session's own raw lines."""
@@ -157,6 +200,8 @@ class Session:
             "emitted": self.emitted,
             "unrecognized": self.unrecognized,
             "nlines": self.nlines,
+            "hashes": None if self.hashes is None else self.hashes.hex(),
+            "late": self.late,
             "last_kind": self.last_kind,
         }
 
@@ -176,5 +221,8 @@ class Session:
         s.emitted = st["emitted"]
         s.unrecognized = st["unrecognized"]
         s.nlines = st["nlines"]
+        hashes = st.get("hashes")  # absent from version 2 snapshots: no duplicate memory before the upgrade
+        s.hashes = None if hashes is None else bytearray.fromhex(hashes)
+        s.late = st.get("late", False)
         s.last_kind = st.get("last_kind", "")  # absent from snapshots written before it existed
         return s, st["conn"]

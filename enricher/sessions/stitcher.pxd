@@ -20,10 +20,11 @@ cdef class Stitcher:
     cdef public dict _expiry
     cdef public dict _grace
     cdef public object _dormant
+    cdef public object _closed
+    cdef public object _digests
+    cdef public double _retention
     cdef public dict _by_ip
     cdef public dict _pending_links
-    cdef public object _standalone_second
-    cdef public dict _standalone_seen
     cdef public list _out
     cdef public Py_ssize_t _session_lines
 
@@ -32,10 +33,16 @@ cdef class Stitcher:
     cpdef _hold(self, Session s)
     @cython.locals(idx=ExpiryIndex)
     cpdef _file(self, Session s)
-    @cython.locals(s=Session, conn=Session, refile=bint, key=tuple)
+    @cython.locals(s=Session, conn=Session, refile=bint, key=tuple, lk=bytes)
     cpdef _on_message(self, ev, ts, app, kind, mid)
     @cython.locals(s=Session)
-    cpdef Session _revive(self, tuple key, ts)
+    cpdef Session _recall(self, tuple key, ts, kind)
+    cpdef Session _reopen(self, tuple key, ts, kind, bytes lk, ev)
+    cpdef bint _was_forgotten(self, tuple key, ts, kind)
+    cpdef _forget(self, Session s)
+    cpdef _revive(self, Session s, ts)
+    @cython.locals(m=Session)
+    cpdef _revive_messages(self, Session c, ts)
     @cython.locals(other=Session, key=tuple)
     cpdef _link(self, app, other_mid, field_name, value)
     @cython.locals(rec=Session)
@@ -43,15 +50,16 @@ cdef class Stitcher:
     cpdef _copy_delivery(self, Session rec, Session s)
     @cython.locals(c=Session, key=tuple)
     cpdef Session _connection(self, app, icid, ts)
-    @cython.locals(c=Session, old=Session, key=tuple)
+    @cython.locals(c=Session, old=Session, key=tuple, lk=bytes)
     cpdef _on_connection(self, ev, ts)
-    @cython.locals(c=Session)
-    cpdef Session _standalone(self, ev, ts)
-    @cython.locals(c=Session)
+    cpdef _apply(self, Session c, bytes lk, str raw)
+    @cython.locals(c=Session, held=Session, key=tuple)
+    cpdef Session _standalone(self, ev, ts, bytes lk)
+    @cython.locals(c=Session, lk=bytes)
     cpdef _on_icid_zero(self, ev, ts)
-    @cython.locals(c=Session)
+    @cython.locals(c=Session, held=Session, lk=bytes)
     cpdef _on_dhap(self, ev, ts)
-    @cython.locals(rec=Session, msg=Session, key=tuple)
+    @cython.locals(rec=Session, msg=Session, key=tuple, lk=bytes)
     cpdef _on_delivery_connection(self, ev, ts)
     cpdef _schedule(self, app, ts, tuple key)
     @cython.locals(s=Session, idx=ExpiryIndex)

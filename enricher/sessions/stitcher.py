@@ -9,7 +9,15 @@
 - Sessions idle for `idle_timeout_seconds` (to the minute) are written as `expired` partial documents and
   kept dormant: a later line revives them and they are written again under the same id (updated in place).
   Quarantined messages stay dormant too, so a release, deletion or reinjection rewrites them.
+- Every other written session is kept as well, for `closed_retention_seconds` of event time and up to
+  `max_closed_sessions` (`_closed`): a late line revives it the same way (merged, reclassified, same id); a
+  late connection line also rewrites the messages it carried. A session forgotten from either store leaves
+  its key (`_digests`, up to `max_closed_digests`): a line for it opens a session of its own written as
+  `late`, with its own id, never the old one. See docs/decisions/late-lines.md.
 - `max_open_sessions` bounds memory: the least recently active sessions are written as `evicted`.
+- An exact duplicate of a line already applied to a session (same appliance, second and ESA body: two relays,
+  an at-least-once forwarder, a file read twice) changes nothing; it is counted in `stats.duplicates`. Each
+  session keeps 8 bytes per line for this (`Session.hashes`, durable with the rest of its state).
 - Event time advances per appliance (its watermark: the newest stamp seen); `tick(now)` moves quiet
   appliances forward on processing time so their last sessions still close.
 """
@@ -33,10 +41,12 @@ from enricher.sessions.session import (
     DELIVERY,
     EVICTED,
     EXPIRED,
+    LATE,
     MESSAGE,
     PARTIAL,
     Key,
     Session,
+    line_key,
 )
 
 _HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
@@ -53,6 +63,10 @@ _FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
     "mid_unrecognized",
     "ready",
 }
+# A session's first line: for a key already written with another first second, the counter was reused.
+_START_KINDS = frozenset(("start_mid", "new_icid"))
+# What `Stitcher._reopen` answers for a duplicate line: a session that no key names.
+_DUPLICATE = Session(DELIVERY, "", 0, 0.0)
 _ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
 # Connection lines that may end the connection with a failure of its own (docs/abort-taxonomy.md §2): each
 # records which message was being received at that moment (see Stitcher._mark_in_flight).
@@ -83,6 +97,9 @@ class StitchConfig:
     max_open_sessions: int = 200_000
     max_dormant_sessions: int = 20_000
     dormant_horizon_seconds: float = 7 * 86400.0
+    closed_retention_seconds: float | None = None  # None: the idle timeout
+    max_closed_sessions: int = 10_000
+    max_closed_digests: int = 100_000
     quiet_seconds: float = 60.0
     keep_raw: bool = True
 
@@ -106,6 +123,7 @@ class StitchStats:
     dcid_unmatched: int = 0
     opened: int = 0
     revived: int = 0
+    duplicates: int = 0
     closed: dict[str, int] = field(default_factory=dict)
 
     def closed_as(self, state: str) -> None:
@@ -129,10 +147,12 @@ class Stitcher:
         self._expiry: dict[str, ExpiryIndex] = {}
         self._grace: dict[str, deque[tuple[float, Key]]] = {}
         self._dormant: OrderedDict[Key, Session] = OrderedDict()
+        self._closed: OrderedDict[Key, Session] = OrderedDict()  # written, kept for late lines (close order)
+        self._digests: OrderedDict[Key, int] = OrderedDict()  # forgotten: key → first second
+        retention = self.config.closed_retention_seconds
+        self._retention = self.config.idle_timeout_seconds if retention is None else retention
         self._by_ip: dict[tuple[str, str], int] = {}
         self._pending_links: dict[Key, dict[str, object]] = {}
-        self._standalone_second = -1
-        self._standalone_seen: dict[int, int] = {}
         self._out: list[Session] = []
         self._session_lines = 0  # lines applied to a message or connection session (see line_outcomes)
 
@@ -226,10 +246,10 @@ class Stitcher:
             if s.kind != DELIVERY and finished is not None:
                 self._close(s, COMPLETE)
             elif s.kind == MESSAGE or (s.kind == CONNECTION and not s.mids):
-                s.state = PARTIAL
+                s.state = LATE if s.late else PARTIAL
                 s.ending = self._window(shared, s, "batch_end")
                 s.emitted += 1
-                self.stats.closed_as(PARTIAL)
+                self.stats.closed_as(s.state)
                 out.append(s)
         return out
 
@@ -245,6 +265,7 @@ class Stitcher:
             "uncorrelated": st.uncorrelated,
             "icid_zero": st.icid_zero,
             "delivery_connection": st.delivery_connection,
+            "duplicates": st.duplicates,  # a repeat of a line already applied: changes nothing
         }
 
     def open_sessions(self) -> int:
@@ -269,19 +290,32 @@ class Stitcher:
 
     def _on_message(self, ev: Event, ts: float, app: str, kind: str, mid: int) -> None:
         key: Key = ("m", app, mid)
+        lk = line_key(ev.raw, ev.level, ts)
         s = self._open.get(key)
         if s is None:
-            s = self._revive(key, ts)
+            s = self._reopen(key, ts, kind, lk, ev)
+            if s is _DUPLICATE:
+                return
             if s is None:
                 s = Session(MESSAGE, app, mid, ts)
+                if self._digests:
+                    s.late = self._was_forgotten(key, ts, kind)
                 self.stats.opened += 1
                 link = self._pending_links.pop(key, None)
                 if link is not None:
                     s.data["parent"] = link
                 self._hold(s)
+        elif ts <= s.last_ts and s.repeats(lk, ev.raw, ev.level):  # a duplicate is never later than the session
+            self.stats.duplicates += 1
+            return
         MESSAGE_RULES[kind](s, ev)
         s.nlines += 1
         self._session_lines += 1
+        hs = s.hashes
+        if hs is None:
+            s.hashes = bytearray(lk)
+        else:
+            hs += lk
         if self._keep_raw:  # Session.add_line, inlined: this runs for most lines
             if s.seqs is None:
                 s.seqs = array("I")
@@ -332,11 +366,68 @@ class Stitcher:
         if refile and s.bucket != int(s.last_ts) // BUCKET_SECONDS:
             self._file(s)
 
-    def _revive(self, key: Key, ts: float) -> Session | None:
-        """Bring a dormant session (expired, or complete but quarantined) back; it is written again, same id."""
-        s = self._dormant.pop(key, None)
-        if s is None or ts - s.last_ts > self.config.dormant_horizon_seconds:
+    def _recall(self, key: Key, ts: float, kind: str) -> Session | None:
+        """The written session (dormant or kept closed) that a `kind` line of `key` at `ts` would revive;
+        it stays where it is until `_revive`."""
+        s = self._dormant.get(key)
+        if s is not None:
+            if ts - s.last_ts > self.config.dormant_horizon_seconds:
+                del self._dormant[key]
+                self._forget(s)
+                return None
+            return s
+        s = self._closed.get(key)
+        if s is None:
             return None
+        if self._watermark.get(s.appliance, ts) - s.last_ts > self._retention:
+            del self._closed[key]
+            self._forget(s)
+            return None
+        if kind in _START_KINDS and int(ts) != int(s.first_ts):
+            return None  # the counter was reused: a new session (a copy of its first line has its second)
+        return s
+
+    def _reopen(self, key: Key, ts: float, kind: str, lk: bytes, ev: Event) -> Session | None:
+        """For a line of a key not open: the written session it revives, `_DUPLICATE` when it repeats one
+        of that session's lines (counted; nothing changes), or None."""
+        s = self._recall(key, ts, kind)
+        if s is None:
+            return None
+        if s.repeats(lk, ev.raw, ev.level):
+            self.stats.duplicates += 1
+            return _DUPLICATE
+        self._revive(s, ts)
+        return s
+
+    def _was_forgotten(self, key: Key, ts: float, kind: str) -> bool:
+        """Whether a new session of `key` continues one written and forgotten (it is then written as late)."""
+        first = self._digests.get(key)
+        if first is None or (kind in _START_KINDS and int(ts) != first):
+            return False
+        del self._digests[key]  # the late session is remembered on its own from now on
+        return True
+
+    def _forget(self, s: Session) -> None:
+        """A written session leaves memory: keep its key, so a late line for it is not taken for a new one."""
+        if s.kind == CONNECTION and s.data.get("source_ip"):
+            # Kept while the connection is (a DHAP line repeated after it closed is found through it).
+            ipkey = (s.appliance, s.data["source_ip"])
+            if self._by_ip.get(ipkey) == s.ident:
+                del self._by_ip[ipkey]
+        if s.kind == DELIVERY or self.config.max_closed_digests <= 0:
+            return
+        digests = self._digests
+        digests.pop(s.key, None)
+        digests[s.key] = int(s.first_ts)
+        while len(digests) > self.config.max_closed_digests:
+            digests.popitem(last=False)
+
+    def _revive(self, s: Session, ts: float) -> None:
+        """Bring a written session back (dormant: expired or quarantined; or kept closed); it is written
+        again, same id, with everything it had and the new lines."""
+        key = s.key
+        if self._dormant.pop(key, None) is None:
+            del self._closed[key]
         rest = [x for x in self._out if x is not s]
         if len(rest) != len(self._out):
             # Closed by this very line's clock advance: its document is not built yet and would show the
@@ -350,9 +441,16 @@ class Stitcher:
         s.bucket = -1
         self._hold(s)
         self._file(s)
-        if s.finished_ts is not None:
+        if (s.finished_ts if s.kind == MESSAGE else s.closed_ts) is not None:
             self._schedule(s.appliance, ts, key)
-        return s
+
+    def _revive_messages(self, c: Session, ts: float) -> None:
+        """A late line of a written connection: its written messages are written again too (their
+        classification reads the connection: an `ICID lost` turns an unexplained abort into connection_lost)."""
+        for mid in c.mids or ():
+            m = self._closed.get(("m", c.appliance, mid))
+            if m is not None and m.conn is c:
+                self._revive(m, ts)
 
     def _link(self, app: str, other_mid: int | None, field_name: str, value: dict[str, object]) -> None:
         """Record a parent/child MID link on the other session too (open, dormant, or not yet seen)."""
@@ -361,7 +459,10 @@ class Stitcher:
         key: Key = ("m", app, other_mid)
         other = self._open.get(key)
         if other is None:
-            other = self._revive(key, self._watermark.get(app, 0.0))
+            wm = self._watermark.get(app, 0.0)
+            other = self._recall(key, wm, "")
+            if other is not None:
+                self._revive(other, wm)
         if other is None:
             if field_name == "parent":
                 # The child's own lines come later: attach the link when its session opens.
@@ -408,7 +509,13 @@ class Stitcher:
         key: Key = ("c", app, icid)
         c = self._open.get(key)
         if c is None:
+            c = self._recall(key, ts, "")
+            if c is not None:
+                self._revive(c, ts)
+                return c
             c = Session(CONNECTION, app, icid, ts)
+            if self._digests:
+                c.late = self._was_forgotten(key, ts, "")
             self._hold(c)
             self._file(c)
             self.stats.opened += 1
@@ -417,23 +524,35 @@ class Stitcher:
     def _on_connection(self, ev: Event, ts: float) -> None:
         app, icid, kind = ev.appliance, ev.icid, ev.kind
         key: Key = ("c", app, icid)  # type: ignore[assignment]
-        if kind == "new_icid":
-            old = self._open.get(key)
-            if old is not None and "start_ts" in old.data:
-                # The ICID counter was reused (or the close was lost): finish the old connection first. One
-                # without its own `New SMTP ICID` line yet is not finished: this is that line, arriving late
-                # (after lines written in the same second, even after its close).
-                if old.closed_ts is not None:
-                    self._close(old, COMPLETE)
-                else:
-                    self._close(old, PARTIAL, self._window({}, old, "icid_reused", ts))
-        c = self._open.get(key) or self._connection(app, icid, ts)  # type: ignore[arg-type]
+        lk = line_key(ev.raw, ev.level, ts)
+        old = self._open.get(key)
+        if old is None:
+            old = self._reopen(key, ts, kind, lk, ev)
+            if old is _DUPLICATE:
+                return
+            if old is not None:
+                self._revive_messages(old, ts)
+        elif ts <= old.last_ts and old.repeats(lk, ev.raw, ev.level):
+            self.stats.duplicates += 1
+            return
+        if kind == "new_icid" and old is not None and "start_ts" in old.data:
+            # The ICID counter was reused (or the close was lost): finish the old connection first. One
+            # without its own `New SMTP ICID` line yet is not finished: this is that line, arriving late
+            # (after lines written in the same second, even after its close).
+            if old.closed_ts is not None:
+                self._close(old, COMPLETE)
+            else:
+                self._close(old, PARTIAL, self._window({}, old, "icid_reused", ts))
+        c = self._open.get(key)
+        if c is None:
+            c = Session(CONNECTION, app, icid, ts)  # type: ignore[arg-type]
+            if self._digests:
+                c.late = self._was_forgotten(key, ts, kind)
+            self._hold(c)
+            self._file(c)
+            self.stats.opened += 1
         CONNECTION_RULES[kind](c, ev)
-        self._session_lines += 1
-        if self._keep_raw:
-            c.add_line(self._seq, ev.raw)
-        else:
-            c.nlines += 1
+        self._apply(c, lk, ev.raw)
         if kind == "icid_other":
             self.stats.unrecognized += 1
         elif kind in _FAILURE_KINDS:
@@ -453,24 +572,42 @@ class Stitcher:
         if c.bucket != int(c.last_ts) // BUCKET_SECONDS:
             self._file(c)
 
-    def _standalone(self, ev: Event, ts: float) -> Session:
-        """A connection document made of one line that names no usable ICID (ICID 0, uncorrelated DHAP).
+    def _apply(self, c: Session, lk: bytes, raw: str) -> None:
+        """Remember a line applied to a connection (or delivery) session: its key, and its text if kept."""
+        self._session_lines += 1
+        hs = c.hashes
+        if hs is None:
+            c.hashes = bytearray(lk)
+        else:
+            hs += lk
+        if self._keep_raw:
+            c.add_line(self._seq, raw)
+        else:
+            c.nlines += 1
 
-        Its id must not depend on where a replay starts: a negative number from the line's text and its
-        occurrence within the same second.
+    def _standalone(self, ev: Event, ts: float, lk: bytes) -> Session | None:
+        """A connection document made of one line that names no usable ICID (ICID 0, uncorrelated DHAP);
+        None when that line is a duplicate of one already held.
+
+        Its id must not depend on where a replay starts, nor on the relay: a negative number from the line's
+        key (second and ESA body), and its rank among held lines whose numbers collide.
         """
-        base = zlib.crc32(ev.raw.encode("utf-8", "replace"))
-        second = int(ts)
-        if second != self._standalone_second:
-            self._standalone_second, self._standalone_seen = second, {}
-        n = self._standalone_seen.get(base, 0)
-        self._standalone_seen[base] = n + 1
-        c = Session(CONNECTION, ev.appliance, -(base * 64 + min(n, 63)) - 1, ts)
+        base = zlib.crc32(lk)
+        app = ev.appliance
+        for n in range(64):
+            key: Key = ("c", app, -(base * 64 + n) - 1)
+            held = self._open.get(key) or self._closed.get(key)
+            if held is None:
+                break
+            if held.repeats(lk, ev.raw, ev.level):
+                self.stats.duplicates += 1
+                return None
+        c = Session(CONNECTION, app, key[2], ts)
         c.closed_ts = ts
         self._hold(c)
         self._file(c)
         self.stats.opened += 1
-        self._schedule(ev.appliance, ts, c.key)
+        self._schedule(app, ts, c.key)
         return c
 
     def _on_icid_zero(self, ev: Event, ts: float) -> None:
@@ -478,22 +615,28 @@ class Stitcher:
         if ev.kind not in _ICID_ZERO_KINDS:
             self.stats.icid_zero += 1
             return
-        c = self._standalone(ev, ts)
-        self._session_lines += 1
+        lk = line_key(ev.raw, ev.level, ts)
+        c = self._standalone(ev, ts, lk)
+        if c is None:
+            return
         c.last_kind = ev.kind
         CONNECTION_RULES[ev.kind](c, ev)
-        if self.config.keep_raw:
-            c.add_line(self._seq, ev.raw)
-        else:
-            c.nlines += 1
+        self._apply(c, lk, ev.raw)
 
     def _on_dhap(self, ev: Event, ts: float) -> None:
         """DHAP lines name an IP, not an ICID: join the latest open connection from that IP."""
         ip = ev.get("source_ip")
         icid = self._by_ip.get((ev.appliance, ip)) if ip else None
         c = self._open.get(("c", ev.appliance, icid)) if icid is not None else None
+        lk = line_key(ev.raw, ev.level, ts)
+        held = c if c is not None or icid is None else self._closed.get(("c", ev.appliance, icid))
+        if held is not None and held.repeats(lk, ev.raw, ev.level):
+            self.stats.duplicates += 1
+            return
         if c is None:
-            c = self._standalone(ev, ts)  # uncorrelated, but a document of its own
+            c = self._standalone(ev, ts, lk)
+            if c is None:
+                return
             c.data["source_ip"] = ip
         else:
             self._mark_in_flight(c)
@@ -504,16 +647,12 @@ class Stitcher:
         if ts == c.last_ts:
             c.last_kind = ev.kind
         CONNECTION_RULES["dhap_drop"](c, ev)
-        self._session_lines += 1
-        if self.config.keep_raw:
-            c.add_line(self._seq, ev.raw)
-        else:
-            c.nlines += 1
+        self._apply(c, lk, ev.raw)
 
     def _on_delivery_connection(self, ev: Event, ts: float) -> None:
         key: Key = ("d", ev.appliance, ev.dcid)  # type: ignore[assignment]
-        self.stats.delivery_connection += 1
         if ev.kind == "dcid_close":
+            self.stats.delivery_connection += 1
             rec = self._open.get(key)
             if rec is not None:
                 rec.nlines += 1
@@ -522,6 +661,7 @@ class Stitcher:
                 self.stats.dcid_unmatched += 1
             return
         if ev.kind == "dcid_other":
+            self.stats.delivery_connection += 1
             self.stats.unrecognized += 1
             rec = self._open.get(key)
             if rec is not None:
@@ -530,10 +670,20 @@ class Stitcher:
                 self.stats.dcid_unmatched += 1
             return
         rec = self._open.get(key)
+        lk = line_key(ev.raw, ev.level, ts)
         if rec is None:
             rec = Session(DELIVERY, ev.appliance, ev.dcid, ts)  # type: ignore[arg-type]
             self._hold(rec)
+        elif rec.repeats(lk, ev.raw, ev.level):
+            self.stats.duplicates += 1
+            return
+        self.stats.delivery_connection += 1
         DCID_RULES[ev.kind](rec, ev)
+        hs = rec.hashes
+        if hs is None:
+            rec.hashes = bytearray(lk)
+        else:
+            hs += lk
         rec.nlines += 1
         rec.last_ts = ts
         for mid in rec.mids or ():
@@ -572,6 +722,13 @@ class Stitcher:
                     self._close(s, COMPLETE)
             elif s.closed_ts is not None:
                 self._close(s, COMPLETE)
+        closed = self._closed
+        while closed:  # forget what is older than the retention (close order: the oldest come first)
+            s = next(iter(closed.values()))
+            if self._watermark.get(s.appliance, wm) - s.last_ts <= self._retention:
+                break
+            del closed[s.key]
+            self._forget(s)
         idx = self._expiry.get(app)
         if idx is None:
             return
@@ -608,10 +765,6 @@ class Stitcher:
             else:
                 self.stats.dcid_unmatched += s.nlines
             s.nlines = 0
-        if s.kind == CONNECTION and s.data.get("source_ip"):
-            ipkey = (s.appliance, s.data["source_ip"])
-            if self._by_ip.get(ipkey) == s.ident:
-                del self._by_ip[ipkey]
 
     def _window(
         self, shared: dict[str, dict[str, Any]], s: Session, window: str, at: float | None = None
@@ -631,17 +784,25 @@ class Stitcher:
     def _close(self, s: Session, state: str, ending: dict[str, Any] | None = None) -> None:
         """Write `s` with `state`; `ending` says which window closed it when that was not its own ending."""
         self._drop(s)
-        s.state = state
+        s.state = LATE if s.late else state
         s.ending = ending
         s.emitted += 1
-        self.stats.closed_as(state)
+        self.stats.closed_as(s.state)
         self._out.append(s)
         if s.kind == MESSAGE and (
             state == EXPIRED or (s.data.get("quarantine") or {}).get("status") in ("quarantined", "tagged")
         ):
             self._dormant[s.key] = s
             while len(self._dormant) > self.config.max_dormant_sessions:
-                self._dormant.popitem(last=False)
+                self._forget(self._dormant.popitem(last=False)[1])
+        elif self._retention > 0 and self.config.max_closed_sessions > 0:
+            closed = self._closed
+            closed.pop(s.key, None)  # a reused counter: the newer session takes the key
+            closed[s.key] = s
+            while len(closed) > self.config.max_closed_sessions:
+                self._forget(closed.popitem(last=False)[1])
+        else:
+            self._forget(s)
 
     # -- durable state --------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

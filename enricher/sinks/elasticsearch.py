@@ -17,6 +17,11 @@
 - Each document remembers its owner (the source partition); `discard(owners)` drops what is queued for
   partitions given up in a rebalance, including documents in the middle of a retrying flush, so a stale
   version never overwrites the one the partition's next owner writes.
+- `event.ingested` (ECS: when the document reached the store; detection rules use it as their
+  `timestamp_override`, so a document written late is still seen) is the time of the bulk request that
+  writes the document, set here and not by the document builder, so replay's NDJSON stays deterministic.
+  A document is encoded once, when queued, with a placeholder value; each request (a retry too) writes its
+  own time over the placeholder, so a document held back by an outage gets the time it was written.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -36,6 +42,10 @@ DeadLetter = Callable[[dict[str, Any], dict[str, Any], list[Any]], None]
 
 _RETRY_STATUS = frozenset((408, 429, 500, 502, 503, 504))
 _BULK_FILTER = "items.*.status,items.*.error"
+# Encoded where `event.ingested` goes, replaced by the request's time: never sent as it is.
+_INGESTED_SLOT = "0000-00-00T00:00:00.000Z"
+_SLOT_BYTES = orjson.dumps({"ingested": _INGESTED_SLOT})[1:-1]  # b'"ingested":"0000-…Z"'
+_SLOT_SKIP = len(b'"ingested":"')
 
 
 class FlushDeadline(Exception):
@@ -54,14 +64,34 @@ def index_for(prefix: str, doc: dict[str, Any]) -> str:
     return index_name(prefix, ts)
 
 
+def encode(doc: dict[str, Any]) -> tuple[bytes, int]:
+    """The document as JSON with an `event.ingested` placeholder, and where the placeholder's value starts."""
+    event = doc.get("event")
+    stamped = {**event, "ingested": _INGESTED_SLOT} if isinstance(event, dict) else {"ingested": _INGESTED_SLOT}
+    line = orjson.dumps({**doc, "event": stamped})
+    # Unique: inside a JSON string every quote is escaped, so this byte sequence can only be our key and value.
+    return line, line.find(_SLOT_BYTES) + _SLOT_SKIP
+
+
+def ingested_now() -> str:
+    """The current time as `event.ingested` writes it: `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass(slots=True)
 class _Item:
     index: str
     doc_id: str | None
     line: bytes  # the encoded document (the only copy kept: decoded again for a dead letter)
+    slot: int  # where the `event.ingested` placeholder's value starts in `line`
     sources: list[Any] = field(default_factory=list)
     owner: Any = None
     epoch: int = 0
+    ingested: str = _INGESTED_SLOT  # the time the last request that carried it wrote
+
+    def stamped(self) -> bytes:
+        """The document as last sent: its `event.ingested` is that request's time."""
+        return self.line[: self.slot] + self.ingested.encode() + self.line[self.slot + len(_INGESTED_SLOT) :]
 
 
 class ElasticsearchSink:
@@ -103,9 +133,9 @@ class ElasticsearchSink:
     def add(self, doc: dict[str, Any], sources: list[Any] | None = None, owner: Any = None) -> None:
         """Queue one document (with the Kafka offsets it came from, for dead letters, and its partition)."""
         doc_id = (doc.get("event") or {}).get("id")
+        line, slot = encode(doc)
         item = _Item(
-            index_for(self.index_prefix, doc), doc_id, orjson.dumps(doc), sources or [], owner,
-            self._epochs.get(owner, 0),
+            index_for(self.index_prefix, doc), doc_id, line, slot, sources or [], owner, self._epochs.get(owner, 0)
         )
         if doc_id is not None and doc_id in self._by_id:
             i = self._by_id[doc_id]
@@ -273,7 +303,10 @@ class ElasticsearchSink:
 
     @staticmethod
     def _body(items: list[_Item]) -> bytes:
-        """The bulk request body of these items."""
+        """The bulk request body of these items, each with `event.ingested` = now (one time per request)."""
+        now = ingested_now()
+        stamp = now.encode()
+        skip = len(_INGESTED_SLOT)
         body = bytearray()
         for it in items:
             action: dict[str, Any] = {"_index": it.index}
@@ -281,8 +314,12 @@ class ElasticsearchSink:
                 action["_id"] = it.doc_id
             body += orjson.dumps({"index": action})
             body += b"\n"
-            body += it.line
+            line, slot = it.line, it.slot
+            body += line[:slot]
+            body += stamp
+            body += line[slot + skip :]
             body += b"\n"
+            it.ingested = now
         return bytes(body)
 
     def _send(self, body: bytes) -> tuple[Any, Exception | None]:
@@ -316,7 +353,8 @@ class ElasticsearchSink:
                 retry.append(it)
             else:
                 self.metrics.dead_letters.labels(reason=str(st)).inc()
-                self.dead_letter(orjson.loads(it.line), {"status": st, "error": r.get("error"), "index": it.index}, it.sources)
+                error = {"status": st, "error": r.get("error"), "index": it.index}
+                self.dead_letter(orjson.loads(it.stamped()), error, it.sources)
         self.metrics.documents_written.inc(done)
         return retry, "429" if retry else ""
 

@@ -209,7 +209,8 @@ def install(client: Any, prefix: str = DEFAULT_PREFIX, ilm: bool = True, update_
     """PUT the lifecycle policy (when the cluster has ILM), both component templates and the index template; idempotent.
 
     With `update_existing`, the mapping is also PUT onto the existing `<prefix>-*` indices, so fields added in a
-    new version are accepted by the current month's index too (additions only; a changed type fails loudly).
+    new version are accepted by the current month's index too (additions; a field whose type changed keeps its
+    old type in the indices that have it, see `compatible_update`, and the step says so).
     Returns one line per step, e.g. "lifecycle policy not installed: <reason>".
     """
     from elasticsearch import ApiError  # the client is only needed by the installer
@@ -245,7 +246,52 @@ def install(client: Any, prefix: str = DEFAULT_PREFIX, ilm: bool = True, update_
     done.append(f"index template {names[TEMPLATE]} ({names['pattern']}, alias {names['alias']})")
 
     if update_existing:
-        mappings = assets[MAPPINGS]["template"]["mappings"]
-        client.indices.put_mapping(index=names["pattern"], allow_no_indices=True, **_body(mappings))
-        done.append(f"mapping updated on existing {names['pattern']} indices")
+        done.extend(_update_existing(client, names["pattern"], assets[MAPPINGS]["template"]["mappings"]))
     return done
+
+
+def compatible_update(new: dict[str, Any], old: dict[str, Any], prefix: str = "") -> tuple[dict[str, Any], list[str]]:
+    """The part of the `new` properties an index mapped with `old` accepts, and the fields whose type changed.
+
+    A field's type cannot change in an existing index (`email.subject` was `text` before ECS's `keyword`): such
+    a field keeps its old type there, new fields are added, and the next month's index gets the new mapping.
+    """
+    out: dict[str, Any] = {}
+    changed: list[str] = []
+    for name, spec in new.items():
+        was = old.get(name)
+        if was is None:
+            out[name] = spec
+        elif "properties" in spec and "properties" in was:
+            sub, sub_changed = compatible_update(spec["properties"], was["properties"], f"{prefix}{name}.")
+            out[name] = {**spec, "properties": sub}
+            changed.extend(sub_changed)
+        elif spec.get("type", "object") != was.get("type", "object"):
+            changed.append(f"{prefix}{name}")
+        else:
+            out[name] = spec
+    return out, changed
+
+
+def _update_existing(client: Any, pattern: str, mappings: dict[str, Any]) -> list[str]:
+    """PUT the mapping onto the existing indices of `pattern`, leaving a field whose type changed as it is."""
+    resp = client.indices.get_mapping(index=pattern, allow_no_indices=True, ignore_unavailable=True)
+    existing: dict[str, Any] = getattr(resp, "body", resp)
+    kept: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for index, body in sorted(existing.items()):
+        update, changed = compatible_update(mappings["properties"], body.get("mappings", {}).get("properties", {}))
+        if changed:
+            kept[index] = (update, changed)
+    if not kept:
+        client.indices.put_mapping(index=pattern, allow_no_indices=True, **_body(mappings))
+        return [f"mapping updated on existing {pattern} indices"]
+    out = []
+    for index in sorted(existing):
+        update = kept[index][0] if index in kept else mappings["properties"]
+        client.indices.put_mapping(index=index, **_body({**mappings, "properties": update}))
+    for index, (_, changed) in kept.items():
+        out.append(f"mapping updated on {index}, keeping the type it has for {', '.join(changed)} (new indices get the new one)")
+    others = len(existing) - len(kept)
+    if others:
+        out.append(f"mapping updated on {others} other existing {pattern} indices")
+    return out

@@ -353,11 +353,14 @@ class Stack:
         return list(helpers.scan(es, index=self.prefix, query={"query": {"match_all": {}}}, size=2000))
 
     def es_docs(self, es: Any) -> dict[str, dict[str, Any]]:
-        """_id → _source, failing on an id present twice (e.g. in two monthly indices)."""
+        """_id → _source without `event.ingested`, failing on an id present twice (e.g. in two monthly indices)
+        or on a document the sink wrote without `event.ingested` (the write time: replay's documents lack it)."""
         hits = self.es_hits(es)
         ids = [h["_id"] for h in hits]
         dupes = {i for i in ids if ids.count(i) > 1} if len(ids) != len(set(ids)) else set()
         assert not dupes, f"documents present more than once behind the alias: {sorted(dupes)[:5]}"
+        missing = [h["_id"] for h in hits if h["_source"]["event"].pop("ingested", None) is None]
+        assert not missing, f"documents without event.ingested: {missing[:5]}"
         return {h["_id"]: h["_source"] for h in hits}
 
     def es_fields(self, es: Any, fields: list[str]) -> dict[str, dict[str, Any]]:

@@ -197,6 +197,40 @@ def test_match_on_subject(es_client: Any, prefix: str, indexed: int, final_docs:
     tokenized = [tokens(s) for s in subjects]
     for word in sorted(set().union(*tokenized)):
         expected = sum(word in t for t in tokenized)
-        assert _count(es_client, prefix, {"match": {"email.subject": word}}) == expected, word
+        assert _count(es_client, prefix, {"match": {"email.subject.text": word}}) == expected, word
+    # As ECS maps it: the field itself is the exact value (term queries, aggregations, rules).
     first = subjects[0]
-    assert _count(es_client, prefix, {"term": {"email.subject.keyword": first}}) == subjects.count(first)
+    assert _count(es_client, prefix, {"term": {"email.subject": first}}) == subjects.count(first)
+    word = first.split()[0]  # a word alone matches the keyword only where it is the whole subject
+    assert _count(es_client, prefix, {"match": {"email.subject": word}}) == subjects.count(word)
+
+
+def test_install_onto_an_index_of_the_previous_mapping(es_client: Any) -> None:
+    """An index created before `email.subject` became ECS's keyword (+ `.text`) keeps its `text` subject and gets
+    every new field, so the current month goes on accepting documents; the next month's index is all new."""
+    p = f"esa-it-{uuid.uuid4().hex[:8]}"
+    old = f"{p}-2026.11"
+    try:
+        props = {"email": {"properties": {"subject": {"type": "text", "fields": {"keyword": {"type": "keyword"}}}}}}
+        es_client.indices.create(index=old, mappings={"dynamic": "strict", "properties": props})
+        msgs = install(es_client, p, ilm=False)
+        assert msgs[-1] == (
+            f"mapping updated on {old}, keeping the type it has for email.subject (new indices get the new one)"
+        )
+        m = es_client.indices.get_mapping(index=old)[old]["mappings"]["properties"]
+        assert m["email"]["properties"]["subject"]["type"] == "text"
+        assert m["event"]["properties"]["ingested"] == {"type": "date"}
+        assert m["ecs"]["properties"]["version"]["type"] == "keyword"
+        doc = {"@timestamp": "2026-11-27T10:00:00.000Z", "ecs": {"version": "8.16.0"}, "email": {"subject": "Hi"}}
+        es_client.index(index=old, id="x", document=doc, refresh="wait_for")
+        new = f"{p}-2026.12"
+        es_client.index(index=new, id="y", document={**doc, "@timestamp": "2026-12-01T00:00:00.000Z"}, refresh=True)
+        subject = es_client.indices.get_mapping(index=new)[new]["mappings"]["properties"]["email"]["properties"]
+        assert subject["subject"] == {"type": "keyword", "ignore_above": 1024, "fields": {"text": {"type": "text"}}}
+        assert install(es_client, p, ilm=False)[-2:] == [msgs[-1], f"mapping updated on 1 other existing {p}-* indices"]
+    finally:
+        names = asset_names(p)
+        es_client.options(ignore_status=404).indices.delete(index=names["pattern"], expand_wildcards="all")
+        es_client.options(ignore_status=404).indices.delete_index_template(name=names["template"])
+        for n in (names["settings"], names["mappings"]):
+            es_client.options(ignore_status=404).cluster.delete_component_template(name=n)

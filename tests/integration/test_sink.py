@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -83,4 +84,28 @@ def test_a_batch_in_flight_is_settled_in_order_and_kept_when_refused(
     assert set(got) == {d["event"]["id"] for i, d in enumerate(docs) if i % 2 == 0}
     assert got[first["event"]["id"]]["esa"]["session"]["state"] == "newer"
     assert sink.metrics.documents_written._value.get() == 5
+    sink.close()
+
+
+def test_indexed_documents_carry_event_ingested_as_a_date(make_stack: Callable[..., Stack], es_client: Any) -> None:
+    """The sink stamps `event.ingested` when it writes; the node maps it as a date (a range query finds it)."""
+    stack = make_stack("ingested", partitions=1)
+    docs = stack.replay(REPO / "samples" / "demo-mail_logs.log", "esa1.corp.example")
+    assert all("ingested" not in d["event"] for d in docs)  # not in replay's documents
+    sink = ElasticsearchSink(es_client, stack.prefix, lambda d, e, s: pytest.fail(f"dead letter: {e}"))
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    for d in docs:
+        sink.add(d)
+    sink.flush()
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    hits = stack.es_hits(es_client)
+    assert len(hits) == len(docs)
+    for h in hits:
+        stamp = datetime.fromisoformat(h["_source"]["event"]["ingested"])
+        assert before <= stamp <= after
+    index = next(iter(es_client.indices.get_mapping(index=stack.prefix).body.values()))
+    assert index["mappings"]["properties"]["event"]["properties"]["ingested"] == {"type": "date"}
+    window = {"range": {"event.ingested": {"gte": before.isoformat(), "lte": after.isoformat()}}}
+    assert es_client.count(index=stack.prefix, query=window)["count"] == len(docs)
+    assert stack.es_docs(es_client) == {d["event"]["id"]: d for d in docs}  # nothing else differs from replay
     sink.close()

@@ -73,6 +73,7 @@ def test_lines_in_no_document_are_counted_by_reason() -> None:
         "uncorrelated": 0,
         "icid_zero": 1,
         "delivery_connection": 3,
+        "duplicates": 0,
     }
     assert sum(s["line_outcomes"].values()) == s["lines"] == len(lines)
     assert len(docs) == 3

@@ -57,3 +57,13 @@ def test_every_documented_slug_is_written_by_the_code() -> None:
     literals = set(re.findall(r"[\"']([a-z][a-z0-9_]+)[\"']", source))
     missing = sorted(s for s in _taxonomy_slugs() if s not in literals)
     assert not missing, f"documented but never written by enricher/: {missing}"
+
+
+def test_every_ecs_field_of_the_mapping_is_in_the_ecs_doc() -> None:
+    """docs/ecs.md names every field outside `esa.*` the mapping has (and so every ECS field a document can carry)."""
+    from enricher.sinks.es_assets import mapped_fields
+
+    doc = (ROOT / "docs" / "ecs.md").read_text()
+    named = set(re.findall(r"`([@a-z_][a-z0-9_.]*)`", doc))
+    ecs = {f for f in mapped_fields() if not f.startswith("esa.") and f not in ("abort_reason", "abort_layer")}
+    assert ecs - named == set()

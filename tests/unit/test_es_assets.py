@@ -14,9 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from enricher.sinks import es_assets
+from enricher.sinks.elasticsearch import encode
 from enricher.sinks.es_assets import bulk_action, index_name, leaf_paths, load_assets, mapped_fields
 from tests.conftest import ROOT, SAMPLES, replay_in_process
 
@@ -86,10 +88,12 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def emitted(documents: list[dict[str, Any]]) -> dict[str, set[str]]:
-    """Every leaf path of every document, with the JSON types seen there."""
+    """Every leaf path of every document as the Elasticsearch sink encodes it (`event.ingested` added), with the
+    JSON types seen there."""
     out: dict[str, set[str]] = {}
     for doc in documents:
-        for path, types in leaf_paths(doc).items():
+        line, _ = encode(doc)
+        for path, types in leaf_paths(orjson.loads(line)).items():
             out.setdefault(path, set()).update(types)
     return out
 
@@ -102,10 +106,17 @@ def _mapping_types() -> tuple[dict[str, str], set[str]]:
 
 
 # --- the guarantee ---------------------------------------------------------------------------------------
-def test_documents_cover_both_kinds(documents: list[dict[str, Any]]) -> None:
+def test_documents_cover_both_kinds(documents: list[dict[str, Any]], emitted: dict[str, set[str]]) -> None:
     kinds = {d["event"]["kind"] for d in documents}
     assert kinds == {"event", "pipeline_error"}
     assert len(documents) > 2000
+    # The ECS fields that repeat ESA data are all reached by these inputs (so their types are checked).
+    ecs = {
+        "ecs.version", "event.ingested", "email.direction", "email.attachments.file.hash.sha256", "destination.ip",
+        "destination.port", "network.protocol", "tls.version", "tls.version_protocol", "tls.cipher",
+        "tls.established", "user.name", "related.user", "related.hash", "source.domain",
+    }
+    assert ecs - set(emitted) == set()
 
 
 def test_every_emitted_leaf_path_is_mapped(emitted: dict[str, set[str]]) -> None:
@@ -172,9 +183,11 @@ def test_ip_fields_carry_ip_addresses(documents: list[dict[str, Any]]) -> None:
 
 def test_mapped_fields_are_all_emitted_by_code() -> None:
     """The mapping has no fields the builder cannot emit (the listed ones exist in code, not in our inputs)."""
-    expected_core = {"@timestamp", "event.id", "event.original", "error.code", "error.type", "esa.raw", "source.ip"}
+    expected_core = {
+        "@timestamp", "event.id", "event.original", "error.code", "error.type", "esa.raw", "source.ip", "event.ingested"
+    }
     assert expected_core <= mapped_fields()
-    assert "email.subject.keyword" not in mapped_fields()  # multi-fields are not document fields
+    assert "email.subject.text" not in mapped_fields()  # multi-fields are not document fields
 
 
 # --- the asset files -------------------------------------------------------------------------------------
@@ -213,10 +226,28 @@ def test_mapping_is_strict_and_raw_is_not_indexed() -> None:
     p = m["properties"]
     for spec in (p["esa"]["properties"]["raw"], p["event"]["properties"]["original"]):
         assert spec == {"type": "keyword", "index": False, "doc_values": False}
+    # As ECS maps it: exact values for aggregations and rules, and a text multi-field to search words in.
     subject = p["email"]["properties"]["subject"]
-    assert subject["type"] == "text" and subject["fields"]["keyword"]["type"] == "keyword"
+    assert subject == {"type": "keyword", "ignore_above": 1024, "fields": {"text": {"type": "text"}}}
     assert p["event"]["properties"]["duration"]["type"] == "long"
     leaves, _ = _mapping_types()
+    ecs_types = {
+        "ecs.version": "keyword",
+        "event.ingested": "date",
+        "email.direction": "keyword",
+        "email.attachments.file.hash.sha256": "keyword",
+        "destination.ip": "ip!",
+        "destination.port": "long",
+        "network.protocol": "keyword",
+        "tls.version": "keyword",
+        "tls.version_protocol": "keyword",
+        "tls.cipher": "keyword",
+        "tls.established": "boolean",
+        "user.name": "keyword",
+        "related.user": "keyword",
+        "related.hash": "keyword",
+    }
+    assert {f: leaves.get(f) for f in ecs_types} == ecs_types
     assert all(t == "date" for path, t in leaves.items() if path.endswith("_time"))
     # ip fields come from loosely matched log text: a value that is not an IP must not fail the document.
     assert {p for p, t in leaves.items() if t.startswith("ip")} == {p for p, t in leaves.items() if t == "ip!"}
@@ -261,8 +292,10 @@ def test_bulk_action_uses_event_id() -> None:
 
 # --- the installer, with a recording fake client -----------------------------------------------------------
 class _Api:
-    def __init__(self, calls: list[tuple[str, dict[str, Any]]], ns: str, fail: set[str]) -> None:
-        self._calls, self._ns, self._fail = calls, ns, fail
+    def __init__(
+        self, calls: list[tuple[str, dict[str, Any]]], ns: str, fail: set[str], answers: dict[str, Any]
+    ) -> None:
+        self._calls, self._ns, self._fail, self._answers = calls, ns, fail, answers
 
     def __getattr__(self, name: str) -> Any:
         def call(**kw: Any) -> dict[str, Any]:
@@ -274,17 +307,18 @@ class _Api:
                 meta = ApiResponseMeta(400, "1.1", HttpHeaders(), 0.0, NodeConfig("http", "localhost", 9200))
                 body = {"error": "no handler found for uri [/_ilm/status] and method [GET]"}
                 raise BadRequestError("no handler", meta, body)
-            return {"acknowledged": True}
+            return self._answers.get(f"{self._ns}.{name}", {"acknowledged": True})
 
         return call
 
 
 class FakeClient:
-    def __init__(self, fail: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(self, fail: set[str] = frozenset(), existing: dict[str, Any] | None = None) -> None:  # type: ignore[assignment]
         pytest.importorskip("elasticsearch")  # install() catches the client's ApiError
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        answers = {"indices.get_mapping": existing or {}}  # the existing indices' mappings
         for ns in ("ilm", "cluster", "indices"):
-            setattr(self, ns, _Api(self.calls, ns, fail))
+            setattr(self, ns, _Api(self.calls, ns, fail, answers))
 
 
 def test_install_without_ilm_reports_and_does_not_reference_a_policy() -> None:
@@ -308,6 +342,7 @@ def test_install_with_ilm_puts_the_policy_first_and_references_it() -> None:
         "cluster.put_component_template",
         "cluster.put_component_template",
         "indices.put_index_template",
+        "indices.get_mapping",
         "indices.put_mapping",
     ]
     assert msgs[0] == "lifecycle policy lab-ilm"
@@ -320,3 +355,30 @@ def test_install_with_ilm_puts_the_policy_first_and_references_it() -> None:
     assert template["template"]["aliases"] == {"lab": {}}
     assert "_meta" not in template and "meta" in template
     assert load_assets()["settings"]["template"]["settings"]["index"].get("lifecycle") is None  # not mutated
+
+
+def test_install_keeps_a_changed_type_in_existing_indices() -> None:
+    """email.subject was `text` (+ `.keyword`) before it became ECS's `keyword` (+ `.text`): an index that has it
+    keeps it (Elasticsearch refuses to change a type) and still gets every new field; other indices get all."""
+    old = {"properties": {"email": {"properties": {"subject": {"type": "text"}, "local_id": {"type": "keyword"}}}}}
+    client = FakeClient(existing={"lab-2026.11": {"mappings": old}, "lab-2026.12": {"mappings": {"properties": {}}}})
+    msgs = es_assets.install(client, prefix="lab")
+    puts = [kw for c, kw in client.calls if c == "indices.put_mapping"]
+    assert [p["index"] for p in puts] == ["lab-2026.11", "lab-2026.12"]
+    full = load_assets()["mappings"]["template"]["mappings"]["properties"]
+    assert puts[1]["properties"] == full
+    email = puts[0]["properties"]["email"]["properties"]
+    assert "subject" not in email and email["direction"] == full["email"]["properties"]["direction"]
+    assert puts[0]["properties"]["event"] == full["event"]  # event.ingested and the rest: added
+    assert msgs[-2:] == [
+        "mapping updated on lab-2026.11, keeping the type it has for email.subject (new indices get the new one)",
+        "mapping updated on 1 other existing lab-* indices",
+    ]
+
+
+def test_compatible_update() -> None:
+    new = {"a": {"type": "keyword"}, "o": {"properties": {"x": {"type": "long"}, "y": {"type": "date"}}}}
+    old = {"a": {"type": "text"}, "o": {"properties": {"x": {"type": "keyword"}}}}
+    assert es_assets.compatible_update(new, old) == ({"o": {"properties": {"y": {"type": "date"}}}}, ["a", "o.x"])
+    assert es_assets.compatible_update(new, {}) == (new, [])
+    assert es_assets.compatible_update({"o": {"type": "keyword"}}, {"o": {"properties": {}}}) == ({}, ["o"])

@@ -82,6 +82,9 @@ def test_elastic_security_rules_are_importable_shapes() -> None:
     for r in rules:
         assert r["severity"] in {"low", "medium", "high", "critical"} and r["language"] == "lucene"
         assert r["index"] == ["esa-sessions"] and r["type"] in {"query", "threshold"}
+        # Selected by write time (the sink's event.ingested), falling back to @timestamp where it is missing.
+        assert (r["timestamp_override"], r["timestamp_override_fallback_disabled"]) == ("event.ingested", False)
+        assert r["timestamp_override"] in mapped_fields()
     thresholds = [r for r in rules if r["type"] == "threshold"]
     assert len(thresholds) == 5  # every event_count / value_count correlation; temporal has no threshold form
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from enricher.documents import DocumentConfig, build_document
+from enricher.models import Event
 from enricher.parsing.parser import Parser
+from enricher.parsing.shapes import SYSTEM_KINDS
 from enricher.pipeline import Pipeline
-from enricher.sessions.session import COMPLETE, EVICTED, EXPIRED, PARTIAL
+from enricher.sessions.session import COMPLETE, EVICTED, EXPIRED, PARTIAL, Session, line_key
 from enricher.sessions.snapshots import decode_state, encode_state
 from enricher.sessions.stitcher import StitchConfig, Stitcher
 
@@ -231,6 +237,197 @@ def test_a_line_that_both_closes_and_revives_a_session_writes_it_once() -> None:
     pipe = Pipeline(Parser(), Stitcher())
     docs = [*pipe.process_lines(lines), *pipe.flush()]
     assert [(d["abort_reason"], d["esa"]["session"]["state"]) for d in docs] == [("quarantine_deleted", "complete")]
+
+
+# -- duplicates and late lines ------------------------------------------------------------------------------
+GOLDEN = Path(__file__).parent.parent / "golden"
+
+
+def _relayed(ev: Event) -> Event:
+    """The same record as a second relay would deliver it: another syslog header, same stamp and body."""
+    raw = ev.raw
+    if ev.level:
+        i = raw.find(ev.level)
+        raw = f"<13>1 relay2 {ev.appliance} {raw[i:]}" if i > 0 else raw
+    return Event(ev.kind, ev.appliance, ev.ts, ev.level, raw, ev.mid, ev.icid, ev.dcid, ev.data, ev.tag, ev.ts_inferred)
+
+
+def _docs(events: list[Event], **cfg) -> tuple[list[dict], dict]:
+    pipe = Pipeline(Parser(), Stitcher(StitchConfig(**cfg)))
+    docs = [d for ev in events for d in pipe.process_event(ev)]
+    docs += list(pipe.flush())
+    return docs, pipe.summary()
+
+
+def _case_events(case: Path) -> list[Event]:
+    return list(Parser(default_appliance="esa5.example.com").parse_lines(case.joinpath("input.log").open()))
+
+
+@pytest.mark.parametrize("case", sorted(p for p in GOLDEN.iterdir() if (p / "input.log").exists()), ids=lambda p: p.name)
+def test_duplicated_records_change_no_document(case: Path) -> None:
+    events = _case_events(case)
+    keep = {"closed_retention_seconds": 30 * 86400.0}  # some cases span hours: keep every session written
+    plain, summary = _docs(events, **keep)
+    # Every record twice: at once, half of them through another relay, and all of them again at the end, after
+    # their sessions were written (a file read twice). Records that cannot be typed are error documents of
+    # their own, by text: outside the scope of sessions.
+    doubled: list[Event] = []
+    for i, ev in enumerate(events):
+        doubled.append(ev)
+        if ev.kind != "unparsed":
+            doubled.append(_relayed(ev) if i % 2 else ev)
+    doubled += [ev for ev in events if ev.kind != "unparsed" and ev.kind not in SYSTEM_KINDS]
+    again, dup_summary = _docs(doubled, **keep)
+    assert again == plain
+    joined = sum(d["esa"]["session"]["lines"] for d in plain if d["event"]["kind"] == "event")
+    assert dup_summary["duplicates"] >= min(joined, 1)
+    assert dup_summary["lines"] == len(doubled)
+    assert dup_summary["sessions"] == summary["sessions"]
+    assert dup_summary["system_lines"] == summary["system_lines"] * 2  # not session lines: counted as read
+
+
+def test_a_duplicate_changes_no_count_of_the_session() -> None:
+    lines = _lines(
+        ("12:00:00", "Start MID 10 ICID 0"),
+        ("12:00:00", "MID 10 ICID 0 RID 0 To: <a@example.com>"),
+        ("12:00:00", "MID 10 ICID 0 RID 0 To: <a@example.com>"),
+        ("12:00:01", "Message finished MID 10 done"),
+    )
+    st, done = run(lines)
+    (msg,) = [s for s in done if s.kind == "message"]
+    assert msg.nlines == 3 and len(msg.lines()) == 3 and len(msg.hashes) == 3 * 8
+    assert msg.data["rcpts"] == [[0, "a@example.com"]] or len(msg.data["rcpts"]) == 1
+    assert st.stats.duplicates == 1
+
+
+def test_same_body_in_another_second_is_not_a_duplicate() -> None:
+    lines = _lines(
+        ("12:00:00", "Start MID 10 ICID 0"),
+        ("12:00:00", "MID 10 ICID 0 RID 0 To: <a@example.com>"),
+        ("12:00:01", "MID 10 ICID 0 RID 0 To: <a@example.com>"),
+    )
+    st, done = run(lines)
+    assert st.stats.duplicates == 0 and done[0].nlines == 3
+
+
+def test_a_key_collision_is_confirmed_on_the_raw_line() -> None:
+    s = Session("message", "esa1", 10, 0.0)
+    line = "<22>Nov 27 12:00:00 esa1 mail_logs: Info: MID 10 Subject 'x'"
+    s.hashes = bytearray(line_key(line, "Info", 0.0))
+    s.add_line(1, "<22>Nov 27 12:00:00 esa1 mail_logs: Info: MID 10 Subject 'y'")  # same key, other text
+    assert not s.repeats(line_key(line, "Info", 0.0), line, "Info")
+    s.raw = line
+    assert s.repeats(line_key(line, "Info", 0.0), line.replace("<22>", "<13>"), "Info")
+
+
+def test_line_key_is_stable_and_ignores_the_relay_header() -> None:
+    a = "<22>Nov 27 12:00:00 esa1 mail_logs: Info: Start MID 10 ICID 0"
+    b = "<13>1 2026-11-27T12:00:00Z esa1 mail_logs - - - Info: Start MID 10 ICID 0"
+    assert line_key(a, "Info", 1795780800.0) == line_key(b, "Info", 1795780800.4)
+    assert line_key(a, "Info", 1795780800.0) != line_key(a, "Info", 1795780801.0)
+    # Part of the durable state: the same bytes in every process (no randomised hash()).
+    assert line_key(a, "Info", 1795780800.0).hex() == "f906ed64c070096b"
+
+
+def test_snapshot_keeps_the_duplicate_memory() -> None:
+    lines = _lines(
+        ("12:00:00", "Start MID 10 ICID 0"),
+        ("12:00:00", "MID 10 ICID 0 RID 0 To: <a@example.com>"),
+    )
+    st, _ = run(lines[:2])
+    st = Stitcher()
+    for ev in Parser().parse_lines(lines):
+        st.feed(ev)
+    restored = Stitcher()
+    restored.restore(decode_state(encode_state(st.snapshot())))
+    for ev in Parser().parse_lines(lines[1:]):
+        restored.feed(ev)
+    assert restored.stats.duplicates == 1
+    (msg,) = [s for s in restored.flush() if s.kind == "message"]
+    assert msg.nlines == 2
+
+
+_ABORTED_THEN_LATE_LOST = _lines(
+    ("12:00:00", "New SMTP ICID 1 interface Data 1 (192.0.2.1) address 198.51.100.1 reverse dns host unknown verified no"),
+    ("12:00:01", "Start MID 10 ICID 1"),
+    ("12:00:01", "MID 10 ICID 1 From: <a@example.com>"),
+    ("12:00:05", "Message aborted MID 10 Receiving aborted"),
+    ("12:00:05", "Message finished MID 10 aborted"),
+    ("12:00:05", "ICID 1 close"),
+    ("12:00:30", "Start MID 11 ICID 0"),  # event time moves on: MID 10 and ICID 1 are written
+    ("12:00:05", "ICID 1 lost"),  # the relay delivered this one late
+    ("12:01:00", "Start MID 12 ICID 0"),
+)
+
+
+def _message_docs(events_or_lines: list, **cfg) -> list[dict]:
+    events = list(Parser().parse_lines(events_or_lines)) if isinstance(events_or_lines[0], str) else events_or_lines
+    docs, _ = _docs(events, **cfg)
+    return [d for d in docs if d["event"]["id"].startswith("esa1:m10:") or d["event"]["id"].startswith("esa1:c1:")]
+
+
+def test_late_line_within_retention_merges_under_the_same_id_and_reclassifies() -> None:
+    docs = _message_docs(_ABORTED_THEN_LATE_LOST)
+    first, *rest = [d for d in docs if d["email"]["local_id"] == "10"] if docs else []
+    assert first["abort_reason"] == "receiving_aborted_unexplained"
+    (merged,) = rest
+    assert merged["event"]["id"] == first["event"]["id"]
+    assert (merged["abort_reason"], merged["abort_layer"]) == ("connection_lost", "transport")
+    assert merged["esa"]["session"]["writes"] == 2
+    assert set(first["esa"]["raw"]) < set(merged["esa"]["raw"]) and any("ICID 1 lost" in x for x in merged["esa"]["raw"])
+
+
+def test_late_line_beyond_retention_is_a_late_document_of_its_own() -> None:
+    lines = [*_ABORTED_THEN_LATE_LOST[:7], _lines(("12:00:05", "MID 10 Subject 'late'"))[0]]
+    docs = _message_docs(lines, closed_retention_seconds=10)
+    ids = [d["event"]["id"] for d in docs if d["email"]["local_id"] == "10"]
+    assert ids == ["esa1:m10:1795780801", "esa1:m10:1795780805:late"]
+    assert docs[-1]["esa"]["session"]["state"] == "late" and docs[-1]["email"]["subject"] == "late"
+
+
+def test_duplicate_of_a_written_session_writes_nothing() -> None:
+    lines = [*_ABORTED_THEN_LATE_LOST[:7], *_ABORTED_THEN_LATE_LOST[1:5]]
+    st = Stitcher()
+    done = st.feed_all(Parser().parse_lines(lines))
+    assert [s.ident for s in done if s.kind == "message"] == [10, 11]
+    assert st.stats.duplicates == 4
+
+
+def test_snapshot_keeps_written_sessions_and_forgotten_keys() -> None:
+    events = list(Parser().parse_lines(_ABORTED_THEN_LATE_LOST))
+    whole = _message_docs(events)
+    for cut in range(1, len(events)):
+        a = Pipeline(Parser(), Stitcher())
+        docs = [d for ev in events[:cut] for d in a.process_event(ev)]
+        b = Pipeline(Parser(), Stitcher())
+        b.stitcher.restore(decode_state(encode_state(a.stitcher.snapshot())))
+        docs += [d for ev in events[cut:] for d in b.process_event(ev)] + list(b.flush())
+        assert [d for d in docs if d["event"]["id"].startswith(("esa1:m10:", "esa1:c1:"))] == whole, cut
+    st = Stitcher(StitchConfig(closed_retention_seconds=1))
+    for ev in events[:7]:
+        st.feed(ev)
+    restored = Stitcher(StitchConfig(closed_retention_seconds=1))
+    restored.restore(decode_state(encode_state(st.snapshot())))
+    assert restored._digests == st._digests and ("m", "esa1", 10) in restored._digests
+
+
+def test_a_version_2_snapshot_still_restores_without_duplicate_memory() -> None:
+    events = list(Parser().parse_lines(_ABORTED_THEN_LATE_LOST))
+    st = Stitcher()
+    for ev in events[:3]:
+        st.feed(ev)
+    snap = decode_state(encode_state(st.snapshot()))
+    snap.update(version=2, standalone=[-1, []])
+    del snap["closed"], snap["digests"]
+    for group in ("sessions", "dormant", "detached"):
+        for data in snap[group]:
+            del data["hashes"], data["late"]
+    restored = Stitcher()
+    restored.restore(snap)
+    restored.feed(events[2])  # seen before the upgrade: no memory of it, applied again
+    done = [s for ev in events[3:] for s in restored.feed(ev)] + restored.flush()
+    msg = [s for s in done if s.ident == 10][-1]  # written, then again with the late ICID lost
+    assert restored.stats.duplicates == 0 and msg.nlines == 5
 
 
 def test_new_icid_line_arriving_after_its_close_joins_its_connection() -> None:
