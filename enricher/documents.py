@@ -11,6 +11,7 @@ so `replay`'s output stays the same from run to run. The ECS copies and their ch
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,12 +47,28 @@ class DocumentConfig:
     classify: ClassifyConfig = ClassifyConfig()
 
 
+# Elasticsearch refuses a whole bulk request holding an `_id` over 512 bytes. No host name is longer than
+# 253 characters, but an envelope can name any word as the appliance: a longer one enters ids as its head and
+# a digest of the whole (still deterministic); `observer.hostname` keeps the name itself.
+_ID_APPLIANCE_BYTES = 256
+
+
+def id_appliance(appliance: str) -> str:
+    """The appliance as it enters document ids (itself, unless absurdly long)."""
+    if len(appliance) <= _ID_APPLIANCE_BYTES // 4:  # the common case: fits whatever its characters
+        return appliance
+    b = appliance.encode("utf-8", "replace")
+    if len(b) <= _ID_APPLIANCE_BYTES:
+        return appliance
+    return f"{b[:64].decode('utf-8', 'ignore')}~{hashlib.sha256(b).hexdigest()[:24]}"
+
+
 def session_id(s: Session) -> str:
     """The deterministic document id: appliance + MID (or ICID) + first-seen time (+ `late`, see LATE)."""
     tag = "m" if s.kind == MESSAGE else "c"
     if s.late:  # a late line of a session written and forgotten: never that session's id
-        return f"{s.appliance}:{tag}{s.ident}:{int(s.first_ts)}:late"
-    return f"{s.appliance}:{tag}{s.ident}:{int(s.first_ts)}"
+        return f"{id_appliance(s.appliance)}:{tag}{s.ident}:{int(s.first_ts)}:late"
+    return f"{id_appliance(s.appliance)}:{tag}{s.ident}:{int(s.first_ts)}"
 
 
 def _prune(d: dict[str, Any]) -> dict[str, Any]:
@@ -83,11 +100,17 @@ def _same(*keys: str) -> tuple[tuple[str, str], ...]:
     return tuple((k, k) for k in keys)
 
 
+# The largest `float` (32-bit) Elasticsearch stores; beyond it the whole document would be refused.
+_FLOAT_MAX = 3.4028234663852886e38
+
+
 def _sbrs(value: Any) -> float | None:
+    """The score as a number when it is one the `float` field holds (the text stays in `sbrs_raw`)."""
     try:
-        return float(value)
+        v = float(value)
     except (TypeError, ValueError):
         return None
+    return v if -_FLOAT_MAX <= v <= _FLOAT_MAX else None  # also false for NaN
 
 
 _CONN_IFACE = _same("interface", "interface_ip", "reverse_dns")

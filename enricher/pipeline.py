@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enricher.classify.rules import connection_document_verdict
-from enricher.documents import DocumentConfig, build_document
+from enricher.documents import DocumentConfig, build_document, id_appliance
 from enricher.ecs import ECS_VERSION
 from enricher.models import Event
 from enricher.parsing.parser import Parser
@@ -34,10 +34,16 @@ class PipelineStats:
     layers: Counter[str] = field(default_factory=Counter)
     recipient_rejects: Counter[str] = field(default_factory=Counter)
 
-    def summary(self, stitcher: Stitcher) -> dict[str, Any]:
+    def line_outcomes(self, stitcher: Stitcher) -> dict[str, int]:
+        """Every record (`lines`) counted once: as an error document, or where the stitcher put it (a session,
+        or the reason it is in no document; `Stitcher.line_outcomes`). Their sum is `lines`."""
+        return {"error_document": sum(self.unparsed.values()), **stitcher.line_outcomes()}
+
+    def summary(self, stitcher: Stitcher, parser: Parser | None = None) -> dict[str, Any]:
         """The one-line JSON summary of a run."""
-        return {
+        out = {
             "lines": self.lines,
+            "line_outcomes": self.line_outcomes(stitcher),
             "unparsed": sum(self.unparsed.values()) + stitcher.stats.unrecognized,
             "unparsed_by_reason": dict(
                 sorted((self.unparsed + Counter({"unknown_shape_in_session": stitcher.stats.unrecognized})).items())
@@ -53,12 +59,17 @@ class PipelineStats:
             "dcid_lines_unmatched": stitcher.stats.dcid_unmatched,
             "duplicates": stitcher.stats.duplicates,
         }
+        if parser is not None and parser.lines_read:
+            # Physical lines (files, stdin): the records in `lines`, plus blank lines and continuations of a
+            # wrapped record (part of that record's document).
+            out["input_lines"] = {"read": parser.lines_read, "blank": parser.blank_lines, "joined": parser.joined_lines}
+        return out
 
 
 def error_document(ev: Event) -> dict[str, Any]:
     """A line that could not be typed, kept whole with the reason (never dropped)."""
     # A stable id (appliance, line text, stamp): replaying the same input overwrites, never duplicates.
-    ident = f"{ev.appliance}:e{zlib.crc32(ev.raw.encode('utf-8', 'replace')):08x}:{int(ev.ts or 0)}"
+    ident = f"{id_appliance(ev.appliance)}:e{zlib.crc32(ev.raw.encode('utf-8', 'replace')):08x}:{int(ev.ts or 0)}"
     doc: dict[str, Any] = {
         "ecs": {"version": ECS_VERSION},
         "event": {
@@ -180,4 +191,4 @@ class Pipeline:
 
     def summary(self) -> dict[str, Any]:
         """Counters of the run so far."""
-        return self.stats.summary(self.stitcher)
+        return self.stats.summary(self.stitcher, self.parser)

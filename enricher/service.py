@@ -70,6 +70,7 @@ class PartitionWork:
     commit_due: bool = False  # restored from a snapshot whose offset may be ahead of the group's commit
     restored: bool = False
     seen_unrecognized: int = 0
+    seen_outcomes: dict[str, int] = field(default_factory=dict)  # line outcomes already exported as metrics
     seen_duplicates: int = 0
     closing_offsets: dict[str, int] = field(default_factory=dict)
 
@@ -117,6 +118,8 @@ class Service:
         self._last_checkpoint = time.monotonic()
         self._healthy = (True, "starting")
         self._closed_counters: dict[str, Any] = {}
+        self.lines_read = 0
+        self.outcomes: dict[str, int] = {}
         self._abort_counters: dict[tuple[str, str], Any] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------------------
@@ -192,6 +195,7 @@ class Service:
             return 1
         finally:
             self._healthy = (False, "stopped")
+            log.info("summary %s", orjson.dumps(self.summary()).decode())
             try:
                 self.producer.flush()
                 # Closing revokes the partitions (kafka-python 3, librdkafka): the listener's checkpoint settles a
@@ -301,6 +305,7 @@ class Service:
                 w.next_offset = r.offset + 1
             n += len(records)
             w.dirty = True
+            self._export_outcomes(w)
             unrec = pipe.stitcher.stats.unrecognized
             if unrec != w.seen_unrecognized:
                 self.metrics.unparsed.labels(reason="unknown_shape_in_session").inc(unrec - w.seen_unrecognized)
@@ -310,7 +315,22 @@ class Service:
                 self.metrics.duplicates.inc(dups - w.seen_duplicates)
                 w.seen_duplicates = dups
         self.metrics.lines_in.inc(n)
+        self.lines_read += n
         self._set_open_gauge()
+
+    def _export_outcomes(self, w: PartitionWork) -> None:
+        """Add what the partition's line outcomes grew by since the last call to the metrics and totals."""
+        for outcome, n in w.pipeline.stats.line_outcomes(w.pipeline.stitcher).items():  # type: ignore[union-attr]
+            grew = n - w.seen_outcomes.get(outcome, 0)
+            if grew:
+                self.metrics.lines_accounted.labels(outcome=outcome).inc(grew)
+                self.outcomes[outcome] = self.outcomes.get(outcome, 0) + grew
+                w.seen_outcomes[outcome] = n
+
+    def summary(self) -> dict[str, Any]:
+        """Records read by this process and where each went (their sum is `lines`; a record read again after
+        a restore counts again, in both)."""
+        return {"lines": self.lines_read, "line_outcomes": dict(sorted(self.outcomes.items()))}
 
     def _emit_all(
         self, w: PartitionWork, docs: Any, offset: int | None, record: str | None = None, invalid: bytes | None = None

@@ -27,6 +27,12 @@ class Metrics:
             registry=r,
         )
         self.unparsed = Counter("esa_lines_unparsed", "Records that could not be typed, by reason.", ["reason"], registry=r)
+        self.lines_accounted = Counter(
+            "esa_lines_accounted",
+            "Records by where they went (error_document, session, or why in no document); sums to esa_lines_received.",
+            ["outcome"],
+            registry=r,
+        )
         self.sessions_open = Gauge("esa_sessions_open", "Sessions held in the windowed state.", registry=r)
         self.sessions_closed = Counter(
             "esa_sessions_closed", "Sessions written, by cause (complete/partial/expired/evicted/late).", ["state"], registry=r

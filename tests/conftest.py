@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The public sample lines the tests read, kept in the repository with their provenance (SOURCES.md there).
 SAMPLES = ROOT / "tests" / "data" / "samples" / "esa"
+
+
+def replay_in_process(path: Path, args: list[str] | tuple[str, ...] = ()) -> tuple[Any, list[dict[str, Any]]]:
+    """`esa-enricher replay PATH ARGS` in process: the pipeline (its summary) and the documents."""
+    from enricher.cli import _replay_overrides, build_parser, build_pipeline
+    from enricher.config import load
+    from enricher.sources.files import open_input, read_lines
+
+    a = build_parser().parse_args(["replay", str(path), *args])
+    pipeline = build_pipeline(load(None, _replay_overrides(a)))
+    f, _ = open_input(str(path))
+    with f:
+        docs = list(pipeline.process_lines(read_lines(f)))
+    docs.extend(pipeline.flush())
+    return pipeline, docs
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -39,6 +39,10 @@ class Parser:
         self.max_record_chars = max_record_chars
         self._last_ts: dict[str, float] = {}
         self._typer = native_core.make_typer(Event, max_record_chars, native)
+        # Physical lines of `parse_batches` that are not a record of their own: read = records + blank + joined.
+        self.lines_read = 0
+        self.blank_lines = 0
+        self.joined_lines = 0  # continuations of a wrapped record
 
     # -- durable state ----------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -103,6 +107,7 @@ class Parser:
         while chunk := list(islice(it, _CHUNK_LINES)):
             out: list[Event] = []
             i, n = 0, len(chunk)
+            self.lines_read += n
             while i < n:
                 if typer is not None:
                     typed, i = typer.run(self, chunk, i, default)
@@ -116,6 +121,7 @@ class Parser:
                 line = chunk[i].rstrip("\r\n")
                 i += 1
                 if not line or line.isspace():
+                    self.blank_lines += 1
                     continue
                 ev = fast(line, default) if len(line) <= limit else None
                 if ev is not None:
@@ -138,6 +144,7 @@ class Parser:
                     kind = joined.kind
                     if kind not in UNRECOGNIZED_KINDS and (kind == pending.kind or pending.kind in UNRECOGNIZED_KINDS):
                         pending, pending_env = joined, penv
+                        self.joined_lines += 1
                         continue
                 if pending is not None:
                     out.append(pending)
@@ -174,7 +181,7 @@ class Parser:
             self._last_ts[app] = ts  # type: ignore[assignment]
         body = body.strip()
         kind, mid, icid, dcid, data = type_body(body)
-        if kind == "unparsed":
+        if kind == "unparsed" and data is None:  # else type_body gave its reason (number_out_of_range)
             kind = untyped_kind(level, body)
             data = {"reason": "unknown_shape"} if kind == "unparsed" else {"detail": body}
         return Event(kind, app, ts, level, line, mid, icid, dcid, data, tag, inferred)
@@ -219,7 +226,7 @@ class Parser:
         kind, mid, icid, dcid, data = type_body(body)
         if env is None and kind != "unparsed" and not is_bare_body(body):
             kind, mid, icid, dcid, data = "unparsed", None, None, None, None
-        if kind == "unparsed":
+        if kind == "unparsed" and data is None:  # else type_body gave its reason (number_out_of_range)
             kind = untyped_kind(level, body)
             reason = "no_header" if env is None else "unknown_shape"
             data = {"reason": reason} if kind == "unparsed" else {"detail": body}

@@ -14,9 +14,21 @@ from typing import Any
 _INT_FIELDS = frozenset(("size", "limit", "rid", "child", "parent", "port", "offset", "risk", "dhap_limit"))
 _QUOTED = frozenset(("q1", "q2", "q3"))  # alternative quotings of one value
 
+# Every number a line carries lands in a `long` field (the index mapping) and in the JSON of documents and
+# checkpoints. ESA never writes one beyond it: a line that does is corrupt or hostile, and is not typed at
+# all (an error document with its raw line, counted) rather than typed with a value nothing can store.
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+OUT_OF_RANGE = "number_out_of_range"
 
-def _rids(value: str) -> list[int]:
-    return [int(x) for x in value.replace(" ", "").split(",") if x]
+
+def _out_of_range() -> Typed:
+    return "unparsed", None, None, None, {"reason": OUT_OF_RANGE}
+
+
+def _rids(value: str) -> list[int] | None:
+    """The RIDs of `[0, 1]`; None when one is out of range."""
+    rids = [int(x) for x in value.replace(" ", "").split(",") if x]
+    return rids if not rids or max(rids) <= LONG_MAX else None
 
 
 # A rule: kind, pattern, and an extractor (match, mid) -> Typed generated for that pattern's groups.
@@ -25,29 +37,34 @@ Rule = tuple[str, "re.Pattern[str]", Any]
 
 def _extractor(kind: str, rx: re.Pattern[str]) -> Any:
     """Generate straight-line code for one pattern: no loop or lookups per line (the hot path)."""
+    # Every int() is followed by the range check (see LONG_MAX); `_rids` checks its own list.
     gi = rx.groupindex
+    oor = "return _out_of_range()"
     body = ["def extract(m, mid):", "    g = m.groups()"]
     if "mid" in gi:
         body += [f"    v = g[{gi['mid'] - 1}]", "    if v is not None:", "        mid = int(v)"]
+        body += [f"        if mid > {LONG_MAX}: {oor}"]
     for name in ("icid", "dcid"):
-        body.append(
-            f"    {name} = int(g[{gi[name] - 1}]) if g[{gi[name] - 1}] is not None else None"
-            if name in gi
-            else f"    {name} = None"
-        )
+        if name in gi:
+            body += [
+                f"    {name} = int(g[{gi[name] - 1}]) if g[{gi[name] - 1}] is not None else None",
+                f"    if {name} is not None and {name} > {LONG_MAX}: {oor}",
+            ]
+        else:
+            body.append(f"    {name} = None")
     body.append("    d = {}")
     for name, idx in sorted(gi.items(), key=lambda kv: kv[1]):
         if name in ("mid", "icid", "dcid"):
             continue
         out = "value" if name in _QUOTED else name
-        conv = "int" if name in _INT_FIELDS else "_rids" if name == "rids" else ""
-        body += [
-            f"    v = g[{idx - 1}]",
-            f"    if v is not None and {out!r} not in d:",
-            f"        d[{out!r}] = {conv}(v)",
-        ]
+        body += [f"    v = g[{idx - 1}]", f"    if v is not None and {out!r} not in d:"]
+        if name in _INT_FIELDS:
+            body += ["        v = int(v)", f"        if v > {LONG_MAX} or v < {LONG_MIN}: {oor}"]
+        elif name == "rids":
+            body += ["        v = _rids(v)", f"        if v is None: {oor}"]
+        body.append(f"        d[{out!r}] = v")
     body.append(f"    return {kind!r}, mid, icid, dcid, d or None")
-    ns: dict[str, Any] = {"_rids": _rids}
+    ns: dict[str, Any] = {"_rids": _rids, "_out_of_range": _out_of_range}
     exec("\n".join(body), ns)  # noqa: S102 - generated from our own patterns, no input involved
     return ns["extract"]
 
@@ -431,7 +448,10 @@ def _cef(body: str) -> Typed | None:
     def num(v: str | None) -> int | None:
         return int(v) if v is not None and v.isdigit() else None
 
-    return "consolidated_event", num(mid), num(icid), num(dcid), d
+    ids = num(mid), num(icid), num(dcid)
+    if any(x is not None and x > LONG_MAX for x in ids):
+        return _out_of_range()
+    return "consolidated_event", *ids, d
 
 
 def type_body(body: str) -> Typed:
@@ -446,6 +466,8 @@ def type_body(body: str) -> Typed:
             num = num[:-1]
         if num.isdigit() and num.isascii():
             mid = int(num)
+            if mid > LONG_MAX:
+                return _out_of_range()
             rest = body[sp + 1 :].lstrip(" ") if sp > 0 else ""
             if comma:
                 rest = ", " + rest

@@ -25,6 +25,10 @@ MONTHS = {
 _ROLLOVER_MONTHS = 6
 _CACHE_MAX = 8192
 _MISSING = object()
+# Event times an appliance can write: 1970-01-01 to 2262-01-01 UTC. A stamp outside (year 0001 or 9999 in a
+# native line, a corrupt relay stamp) is no clock reading and is treated like an unreadable one. Within the
+# range every time, and every duration in nanoseconds (`event.duration`), fits a `long`.
+EPOCH_MIN, EPOCH_MAX = 0.0, 9_183_110_400.0
 
 
 def parse_zone(value: str, key: str = "timezone") -> tzinfo:
@@ -54,10 +58,12 @@ def _epoch(year: int, month: int, day: int, hms: str, zone: tzinfo) -> float | N
         if zone is UTC:
             if not (1 <= day <= calendar.monthrange(year, month)[1]) or hh > 23 or mm > 59 or ss > 60:
                 return None
-            return float(calendar.timegm((year, month, day, hh, mm, ss)))
-        return datetime(year, month, day, hh, mm, min(ss, 59), tzinfo=zone).timestamp()
+            v = float(calendar.timegm((year, month, day, hh, mm, ss)))
+        else:
+            v = datetime(year, month, day, hh, mm, min(ss, 59), tzinfo=zone).timestamp()
     except (ValueError, OverflowError):
         return None
+    return v if EPOCH_MIN <= v < EPOCH_MAX else None
 
 
 class TimeResolver:
@@ -83,7 +89,10 @@ class TimeResolver:
         return self.zones.get(appliance, self.default_zone)
 
     def set_offset(self, appliance: str, offset_seconds: int) -> None:
-        """Apply a native file header's `Time offset from UTC` to an appliance."""
+        """Apply a native file header's `Time offset from UTC` to an appliance (not one of a day or more:
+        no zone has it, and Python's cannot hold it)."""
+        if not -86400 < offset_seconds < 86400:
+            return
         self._offsets[appliance] = offset_seconds
         zone = timezone(timedelta(seconds=offset_seconds)) if offset_seconds else UTC
         if self.zones.get(appliance) != zone:
@@ -213,6 +222,7 @@ def parse_iso(value: str) -> float | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     try:
-        return dt.timestamp()
+        ts = dt.timestamp()
     except (OverflowError, OSError, ValueError):
         return None
+    return ts if EPOCH_MIN <= ts < EPOCH_MAX else None

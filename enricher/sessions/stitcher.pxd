@@ -26,6 +26,7 @@ cdef class Stitcher:
     cdef public dict _by_ip
     cdef public dict _pending_links
     cdef public list _out
+    cdef public Py_ssize_t _session_lines
 
     @cython.locals(out=list)
     cpdef list feed(self, ev, now=*)

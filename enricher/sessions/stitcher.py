@@ -106,15 +106,19 @@ class StitchConfig:
 
 @dataclass
 class StitchStats:
-    """Counters the stitcher keeps (exported as metrics and in the replay summary)."""
+    """Counters the stitcher keeps (exported as metrics and in the replay summary). `system`, `uncorrelated`,
+    `icid_zero` and `delivery_connection` count lines that are in no document, each once (see
+    `Stitcher.line_outcomes`); `unrecognized` counts lines of unrecognised shape, in a session or not."""
 
-    system: int = 0
+    system: int = 0  # appliance-level lines and file headers
     unrecognized: int = 0
-    icid_zero: int = 0
-    uncorrelated: int = 0
+    icid_zero: int = 0  # `ICID 0 …` lines other than the HAT outcomes that make a document of their own
+    uncorrelated: int = 0  # lines that name no session they could join
+    delivery_connection: int = 0  # outbound `DCID n …` lines: their facts go into the messages' deliveries
     # Lines of delivery connections (`New SMTP DCID`, `DCID n TLS …`, `Connection Error: DCID n`, `DCID n close`):
     # folded into the documents of the messages delivered on that connection (their data, not their raw
     # lines), or, when no message of the input was delivered on it, in no document at all (counted here).
+    # Both are known once the connection's record is dropped; `delivery_connection` counts them on arrival.
     dcid_in_messages: int = 0
     dcid_unmatched: int = 0
     opened: int = 0
@@ -150,6 +154,7 @@ class Stitcher:
         self._by_ip: dict[tuple[str, str], int] = {}
         self._pending_links: dict[Key, dict[str, object]] = {}
         self._out: list[Session] = []
+        self._session_lines = 0  # lines applied to a message or connection session (see line_outcomes)
 
     # -- public API ---------------------------------------------------------------------------------------
     def feed(self, ev: Event, now: float | None = None) -> list[Session]:
@@ -248,6 +253,21 @@ class Stitcher:
                 out.append(s)
         return out
 
+    def line_outcomes(self) -> dict[str, int]:
+        """Where the lines fed so far went, each line counted exactly once: `session` (in a message or
+        connection session, hence in its document) or the reason it is in no document. The pipeline adds its
+        error documents; the sum is its `lines` (tests/unit/test_accounting.py). A new way for a line to end
+        gets its entry here, and nowhere else."""
+        st = self.stats
+        return {
+            "session": self._session_lines,
+            "system": st.system,
+            "uncorrelated": st.uncorrelated,
+            "icid_zero": st.icid_zero,
+            "delivery_connection": st.delivery_connection,
+            "duplicates": st.duplicates,  # a repeat of a line already applied: changes nothing
+        }
+
     def open_sessions(self) -> int:
         """Number of open message and connection sessions (and delivery connection records)."""
         return len(self._open)
@@ -290,6 +310,7 @@ class Stitcher:
             return
         MESSAGE_RULES[kind](s, ev)
         s.nlines += 1
+        self._session_lines += 1
         hs = s.hashes
         if hs is None:
             s.hashes = bytearray(lk)
@@ -318,7 +339,6 @@ class Stitcher:
         icid = ev.icid
         if icid is not None and s.conn is None:
             if icid == 0:
-                self.stats.icid_zero += 1
                 s.data["generated_by_appliance"] = True
             else:
                 conn = self._connection(app, icid, ts)
@@ -554,6 +574,7 @@ class Stitcher:
 
     def _apply(self, c: Session, lk: bytes, raw: str) -> None:
         """Remember a line applied to a connection (or delivery) session: its key, and its text if kept."""
+        self._session_lines += 1
         hs = c.hashes
         if hs is None:
             c.hashes = bytearray(lk)
@@ -591,8 +612,8 @@ class Stitcher:
 
     def _on_icid_zero(self, ev: Event, ts: float) -> None:
         """ICID 0 is never a join key; its HAT lines (`ICID 0 TCPREFUSE …`) are outcomes of their own."""
-        self.stats.icid_zero += 1
         if ev.kind not in _ICID_ZERO_KINDS:
+            self.stats.icid_zero += 1
             return
         lk = line_key(ev.raw, ev.level, ts)
         c = self._standalone(ev, ts, lk)
@@ -617,7 +638,6 @@ class Stitcher:
             if c is None:
                 return
             c.data["source_ip"] = ip
-            self.stats.uncorrelated += 1
         else:
             self._mark_in_flight(c)
         if ts > c.last_ts:
@@ -632,6 +652,7 @@ class Stitcher:
     def _on_delivery_connection(self, ev: Event, ts: float) -> None:
         key: Key = ("d", ev.appliance, ev.dcid)  # type: ignore[assignment]
         if ev.kind == "dcid_close":
+            self.stats.delivery_connection += 1
             rec = self._open.get(key)
             if rec is not None:
                 rec.nlines += 1
@@ -640,7 +661,13 @@ class Stitcher:
                 self.stats.dcid_unmatched += 1
             return
         if ev.kind == "dcid_other":
+            self.stats.delivery_connection += 1
             self.stats.unrecognized += 1
+            rec = self._open.get(key)
+            if rec is not None:
+                rec.nlines += 1  # counted with its connection's lines when that is dropped
+            else:
+                self.stats.dcid_unmatched += 1
             return
         rec = self._open.get(key)
         lk = line_key(ev.raw, ev.level, ts)
@@ -650,6 +677,7 @@ class Stitcher:
         elif rec.repeats(lk, ev.raw, ev.level):
             self.stats.duplicates += 1
             return
+        self.stats.delivery_connection += 1
         DCID_RULES[ev.kind](rec, ev)
         hs = rec.hashes
         if hs is None:

@@ -56,6 +56,87 @@ def mapped_fields(assets: dict[str, dict[str, Any]] | None = None) -> set[str]:
     return out
 
 
+def leaf_types(assets: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+    """Leaf path → mapping type, with `!` appended where malformed values are ignored (`ip!`, `float!`)."""
+    out: dict[str, str] = {}
+
+    def walk(props: dict[str, Any], prefix: str) -> None:
+        for name, spec in props.items():
+            if "properties" in spec:
+                walk(spec["properties"], f"{prefix}{name}.")
+            else:
+                out[prefix + name] = spec["type"] + ("!" if spec.get("ignore_malformed") else "")
+
+    walk((assets or load_assets())[MAPPINGS]["template"]["mappings"]["properties"], "")
+    return out
+
+
+_LONG = (-(2**63), 2**63 - 1)
+_ID_MAX_BYTES = 512  # the longest `_id` (event.id) Elasticsearch takes; a longer one fails the whole bulk request
+_FLOAT_MAX = 3.4028234663852886e38  # the largest 32-bit float
+_ANY_STRING = frozenset(("keyword", "text", "ip!", "float!"))  # types that take any string (malformed ones ignored)
+
+
+def _fits(kind: str, v: Any) -> bool:
+    """Whether Elasticsearch indexes `v` in a field of mapping type `kind` (see `leaf_types`) without refusing it."""
+    t = type(v)
+    if v is None or kind[-1] == "!":  # null, or a malformed value ignored (kept in _source)
+        return True
+    if kind == "long":
+        return t is int and _LONG[0] <= v <= _LONG[1]
+    if kind == "float":
+        return (t is int or t is float) and -_FLOAT_MAX <= v <= _FLOAT_MAX
+    if kind == "boolean":
+        return t is bool
+    if kind == "keyword":
+        return t is str or t is bool
+    if kind == "date":
+        try:
+            datetime.fromisoformat(v[:-1] + "+00:00" if v.endswith("Z") else v)
+        except (TypeError, ValueError):
+            return False
+        return t is str
+    if kind == "ip":
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            return False
+        return True
+    return t is str  # text
+
+
+def misfits(doc: dict[str, Any], types: dict[str, str]) -> list[tuple[str, Any]]:
+    """(path, value) of every value of `doc` the strict mapping `types` (`leaf_types`) would refuse: an
+    unmapped field, or a value outside its type (a long beyond 64 bits, a float beyond 32, a date that
+    does not parse ...). Empty for a document Elasticsearch indexes whole."""
+    bad: list[tuple[str, Any]] = []
+
+    def walk(v: Any, path: str) -> None:
+        t = type(v)
+        if t is dict:
+            if path in types:
+                bad.append((path, v))
+            for k, x in v.items():
+                walk(x, f"{path}.{k}" if path else k)
+            return
+        kind = types.get(path)
+        if t is list:
+            if kind in _ANY_STRING and all(type(x) is str for x in v):
+                return  # the common case (raw lines, addresses), checked at once
+            for x in v:
+                walk(x, path)
+        elif kind is None or not (t is str and kind in _ANY_STRING or _fits(kind, v)):
+            bad.append((path, v))
+
+    walk(doc, "")
+    ident = (doc.get("event") or {}).get("id")
+    if isinstance(ident, str) and len(ident.encode("utf-8", "replace")) > _ID_MAX_BYTES:
+        bad.append(("_id", ident))
+    return bad
+
+
 def leaf_paths(doc: Any, prefix: str = "") -> dict[str, set[str]]:
     """Dotted leaf paths of a document with the JSON types found there (arrays of objects give their children)."""
     out: dict[str, set[str]] = {}

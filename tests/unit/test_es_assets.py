@@ -17,13 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
-from enricher.cli import _replay_overrides, build_parser, build_pipeline
-from enricher.config import load
 from enricher.sinks import es_assets
 from enricher.sinks.elasticsearch import encode
 from enricher.sinks.es_assets import bulk_action, index_name, leaf_paths, load_assets, mapped_fields
-from enricher.sources.files import open_input, read_lines
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, replay_in_process
 
 GOLDEN = ROOT / "tests" / "golden"
 DEMO = ROOT / "samples" / "demo-mail_logs.log"
@@ -50,13 +47,7 @@ _ACCEPTS = {
 
 def replay(path: Path, args: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Documents of one file, as `esa-enricher replay FILE ARGS` would write them."""
-    a = build_parser().parse_args(["replay", str(path), *args])
-    pipeline = build_pipeline(load(None, _replay_overrides(a)))
-    f, _ = open_input(str(path))
-    with f:
-        docs = list(pipeline.process_lines(read_lines(f)))
-    docs.extend(pipeline.flush())
-    return docs
+    return replay_in_process(path, tuple(args))[1]
 
 
 def golden_and_demo_documents() -> list[dict[str, Any]]:
@@ -109,19 +100,8 @@ def emitted(documents: list[dict[str, Any]]) -> dict[str, set[str]]:
 
 def _mapping_types() -> tuple[dict[str, str], set[str]]:
     """Leaf path → mapping type (`float!` / `ip!` when malformed values are ignored), and the object paths."""
-    leaves: dict[str, str] = {}
-    objects: set[str] = set()
-
-    def walk(props: dict[str, Any], prefix: str) -> None:
-        for name, spec in props.items():
-            path = prefix + name
-            if "properties" in spec:
-                objects.add(path)
-                walk(spec["properties"], path + ".")
-            else:
-                leaves[path] = spec["type"] + ("!" if spec.get("ignore_malformed") else "")
-
-    walk(load_assets()["mappings"]["template"]["mappings"]["properties"], "")
+    leaves = es_assets.leaf_types()
+    objects = {p.rsplit(".", i)[0] for p in leaves for i in range(1, p.count(".") + 1)}
     return leaves, objects
 
 
@@ -156,6 +136,18 @@ def test_every_emitted_value_fits_its_mapped_type(emitted: dict[str, set[str]]) 
         if p in leaves and not types <= _ACCEPTS[leaves[p]]
     }
     assert misfits == {}
+
+
+def test_every_value_is_in_its_types_range(documents: list[dict[str, Any]]) -> None:
+    """Not only the JSON type: a long within 64 bits, a float within 32, dates that parse (bench/fuzz.py checks
+    the same on mutated input)."""
+    types = es_assets.leaf_types()
+    assert [bad for d in documents for bad in es_assets.misfits(d, types)] == []
+    assert es_assets.misfits({"esa": {"mid": 2**63, "connection": {"sbrs": 1e39}}, "x": 1}, types) == [
+        ("esa.mid", 2**63),
+        ("esa.connection.sbrs", 1e39),
+        ("x", 1),
+    ]
 
 
 def test_no_path_mixes_objects_and_values(emitted: dict[str, set[str]]) -> None:
