@@ -113,6 +113,9 @@ class Service:
         self._paused = False
         self._joined = False
         self._resumed_at = 0.0
+        # When partitions were last assigned and restored: the time until then (joining the group, which waits
+        # out a dead member's session, and restoring inside librdkafka's callback) is not idleness either.
+        self._restored_at = 0.0
         self._dead_letter_futures: list[Any] = []
         self._last_flush = time.monotonic()
         self._last_checkpoint = time.monotonic()
@@ -182,7 +185,7 @@ class Service:
                 if now_mono - self._last_checkpoint >= self.cfg.service.checkpoint_interval_seconds:
                     self.checkpoint(list(self.parts.values()))
                 # Time spent paused behind Elasticsearch is not idleness: nothing could be read meanwhile.
-                idle_since = max(last_data, self._resumed_at)
+                idle_since = max(last_data, self._resumed_at, self._restored_at)
                 if exit_when_idle is not None and self._joined and time.monotonic() - idle_since >= exit_when_idle:
                     log.info("idle for %.0f s: writing open sessions and exiting", exit_when_idle)
                     for w in list(self.parts.values()):
@@ -256,6 +259,7 @@ class Service:
         if todo:
             self.consumer.resume(*[w.tp for w in todo])
             self._set_open_gauge()
+            self._restored_at = time.monotonic()
         return bool(todo)
 
     def _revoke(self, tps: list[Any]) -> None:
