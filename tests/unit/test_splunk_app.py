@@ -5,7 +5,6 @@ Splunk AppInspect, and its correlation searches the same as sigma-cli's Splunk c
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from enricher.assets import sigma, splunk
@@ -128,31 +128,34 @@ def test_correlation_searches_are_scheduled_and_disabled() -> None:
 
 def _documented_splunk_commands() -> list[list[str]]:
     text = (ROOT / "docs" / "sigma.md").read_text(encoding="utf-8")
-    return [shlex.split(m) for m in re.findall(r"^(sigma convert -t splunk .*)$", text, re.M)]
+    return [shlex.split(line) for line in text.splitlines() if line.startswith("sigma convert -t splunk ")]
 
 
-def test_sigma_cli_runs_the_documented_splunk_commands() -> None:
+def test_sigma_cli_runs_the_documented_splunk_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+    from sigma.cli.convert import convert  # the command `sigma convert` runs (in-process: no interpreter start)
+
+    monkeypatch.chdir(ROOT)
     commands = _documented_splunk_commands()
     assert len(commands) == 2, "docs/sigma.md documents the SPL and the savedsearches conversion"
     outputs = {}
     for argv in commands:
-        run = subprocess.run([str(BIN / argv[0]), *argv[1:]], cwd=ROOT, capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stderr
-        outputs["savedsearches" if "savedsearches" in argv else "spl"] = run.stdout
-    # The plain SPL: every correlation query of out/splunk.spl, as pySigma converts it in-process.
-    committed = (sigma.OUT_DIR / "splunk.spl").read_text()
-    corr_queries = [
-        q for name, q in sigma.splunk_queries() if name in {r.name for r in sigma._split(sigma.load_rules())[1]}
-    ]  # noqa: SLF001
-    assert corr_queries and all(q in outputs["spl"] and q in committed for q in corr_queries)
+        result = CliRunner().invoke(convert, argv[2:])
+        assert result.exit_code == 0, (argv, result.output)
+        outputs["savedsearches" if "savedsearches" in argv else "spl"] = result.stdout
+    # The plain SPL: every correlation query of out/splunk.spl.
+    _, corr = sigma._split(sigma.load_rules())  # noqa: SLF001
+    committed = dict(sigma.splunk_queries())
+    assert all(committed[r.name] in outputs["spl"] for r in corr)
+    assert all(q in (sigma.OUT_DIR / "splunk.spl").read_text() for q in committed.values())
     # savedsearches: the add-on's stanzas are sigma-cli's, plus the schedule and alert settings.
     cli = parse_conf(outputs["savedsearches"])
     app = parse_conf((splunk.APP_DIR / "default" / "savedsearches.conf").read_text())
-    for title, stanza in app.items():
-        if title != "default":
-            assert {k: stanza[k] for k in ("search", "description")} == {
-                k: cli[title][k] for k in ("search", "description")
-            }
+    assert set(app) - {"default"} == {r.title for r in corr}
+    for rule in corr:
+        assert {k: app[rule.title][k] for k in ("search", "description")} == {
+            k: cli[rule.title][k] for k in ("search", "description")
+        }
 
 
 def test_appinspect_passes_the_packaged_app(tmp_path: Path) -> None:
