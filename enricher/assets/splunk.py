@@ -165,23 +165,24 @@ def props_conf() -> str:
 # One esa-enricher session document (JSON, one per line) per event; docs/splunk.md explains each choice.
 [{sourcetype()}]
 # Each document is one line (NDJSON from a file, the HEC /raw endpoint, Splunk Connect for Kafka with a newline
-# line breaker): no line merging.
+# line breaker): no line merging. The event breaker lets a universal forwarder spread a file over indexers.
 SHOULD_LINEMERGE = false
 LINE_BREAKER = ([\\r\\n]+)
+EVENT_BREAKER_ENABLE = true
+EVENT_BREAKER = ([\\r\\n]+)
 # esa.raw holds every raw line of the session: larger than Splunk's 10,000-byte default for long sessions.
 TRUNCATE = {TRUNCATE_BYTES}
-# _time is @timestamp, the session's start (ISO 8601, UTC, milliseconds). @timestamp is the document's first key.
+# _time is @timestamp, the session's start (ISO 8601, UTC, milliseconds, `Z`), the document's first key.
 TIME_PREFIX = \\{{"@timestamp":"
-TIME_FORMAT = %Y-%m-%dT%H:%M:%S.%3N%Z
-MAX_TIMESTAMP_LOOKAHEAD = 32
+TIME_FORMAT = %Y-%m-%dT%H:%M:%S.%3NZ
+MAX_TIMESTAMP_LOOKAHEAD = 24
 TZ = UTC
-# A session can be written days after it started (dormant sessions revived): do not clamp such a timestamp.
-MAX_DAYS_AGO = 3650
 # Search-time JSON extraction (KV_MODE = json), not INDEXED_EXTRACTIONS: it works the same for every way in
 # (file monitor, HEC /raw or /event, Splunk Connect for Kafka), costs no index space (esa.raw would be indexed
 # as a field), and the CIM data model builds its own summaries for the fields it needs.
 KV_MODE = json
-AUTO_KV_JSON = true
+# The punctuation of a JSON document says nothing: do not index it.
+ANNOTATE_PUNCT = false
 CHARSET = UTF-8
 category = Email
 pulldown_type = true
