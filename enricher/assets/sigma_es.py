@@ -26,6 +26,7 @@ _OPS = {
     "neq": operator.ne,
 }
 _TIMESPAN = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def fixed_interval(timespan: str) -> str:
@@ -33,6 +34,13 @@ def fixed_interval(timespan: str) -> str:
     if not _TIMESPAN.match(timespan):
         raise ValueError(f"timespan {timespan!r} has no fixed length (use s, m, h or d)")
     return timespan
+
+
+def timespan_seconds(timespan: str) -> int:
+    """A Sigma timespan (`10m`, `1h`) in seconds (months and years are refused)."""
+    m = _TIMESPAN.match(fixed_interval(timespan))
+    assert m is not None  # fixed_interval checked it
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
 
 
 def _query_string(query: str) -> dict[str, Any]:
