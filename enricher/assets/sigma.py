@@ -205,6 +205,7 @@ def threshold_rules(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "query": " OR ".join(f"({q})" for q in s["queries"].values()),
                 "threshold": threshold,
                 **lookback(timespan_seconds(s["timespan"])),
+                "to": "now",
                 "interval": f"{SCHEDULE_MINUTES}m",
                 "severity": s["level"] or "low",
                 "risk_score": {"low": 21, "medium": 47, "high": 73, "critical": 99}.get(s["level"] or "low", 21),
