@@ -204,6 +204,15 @@ def test_esql_rules_cover_every_correlation_over_the_lookback() -> None:
         assert "date_trunc" not in r["query"] and "@timestamp" not in r["query"]
         stats = next(line for line in r["query"].splitlines() if line.startswith("| stats"))
         assert stats.endswith(" by " + ", ".join(spec["group_by"])), stats
+        # What the integration test replays as the spec's aggregation: same count, field and condition.
+        cond = spec["condition"] or {"gte": len(spec["queries"])}
+        count = {
+            "event_count": "event_count=count()",
+            "value_count": f"value_count=count_distinct({cond.get('field')})",
+            "temporal": "event_type_count=count_distinct(event_type)",
+        }[spec["type"]]
+        assert stats.startswith(f"| stats {count}"), stats
+        assert r["query"].endswith(f" >= {cond['gte']}"), r["query"]
         assert r["alert_suppression"]["group_by"] == spec["group_by"]
         assert r["alert_suppression"]["duration"] == {"value": LOOKBACK[spec["name"]], "unit": "s"}
     temporal = next(r for r in rules if specs[r["rule_id"]]["type"] == "temporal")
