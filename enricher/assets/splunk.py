@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import sys
 import tarfile
 import tomllib
@@ -122,14 +123,13 @@ EVENTTYPES = {
 # The largest document the enriched-sessions topic carries is ~1 MB (kafka.sessions_max_bytes): Splunk's default
 # TRUNCATE (10,000 bytes) would cut a long session's esa.raw and leave invalid JSON behind.
 TRUNCATE_BYTES = 2 * 1024 * 1024
-SCHEDULE_MINUTES = 5
 # A session is written when it ends, while _time is its start (`@timestamp`): a search over the last `timespan`
 # of _time would never see a burst of long sessions (an inbound timeout lasts 300 s). Each search looks back over
 # two windows (the one being completed and the one before), the longest session it must still count (2 h: longer
 # ones are written after their window has left the look-back), one run interval and the enricher's write delay
-# (a few seconds: one minute), and alerts once per window and group (suppression over the same look-back).
+# (sigma.write_delay_seconds, in whole minutes), and alerts once per window and group (suppression over the same
+# look-back).
 LONGEST_SESSION_MINUTES = 120
-WRITE_DELAY_MINUTES = 1
 _SEVERITY = {"informational": 2, "low": 3, "medium": 4, "high": 5, "critical": 6}
 _TIMESPAN_MINUTES = {"s": 1 / 60, "m": 1, "h": 60, "d": 1440}
 
@@ -232,11 +232,12 @@ def _minutes(timespan: str) -> int:
 def _query_settings(rule: Any) -> dict[str, str]:
     """Per search: scheduled every 5 minutes, disabled until an admin enables it, one alert per window and group."""
     level = rule.level.name.lower() if rule.level else "low"
-    lookback = 2 * _minutes(rule.timespan.spec) + LONGEST_SESSION_MINUTES + SCHEDULE_MINUTES + WRITE_DELAY_MINUTES
+    write_delay = math.ceil(sigma.write_delay_seconds() / 60)
+    lookback = 2 * _minutes(rule.timespan.spec) + LONGEST_SESSION_MINUTES + sigma.SCHEDULE_MINUTES + write_delay
     return {
         "disabled": "1",
         "enableSched": "1",
-        "cron_schedule": f"*/{SCHEDULE_MINUTES} * * * *",
+        "cron_schedule": f"*/{sigma.SCHEDULE_MINUTES} * * * *",
         "dispatch.earliest_time": f"-{lookback}m@m",
         "dispatch.latest_time": "now",
         "counttype": "number of events",
