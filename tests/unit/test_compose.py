@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -59,6 +60,21 @@ def test_docker_compose_config_validates() -> None:
         [*cli, "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True, cwd=ROOT, timeout=120
     )
     assert p.returncode == 0, p.stderr
+
+
+def test_the_file_follows_the_compose_specification() -> None:
+    # compose-spec's models of the Compose specification (the same checks as `docker compose config`: known keys,
+    # types, depends_on conditions), without a CLI. Its parser does not resolve YAML merge keys (`<<`), which
+    # Compose does: PyYAML resolves them first, and the `x-` extension blocks (only anchors) are left out.
+    from compose_spec import PyCompose
+
+    data = {k: v for k, v in yaml.safe_load(COMPOSE.read_text()).items() if not k.startswith("x-")}
+    spec = PyCompose.from_json(json.dumps(data)).to_spec()
+    assert set(spec.services) == set(data["services"])
+    bad = json.loads(json.dumps(data))
+    bad["services"]["kibana"]["healthcheck"]["retries"] = "many"
+    with pytest.raises(ValueError, match="expected u64"):  # the validation is real
+        PyCompose.from_json(json.dumps(bad)).to_spec()
 
 
 def _is_one_shot(svc: dict[str, Any]) -> bool:
