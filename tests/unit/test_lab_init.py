@@ -2,7 +2,8 @@
 
 The steps that talk to Elasticsearch and Kibana run against a local HTTP server that records the requests (it
 checks what the script sends, not what Elasticsearch or Kibana answer); `kibana` and `enricher` exec stubs that
-print what they were given. `certs` needs elasticsearch-certutil (the Elasticsearch image) and is not run here.
+print what they were given; `certs` runs a stand-in for elasticsearch-certutil that writes the same zip layout
+(the real tool is in the Elasticsearch image only). curl and unzip come from services/system-deps.sh.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from tests.conftest import ROOT
 SCRIPT = ROOT / "services" / "compose" / "lab-init.sh"
 RULES = ROOT / "pipelines" / "sigma" / "out" / "elastic-security-rules.ndjson"
 
-pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("curl") and shutil.which("unzip")), reason="curl or unzip is missing: run services/system-deps.sh"
+)
 
 
 def run(lab: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -188,3 +191,40 @@ def test_enricher_runs_esa_enricher_with_the_kibana_password(tmp_path: Path) -> 
 def test_a_missing_secret_is_a_clear_error(tmp_path: Path) -> None:
     p = run(tmp_path, "users", env={"LAB_ES_URL": "http://127.0.0.1:9"})
     assert p.returncode != 0 and "root/elastic.password is missing" in p.stderr
+
+
+# What `elasticsearch-certutil ca|cert --pem --out X.zip` writes (the layout lab-init.sh unpacks), content aside.
+_CERTUTIL = """#!/usr/bin/env python3
+import sys, zipfile
+args = sys.argv[1:]
+out = args[args.index("--out") + 1]
+names = ["ca/ca.crt", "ca/ca.key"] if args[0] == "ca" else [
+    f"{args[args.index('--name') + 1]}/{args[args.index('--name') + 1]}.{ext}" for ext in ("crt", "key")]
+with zipfile.ZipFile(out, "w") as z:
+    for n in names:
+        z.writestr(n, "PEM " + n)
+"""
+
+
+def test_certs_are_placed_for_each_reader(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    certutil = tmp_path / "certutil"
+    certutil.write_text(_CERTUTIL)
+    certutil.chmod(0o755)
+    assert run(lab, "secrets").returncode == 0
+    p = run(lab, "certs", env={"CERTUTIL": str(certutil)})
+    assert p.returncode == 0, p.stderr
+    modes = {
+        "ca/ca.crt": (0o644, "ca/ca.crt"),  # every client verifies with it
+        "root/ca.key": (0o600, "ca/ca.key"),  # nobody else signs
+        "es/http.crt": (0o644, "elasticsearch/elasticsearch.crt"),
+        "es/http.key": (0o600, "elasticsearch/elasticsearch.key"),  # Elasticsearch's (uid 1000)
+    }
+    for name, (mode, content) in modes.items():
+        f = lab / name
+        assert stat.S_IMODE(f.stat().st_mode) == mode and f.read_text() == "PEM " + content, name
+    if os.geteuid() == 0:
+        assert (lab / "es" / "http.key").stat().st_uid == 1000
+    before = (lab / "es" / "http.crt").stat().st_mtime_ns
+    assert run(lab, "certs", env={"CERTUTIL": "/nonexistent"}).returncode == 0  # kept: certutil not needed again
+    assert (lab / "es" / "http.crt").stat().st_mtime_ns == before
