@@ -5,19 +5,24 @@
 #   lab-init.sh secrets     passwords and Kibana's encryption keys, one copy per container user (mode 600)
 #   lab-init.sh certs       a CA and the Elasticsearch HTTP certificate (elasticsearch-certutil, PEM)
 #   lab-init.sh users       sets the kibana_system password (Elasticsearch security API, as `elastic`)
-#   lab-init.sh detections  imports the Elastic Security rules into Kibana (detection engine import API)
+#   lab-init.sh detections  imports the Elastic Security rules into Kibana (detection engine import API): the
+#                           query rules and the threshold correlations, or with ESA_LAB_DETECTIONS=esql the
+#                           query rules and the ES|QL correlations (all six; they need a trial licence,
+#                           which this step starts)
 #   lab-init.sh kibana      starts Kibana with its password and encryption keys read from the volume
 #   lab-init.sh enricher ARGS...   runs `esa-enricher ARGS` with the Kibana credentials (for `setup --kibana`)
 #
 # Steps run in the order given; each is idempotent (an existing secret or certificate is kept).
 # Environment: LAB_DIR (the volume, default /run/lab), ESA_LAB_ELASTIC_PASSWORD (choose the `elastic` password
-# on the first start instead of a generated one), LAB_ES_URL, LAB_KIBANA_URL, LAB_RULES (the rules NDJSON).
+# on the first start instead of a generated one), ESA_LAB_DETECTIONS (threshold | esql), LAB_ES_URL,
+# LAB_KIBANA_URL, LAB_RULES_DIR (pipelines/sigma/out).
 set -euo pipefail
 
 LAB_DIR=${LAB_DIR:-/run/lab}
 LAB_ES_URL=${LAB_ES_URL:-https://elasticsearch:9200}
 LAB_KIBANA_URL=${LAB_KIBANA_URL:-http://kibana:5601}
-LAB_RULES=${LAB_RULES:-/lab/rules/elastic-security-rules.ndjson}
+LAB_RULES_DIR=${LAB_RULES_DIR:-/lab/rules}
+ESA_LAB_DETECTIONS=${ESA_LAB_DETECTIONS:-threshold}
 CERTUTIL=${CERTUTIL:-/usr/share/elasticsearch/bin/elasticsearch-certutil}
 KIBANA_DOCKER=${KIBANA_DOCKER:-/usr/local/bin/kibana-docker}
 ES_UID=1000        # elasticsearch and kibana in their images (group 0)
@@ -119,13 +124,29 @@ users() {
 }
 
 detections() {
-  local answer
-  [ -s "$LAB_RULES" ] || die "$LAB_RULES: no rules to import"
+  local rules=$LAB_RULES_DIR/elastic-security-rules.ndjson esql=$LAB_RULES_DIR/elastic-security-esql-rules.ndjson
+  local file answer
+  [ -s "$rules" ] || die "$rules: no rules to import"
   as_elastic
-  answer=$(curl_elastic -X POST -H 'kbn-xsrf: true' --form "file=@$LAB_RULES;type=application/ndjson" \
+  file=$(mktemp)
+  case "$ESA_LAB_DETECTIONS" in
+    threshold) cp "$rules" "$file" ;;
+    esql) # the ES|QL correlations replace the threshold ones (both would alert twice: docs/sigma.md)
+      [ -s "$esql" ] || die "$esql: no ES|QL rules to import"
+      grep -v '"type": "threshold"' "$rules" >"$file" || true
+      cat "$esql" >>"$file"
+      # Their alert suppression is a Platinum feature: a 30-day trial licence on the lab's node.
+      answer=$(curl_elastic -X POST "$LAB_ES_URL/_license/start_trial?acknowledge=true") ||
+        die "cannot reach Elasticsearch at $LAB_ES_URL"
+      say "trial licence: $answer"
+      ;;
+    *) die "ESA_LAB_DETECTIONS=$ESA_LAB_DETECTIONS: threshold or esql" ;;
+  esac
+  answer=$(curl_elastic -X POST -H 'kbn-xsrf: true' --form "file=@$file;filename=esa-enricher-rules.ndjson;type=application/ndjson" \
     "$LAB_KIBANA_URL/api/detection_engine/rules/_import?overwrite=true") || die "cannot reach Kibana at $LAB_KIBANA_URL"
+  rm -f "$file"  # Kibana's import wants the .ndjson name above
   case "$answer" in
-    *'"success":true'*) say "detection rules imported: $answer" ;;
+    *'"success":true'*) say "detection rules imported ($ESA_LAB_DETECTIONS): $answer" ;;
     *) die "Kibana refused the detection rules: $answer" ;;
   esac
 }

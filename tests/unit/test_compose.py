@@ -322,7 +322,8 @@ def test_bind_mounts_exist_and_the_rules_are_imported(compose: dict[str, Any]) -
     det = svcs["lab-detections"]
     assert det["command"] == ["detections"]
     mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in det["volumes"]}
-    assert mounts["/lab/rules/elastic-security-rules.ndjson"] == "./pipelines/sigma/out/elastic-security-rules.ndjson"
+    assert mounts["/lab/rules"] == "./pipelines/sigma/out"  # lab-init.sh reads the rules NDJSON files there
+    assert det["environment"]["ESA_LAB_DETECTIONS"] == "${ESA_LAB_DETECTIONS:-threshold}"
     assert det["depends_on"]["setup"]["condition"] == "service_completed_successfully"  # the alias exists first
     # The services that write to Elasticsearch use HTTPS with the lab's CA.
     for name in ("setup", "enricher"):

@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import ROOT
 
 SCRIPT = ROOT / "services" / "compose" / "lab-init.sh"
-RULES = ROOT / "pipelines" / "sigma" / "out" / "elastic-security-rules.ndjson"
+RULES = ROOT / "pipelines" / "sigma" / "out"
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("curl") and shutil.which("unzip")), reason="curl or unzip is missing: run services/system-deps.sh"
@@ -88,15 +88,16 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     seen: list[dict[str, Any]] = []
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers["Content-Length"]))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         type(self).seen.append(
             {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
         )
+        answer = b'{"acknowledged":true,"trial_was_started":true}' if "/_license/" in self.path else type(self).answer
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(type(self).answer)))
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
-        self.wfile.write(type(self).answer)
+        self.wfile.write(answer)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -133,23 +134,48 @@ def test_users_sets_the_kibana_system_password_as_elastic(tmp_path: Path, server
     assert pw not in p.stdout + p.stderr
 
 
+def _imported(req: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rules of an import request (its multipart field `file`, named *.ndjson as Kibana requires)."""
+    assert req["path"] == "/api/detection_engine/rules/_import?overwrite=true"
+    assert req["headers"]["kbn-xsrf"] == "true"
+    raw = f"Content-Type: {req['headers']['content-type']}\r\n\r\n".encode() + req["body"]
+    (part,) = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw).iter_parts()
+    assert part.get_param("name", header="content-disposition") == "file"
+    assert part.get_filename().endswith(".ndjson")
+    return [json.loads(line) for line in part.get_payload(decode=True).decode().splitlines()]
+
+
+def _rules(name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (RULES / name).read_text().splitlines()]
+
+
 def test_detections_imports_the_rules_and_fails_on_a_refusal(tmp_path: Path, server: Any) -> None:
     assert run(tmp_path, "secrets").returncode == 0
-    env = {"LAB_KIBANA_URL": server.url, "LAB_RULES": str(RULES)}
+    env = {"LAB_KIBANA_URL": server.url, "LAB_ES_URL": server.url, "LAB_RULES_DIR": str(RULES)}
     server.answer = b'{"success":true,"success_count":9,"errors":[]}'
     p = run(tmp_path, "detections", env=env)
     assert p.returncode == 0, p.stderr
     (req,) = server.seen
-    assert req["path"] == "/api/detection_engine/rules/_import?overwrite=true"
-    assert req["headers"]["kbn-xsrf"] == "true"
     assert req["headers"]["authorization"] == _basic("elastic", (tmp_path / "root" / "elastic.password").read_text())
-    raw = f"Content-Type: {req['headers']['content-type']}\r\n\r\n".encode() + req["body"]
-    (part,) = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw).iter_parts()
-    assert part.get_param("name", header="content-disposition") == "file"
-    assert part.get_payload(decode=True) == RULES.read_bytes()
+    assert _imported(req) == _rules("elastic-security-rules.ndjson")
     server.answer = b'{"success":false,"errors":[{"rule_id":"x","error":{"message":"bad"}}]}'
     p = run(tmp_path, "detections", env=env)
     assert p.returncode != 0 and "refused the detection rules" in p.stderr and "bad" in p.stderr
+
+
+def test_detections_with_esql_replaces_the_threshold_rules(tmp_path: Path, server: Any) -> None:
+    assert run(tmp_path, "secrets").returncode == 0
+    env = {"LAB_KIBANA_URL": server.url, "LAB_ES_URL": server.url, "LAB_RULES_DIR": str(RULES)}
+    server.answer = b'{"success":true,"errors":[]}'
+    p = run(tmp_path, "detections", env={**env, "ESA_LAB_DETECTIONS": "esql"})
+    assert p.returncode == 0, p.stderr
+    trial, imp = server.seen
+    assert trial["path"] == "/_license/start_trial?acknowledge=true"  # alert suppression is a Platinum feature
+    base = [r for r in _rules("elastic-security-rules.ndjson") if r["type"] != "threshold"]
+    esql = _rules("elastic-security-esql-rules.ndjson")
+    assert base and esql and _imported(imp) == base + esql
+    assert {r["type"] for r in _imported(imp)} == {"query", "esql"}
+    assert run(tmp_path, "detections", env={**env, "ESA_LAB_DETECTIONS": "eql"}).returncode != 0
 
 
 def _stub(directory: Path, name: str) -> Path:
