@@ -209,8 +209,11 @@ def cmd_produce(a: argparse.Namespace) -> int:
 
 
 def cmd_setup(a: argparse.Namespace) -> int:
-    """Create the Kafka topics and install the Elasticsearch templates and lifecycle policy."""
-    cfg = _service_config(a)
+    """Create the Kafka topics, install the Elasticsearch templates and lifecycle policy, import Kibana's objects."""
+    from enricher.assets import kibana_import
+    from enricher.config import env_overrides
+
+    cfg = load(a.config, {**env_overrides(), **kibana_import.setup_overrides(a)})
     report: dict[str, Any] = {}
     if not a.skip_kafka:
         from enricher.sources.kafka import ensure_topics
@@ -222,11 +225,8 @@ def cmd_setup(a: argparse.Namespace) -> int:
 
         client = make_client(cfg.elasticsearch)
         report["elasticsearch"] = es_assets.install(client, prefix=cfg.elasticsearch.index_prefix)
-    from enricher.assets import kibana as kibana_assets
-
-    kibana_report = kibana_assets.setup_from_args(a)
-    if kibana_report is not None:
-        report["kibana"] = kibana_report
+    if cfg.kibana.url:
+        report["kibana"] = kibana_import.import_bundle(cfg.kibana, a.kibana_bundle)
     sys.stderr.write(orjson.dumps(report).decode() + "\n")
     return EXIT_OK
 
@@ -304,9 +304,9 @@ def _add_service_commands(sub: Any) -> None:
     p.add_argument("--replication", type=int, default=1, help="replication factor of new topics (default 1)")
     p.add_argument("--skip-kafka", action="store_true", help="leave Kafka alone")
     p.add_argument("--skip-elasticsearch", action="store_true", help="leave Elasticsearch alone")
-    from enricher.assets import kibana as kibana_assets
+    from enricher.assets import kibana_import
 
-    kibana_assets.add_setup_arguments(p)
+    kibana_import.add_setup_arguments(p)
     p.set_defaults(func=cmd_setup)
 
     p = sub.add_parser("run", help="run the streaming service (Kafka → Elasticsearch)")
