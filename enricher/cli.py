@@ -221,10 +221,13 @@ def cmd_setup(a: argparse.Namespace) -> int:
         report["kafka_topics_created"] = ensure_topics(cfg.kafka, a.partitions, a.replication)
     if not a.skip_elasticsearch:
         from enricher.sinks import es_assets
-        from enricher.sinks.elasticsearch import make_client
+        from enricher.sinks.elasticsearch import access_error, make_client
 
         client = make_client(cfg.elasticsearch)
-        report["elasticsearch"] = es_assets.install(client, prefix=cfg.elasticsearch.index_prefix)
+        try:
+            report["elasticsearch"] = es_assets.install(client, prefix=cfg.elasticsearch.index_prefix)
+        except Exception as exc:
+            raise (access_error(exc) or exc) from None
     if cfg.kibana.url:
         report["kibana"] = kibana_import.import_bundle(cfg.kibana, a.kibana_bundle)
     sys.stderr.write(orjson.dumps(report).decode() + "\n")
