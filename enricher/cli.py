@@ -189,8 +189,10 @@ def _service_config(a: argparse.Namespace) -> Config:
 def cmd_produce(a: argparse.Namespace) -> int:
     """Publish log files to the raw topic, keyed by appliance host."""
     from enricher.sources.kafka import produce_records, records_from_lines
+    from enricher.sources.kafka_confluent import check_access
 
     cfg = _service_config(a)
+    check_access(cfg.kafka)
     topic = a.topic or cfg.kafka.topic
     parser = build_pipeline(cfg).parser
     totals: dict[str, float] = {"records": 0, "bytes": 0, "seconds": 0.0}
@@ -217,6 +219,9 @@ def cmd_setup(a: argparse.Namespace) -> int:
     report: dict[str, Any] = {}
     if not a.skip_kafka:
         from enricher.sources.kafka import ensure_topics
+        from enricher.sources.kafka_confluent import check_access
+
+        check_access(cfg.kafka)
 
         report["kafka_topics_created"] = ensure_topics(cfg.kafka, a.partitions, a.replication)
     if not a.skip_elasticsearch:
@@ -247,6 +252,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from enricher.sessions.snapshots import KafkaSnapshotStore
     from enricher.sinks.elasticsearch import make_client
     from enricher.sources.kafka import client_options, make_consumer, make_producer
+    from enricher.sources.kafka_confluent import check_access
     from enricher.telemetry import HealthServer, Metrics
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -269,6 +275,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             "(another enricher on this machine? use another port, or 0 for any free one)",
         ) from None
     k = cfg.kafka
+    check_access(k)
     opts = client_options(k)
     # A member that died (kill -9, crash) is noticed after _SESSION_TIMEOUT_MS, then its partitions move; the
     # clients' default (45 s) would hold them that long.
