@@ -1,8 +1,12 @@
-"""The secured Elasticsearch node of the tests that claim security: es.sh's secure profile, started for them only.
+"""The secured services of the tests that claim security, started for them only (both at once: the start is most
+of their cost).
 
-x-pack security on: TLS on HTTP with a certificate from a CA the test makes, a bootstrap superuser in the file
-realm (PBKDF2 hash written here), then, through the security API, a role, a native user and an API key limited to
-the test's index prefix. Its own ports, state directory (under the test's temporary directory) and heap.
+- Elasticsearch: es.sh's secure profile. x-pack security on: TLS on HTTP with a certificate from a CA the test
+  makes, a bootstrap superuser in the file realm (PBKDF2 hash written here), then, through the security API, a role,
+  a native user and an API key limited to the test's index prefix.
+- Kafka: kafka.sh's secure profile. The client listener is SASL_SSL (certificate from the same CA, SCRAM-SHA-512
+  user written into the metadata log when the storage is formatted).
+Each has its own ports, state directory (under the test's temporary directory) and a small heap.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from tests.integration.harness import REPO
 from tests.tls_ca import TestCA
 
 ES_SH = REPO / "services" / "elasticsearch" / "es.sh"
+KAFKA_SH = REPO / "services" / "kafka" / "kafka.sh"
+KAFKA_USER = "esa-enricher"
 ADMIN = "esa_admin"
 PREFIX = "esa-secure"  # what the role allows: PREFIX-* indices and the PREFIX alias
 
@@ -33,6 +39,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_base_port() -> int:
+    """A port p with p, p+1 (Kafka's controller) and p+2 (its inter-broker listener) free on loopback."""
+    for _ in range(50):
+        base = free_port()
+        if base + 2 < 65536 and _free(base + 1) and _free(base + 2):
+            return base
+    raise RuntimeError("no three consecutive free ports")
 
 
 def pbkdf2_hash(password: str) -> str:
@@ -71,9 +95,8 @@ class SecureNode:
         return subprocess.run([str(ES_SH), command], capture_output=True, text=True, timeout=900, env=self.env)
 
 
-def start(directory: Path) -> SecureNode:
-    """Make the CA, certificate and bootstrap user, start the node, create the role, user and API key."""
-    ca = TestCA.create(directory / "tls")
+def start_es(directory: Path, ca: TestCA) -> SecureNode:
+    """Make the certificate and bootstrap user, start the node, create the role, user and API key."""
     cert, key = ca.issue("node")
     secure_dir = directory / "secure"
     secure_dir.mkdir()
@@ -104,3 +127,54 @@ def start(directory: Path) -> SecureNode:
     key = node.call("POST", "/_security/api_key", {"name": "esa-enricher-test", "role_descriptors": {"esa_writer": role}})
     node.api_key, node.api_key_secret = key["encoded"], key["api_key"]
     return node
+
+
+@dataclass
+class SecureBroker:
+    """A running TLS + SASL/SCRAM broker and its user's (random) password."""
+
+    bootstrap: str
+    ca: TestCA
+    password: str
+    env: dict[str, str]
+
+    def kafka_sh(self, command: str) -> subprocess.CompletedProcess[str]:
+        """Run kafka.sh with this broker's profile and ports."""
+        return subprocess.run([str(KAFKA_SH), command], capture_output=True, text=True, timeout=300, env=self.env)
+
+
+def start_kafka(directory: Path, ca: TestCA) -> SecureBroker:
+    """Make the certificate and SCRAM user, start the broker."""
+    cert, key = ca.issue("broker")
+    secure_dir = directory / "secure-kafka"
+    secure_dir.mkdir()
+    (secure_dir / "server.pem").write_bytes(key.read_bytes() + cert.read_bytes())
+    password = secrets.token_urlsafe(18)
+    (secure_dir / "scram-users").write_text(f"SCRAM-SHA-512=[name={KAFKA_USER},password={password}]\n")
+    port = free_base_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ESA_KAFKA_")},
+        "ESA_KAFKA_PROFILE": "secure", "ESA_KAFKA_SECURE_DIR": str(secure_dir), "ESA_KAFKA_PORT": str(port),
+        "ESA_KAFKA_HEAP": "256m", "ESA_SERVICES_STATE": str(directory / "state"),
+    }  # fmt: skip
+    broker = SecureBroker(f"127.0.0.1:{port}", ca, password, env)
+    up = broker.kafka_sh("up")
+    if up.returncode != 0:
+        raise RuntimeError(f"the TLS + SASL Kafka broker did not start (kafka.sh up → {up.returncode}):\n{up.stderr[-4000:]}")
+    return broker
+
+
+def start_both(directory: Path) -> tuple[SecureNode, SecureBroker]:
+    """Both services, started at the same time, with one CA; raises RuntimeError (stopping what did start)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ca = TestCA.create(directory / "tls")
+    with ThreadPoolExecutor(2) as pool:
+        es, kafka = pool.submit(start_es, directory, ca), pool.submit(start_kafka, directory, ca)
+        errors = [f.exception() for f in (es, kafka) if f.exception() is not None]
+    if errors:
+        for f, stop in ((es, lambda n: n.es_sh("down")), (kafka, lambda b: b.kafka_sh("down"))):
+            if f.exception() is None:
+                stop(f.result())
+        raise RuntimeError("\n".join(str(e) for e in errors))
+    return es.result(), kafka.result()
