@@ -48,7 +48,15 @@ STOP_TIMEOUT=${ESA_KAFKA_STOP_TIMEOUT:-30}
 
 CACHE_DIR=${ESA_SERVICES_CACHE:-$HOME/.cache/esa-enricher}/kafka-$KAFKA_VERSION
 LIBS=$CACHE_DIR/libs
-STATE=${ESA_SERVICES_STATE:-$REPO/.services}/kafka
+PROFILE=${ESA_KAFKA_PROFILE:-default}
+case $PROFILE in
+  default) STATE=${ESA_SERVICES_STATE:-$REPO/.services}/kafka ;;
+  secure) STATE=${ESA_SERVICES_STATE:-$REPO/.services}/kafka-secure ;;
+  *)
+    echo "kafka.sh: ERROR: unknown ESA_KAFKA_PROFILE=$PROFILE (default or secure)" >&2
+    exit 2
+    ;;
+esac
 DATA=$STATE/data
 LOGS=$STATE/logs
 CONFIG=$STATE/server.properties
@@ -62,26 +70,6 @@ FORMAT_LOG=$LOGS/format.log
 FORMAT_STAMP=$STATE/formatted-with
 
 BOOTSTRAP=$HOST:$PORT
-PROFILE=${ESA_KAFKA_PROFILE:-default}
-case $PROFILE in
-  default) ;;
-  secure)
-    STATE=${ESA_SERVICES_STATE:-$REPO/.services}/kafka-secure
-    DATA=$STATE/data
-    LOGS=$STATE/logs
-    CONFIG=$STATE/server.properties
-    LOG4J_CONFIG=$STATE/log4j2.xml
-    PID_FILE=$STATE/kafka.pid
-    SERVER_LOG=$LOGS/server.log
-    CONSOLE_LOG=$LOGS/console.log
-    FORMAT_LOG=$LOGS/format.log
-    FORMAT_STAMP=$STATE/formatted-with
-    ;;
-  *)
-    echo "kafka.sh: ERROR: unknown ESA_KAFKA_PROFILE=$PROFILE (default or secure)" >&2
-    exit 2
-    ;;
-esac
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() {
