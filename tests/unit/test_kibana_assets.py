@@ -29,6 +29,17 @@ STABLE_IDS = {  # ids are part of the contract: dashboards, links and bookmarks 
     ("lens", "esa-top-source-ips-by-abort-reason"),
     ("lens", "esa-top-sender-domains-by-abort-reason"),
     ("dashboard", "esa-aborts-overview"),
+    ("search", "esa-delivery-problems"),
+    ("search", "esa-delivery-bounces"),
+    ("search", "esa-delivery-expired"),
+    ("search", "esa-delivery-delays"),
+    ("search", "esa-delivery-tls-failures"),
+    ("lens", "esa-delivery-problems-over-time"),
+    ("lens", "esa-bounce-codes-by-reason"),
+    ("lens", "esa-delay-codes-by-destination"),
+    ("lens", "esa-delivery-problems-by-recipient"),
+    ("lens", "esa-outbound-tls-failures"),
+    ("dashboard", "esa-delivery-health"),
 }
 
 
@@ -126,18 +137,28 @@ def test_lens_layers_name_their_references(bundle: list[dict[str, Any]]) -> None
         assert used == {c for layer in layers.values() for c in layer["columns"]}
 
 
+PANELS = {"esa-aborts-overview": 4, "esa-delivery-health": 6}  # panels per dashboard
+
+
 def test_dashboard_panels_name_their_references(bundle: list[dict[str, Any]]) -> None:
-    dash = next(o for o in bundle if o["type"] == "dashboard")
-    panels = json.loads(dash["attributes"]["panelsJSON"])
-    json.loads(dash["attributes"]["optionsJSON"])
-    _source(dash)
-    refs = _names(dash)
-    assert len(refs) == len(panels) == 4
-    for p in panels:
-        assert p["gridData"]["i"] == p["panelIndex"] and p["panelRefName"] == f"panel_{p['panelIndex']}"
-        ref = refs[f"{p['panelIndex']}:{p['panelRefName']}"]
-        assert ref["type"] == p["type"]
-    assert {r["type"] for r in refs.values()} == {"lens", "search"}
+    dashboards = [o for o in bundle if o["type"] == "dashboard"]
+    assert {d["id"] for d in dashboards} == set(PANELS)
+    for dash in dashboards:
+        panels = json.loads(dash["attributes"]["panelsJSON"])
+        json.loads(dash["attributes"]["optionsJSON"])
+        _source(dash)
+        refs = _names(dash)
+        assert len(refs) == len(panels) == PANELS[dash["id"]]
+        for p in panels:
+            assert p["gridData"]["i"] == p["panelIndex"] and p["panelRefName"] == f"panel_{p['panelIndex']}"
+            ref = refs[f"{p['panelIndex']}:{p['panelRefName']}"]
+            assert ref["type"] == p["type"]
+        assert {r["type"] for r in refs.values()} == {"lens", "search"}
+
+
+def test_every_lens_is_on_a_dashboard(bundle: list[dict[str, Any]]) -> None:
+    on_dashboards = {r["id"] for o in bundle if o["type"] == "dashboard" for r in o["references"]}
+    assert {o["id"] for o in bundle if o["type"] == "lens"} <= on_dashboards
 
 
 _FIELD = re.compile(r"(?:_exists_:|\b)([A-Za-z_@][\w.@]*)(?=:)")
@@ -161,4 +182,5 @@ def test_every_field_used_is_mapped(bundle: list[dict[str, Any]]) -> None:
             for layer in state["datasourceStates"]["formBased"]["layers"].values():
                 used |= {c["sourceField"] for c in layer["columns"].values() if c["sourceField"] != "___records___"}
     assert {"abort_reason", "source.ip", "observer.hostname", "esa.envelope.null_sender"} <= used
+    assert {"esa.bounces.code", "esa.delays.code", "esa.deliveries.tls.status", "destination.ip"} <= used
     assert used - mapped == set()
