@@ -20,7 +20,8 @@ _CHUNK_LINES = 1024
 _OFFSET = re.compile(r"Time offset from UTC: (-?\d{1,6}) seconds")
 # Unstamped records remembered per appliance (see `Parser._inferred`): a bound against a flood of them.
 _MAX_UNSTAMPED = 1024
-_NO_STAMP: Any = object()  # `given` of `_inferred`: none (the record did not grow from an unstamped one)
+# `given` of `_inferred` (a float or None otherwise): none, the record did not grow from an unstamped one.
+_NO_STAMP: Any = object()
 
 
 class Parser:
@@ -221,7 +222,7 @@ class Parser:
                 self.times.set_offset(env.appliance or default, int(m.group(1)))
         return env
 
-    def _inferred(self, app: str, raw: str, given: float | None = _NO_STAMP) -> float | None:
+    def _inferred(self, app: str, raw: str, given: Any = _NO_STAMP) -> float | None:
         """The stamp of a record without one (`given`: the stamp of the record it grew from, when joined).
 
         The appliance's clock (its newest stamp so far), unless a record of the same text was already
@@ -258,7 +259,7 @@ class Parser:
             return ts is clock
         return clock - ts <= self.lateness
 
-    def _make(self, raw: str, env: Envelope | None, appliance: str | None, given: float | None = _NO_STAMP) -> Event:
+    def _make(self, raw: str, env: Envelope | None, appliance: str | None, given: Any = _NO_STAMP) -> Event:
         """The event of one record (`given`: for a record without stamp, see `_inferred`)."""
         truncated = len(raw) > self.max_record_chars
         if truncated:
