@@ -225,6 +225,8 @@ class Stitcher:
         """End of input: write every open session (complete if finished, else partial)."""
         out = self._out = []
         shared: dict[str, dict[str, Any]] = {}
+        idle: dict[str, dict[str, Any]] = {}
+        timeout = self.config.idle_timeout_seconds
         for s in self._ordered():
             finished = s.finished_ts if s.kind == MESSAGE else s.closed_ts
             if s.kind == DELIVERY:
@@ -232,7 +234,15 @@ class Stitcher:
             elif finished is not None:
                 self._close(s, COMPLETE)
             else:
-                self._close(s, PARTIAL, self._window(shared, s, "end_of_input"))
+                wm = self._watermark.get(s.appliance, s.last_ts)
+                if wm - s.last_ts > timeout:
+                    # Already idle past its timeout on its appliance's clock, though no later line moved that
+                    # clock since it was filed (a session opened by a line older than the timeout, or a
+                    # restart that read its last lines again): the idle timeout closed it, as the sweep would
+                    # have; which lines came after it must not decide how it ended.
+                    self._close(s, EXPIRED, self._window(idle, s, "idle_timeout", wm))
+                else:
+                    self._close(s, PARTIAL, self._window(shared, s, "end_of_input"))
         return out
 
     def drain(self) -> list[Session]:
