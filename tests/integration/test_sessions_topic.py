@@ -1,0 +1,122 @@
+"""The enriched-sessions topic (`service.outputs` with `kafka`) on the real Kafka: what a consumer of the topic
+(Logstash, Splunk Connect for Kafka, a data lake) ends up with is replay's documents, one per key.
+
+- kill -9 in the middle of a run, restart: for every session the latest record of its key (`event.id`) is
+  `replay`'s document, byte for byte as replay writes it (sorted keys, no `event.ingested`), except the window
+  that closed a session still open at the end (`as_replay_ends`); the topic is compacted.
+- Both outputs at once, with a small `kafka.sessions_max_bytes`: Elasticsearch gets every session, the topic
+  every session that fits, and the dead-letter topic each one too large (`too_large`, the whole document).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from enricher.sinks.ndjson import dumps
+from tests.integration.harness import Stack, generate_corpus, wait_until
+from tests.integration.test_metamorphic_kafka import as_replay_ends
+from tests.metamorphic import final_documents
+
+pytestmark = pytest.mark.integration
+
+
+def latest_by_key(stack: Stack, topic: str) -> tuple[dict[str, bytes], int]:
+    """key → value of the last record of each key (records read in offset order per partition), and the count."""
+    records = stack.read_topic(topic)
+    out: dict[str, bytes] = {}
+    for partition, offset, key, value in sorted((r.partition, r.offset, r.key, r.value) for r in records):
+        assert key is not None, f"record without key at {partition}/{offset}"
+        out[key.decode()] = value
+    return out, len(records)
+
+
+def topic_config(stack: Stack, topic: str) -> dict[str, str]:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": stack.kafka})
+    [future] = admin.describe_configs([ConfigResource("topic", topic)]).values()
+    return {name: entry.value for name, entry in future.result(timeout=30).items()}
+
+
+def test_kill_9_then_restart_the_latest_record_of_every_session_is_replays_document(
+    make_stack: Callable[..., Stack],
+) -> None:
+    seed = random.SystemRandom().randrange(1 << 30)
+    print(f"kill seed {seed}")
+    rng = random.Random(seed)
+    stack = make_stack("topic", partitions=2, kafka={"client": "confluent"}, service={"outputs": ["kafka"]})
+    assert topic_config(stack, stack.sessions_topic)["cleanup.policy"] == "compact"
+    corpus = stack.dir / "corpus.log"
+    meta = generate_corpus(corpus, 40_000, seed=1717, appliances=4)
+    expected = final_documents(stack.replay(corpus), (), index_only=True)
+    assert len(expected) == meta["sessions"]
+
+    producer = stack.produce_async(corpus)
+    first = stack.start(tag="killed")
+    wait_until(
+        lambda: first.metric("esa_checkpoints_total") > 0 and first.metric("esa_topic_documents_written_total") > 0,
+        120,
+        "the first run's first checkpoint with documents on the topic",
+    )
+    time.sleep(rng.uniform(0.0, 1.5))
+    read = first.metric("esa_lines_received_total")
+    assert first.kill(signal.SIGKILL) == -signal.SIGKILL
+    assert producer.wait(300) == 0, producer.stderr.read().decode() if producer.stderr else ""
+    print(f"killed after {read:.0f} of {meta['lines']} lines")
+
+    final = stack.start(exit_when_idle=5, tag="final")
+    assert final.wait(300) == 0, final.log()[-3000:]
+    assert "restored checkpoint" in final.log()
+
+    got, records = latest_by_key(stack, stack.sessions_topic)
+    print(f"{records} records for {len(got)} keys (republished after the kill: {records - len(got)})")
+    assert set(got) == set(expected)
+    differ = []
+    for i, value in got.items():
+        doc = as_replay_ends(orjson.loads(value))
+        if doc != expected[i]:
+            differ.append(i)
+        elif doc == orjson.loads(value):  # not rewritten by as_replay_ends: the very bytes replay writes
+            assert value == dumps(expected[i])[:-1], i
+    assert not differ, [(i, orjson.loads(got[i]), expected[i]) for i in differ[:3]]
+    assert stack.committed() == {k: v for k, v in stack.end_offsets().items() if v}
+
+
+def test_both_outputs_and_documents_too_large_for_the_topic_go_to_the_dead_letter_topic(
+    make_stack: Callable[..., Stack], es_client: Any
+) -> None:
+    limit = 4096
+    stack = make_stack(
+        "topicdlq", partitions=1, kafka={"sessions_max_bytes": limit}, service={"outputs": ["elasticsearch", "kafka"]}
+    )
+    corpus = stack.dir / "corpus.log"
+    generate_corpus(corpus, 4_000, seed=99, appliances=2)
+    expected = final_documents(stack.replay(corpus), (), index_only=True)
+    large = {i for i, d in expected.items() if len(orjson.dumps(d)) > limit}
+    assert 0 < len(large) < len(expected), (len(large), len(expected))
+    stack.produce(corpus)
+    p = stack.start(exit_when_idle=5)
+    assert p.wait(300) == 0, p.log()[-3000:]
+
+    assert set(stack.es_docs(es_client)) == set(expected)  # Elasticsearch has no such limit: every session
+    got, _ = latest_by_key(stack, stack.sessions_topic)
+    letters: dict[str, dict[str, Any]] = {}
+    for r in sorted(stack.read_topic(stack.dlq), key=lambda r: r.offset):
+        letter = json.loads(r.value)
+        assert letter["error"]["reason"] == "too_large" and letter["error"]["max_bytes"] == limit, letter["error"]
+        assert letter["sources"] and letter["sources"][0]["topic"] == stack.topic
+        letters[letter["document"]["event"]["id"]] = letter["document"]
+    assert all(len(v) <= limit for v in got.values())
+    for i, want in expected.items():
+        if i in large:  # its last version is too large: a dead letter, whatever an earlier version left on the topic
+            assert as_replay_ends(letters[i]) == want, i
+        else:
+            assert as_replay_ends(orjson.loads(got[i])) == want, i
