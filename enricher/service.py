@@ -120,8 +120,8 @@ class Service:
                     sessions_producer,
                     cfg.kafka.sessions_topic,
                     self._dead_letter,
+                    cfg.kafka.sessions_max_bytes,
                     self.metrics,
-                    max_bytes=cfg.kafka.sessions_max_bytes,
                     should_stop=lambda: self._stop_now,
                 )
             )

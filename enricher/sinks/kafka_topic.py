@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from enricher.sinks.elasticsearch import DeadLetter, FlushDeadline
+from enricher.sinks.elasticsearch import DeadLetter, FlushDeadline, wait_alive
 from enricher.telemetry import Metrics
 
 _SORTED = orjson.OPT_SORT_KEYS  # the bytes of `replay`'s line (enricher.sinks.ndjson), without the newline
@@ -58,8 +58,8 @@ class KafkaTopicSink:
         producer: Any,
         topic: str,
         dead_letter: DeadLetter,
+        max_bytes: int,  # kafka.sessions_max_bytes
         metrics: Metrics | None = None,
-        max_bytes: int = 1_000_000,
         should_stop: Callable[[], bool] = lambda: False,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -171,7 +171,7 @@ class KafkaTopicSink:
                 raise InterruptedError("stopping with documents not yet written")
             if deadline is not None and time.monotonic() + _BACKOFF_SECONDS > deadline:
                 raise FlushDeadline(f"{len(self._queue)} documents not written before the deadline")
-            self._wait(_BACKOFF_SECONDS, keep_alive)
+            wait_alive(_BACKOFF_SECONDS, keep_alive, self.sleep)
 
     def close(self) -> None:
         """Nothing to stop: the producer is flushed by the last checkpoint (what it did not take is re-read)."""
@@ -223,16 +223,6 @@ class KafkaTopicSink:
                 # A passing failure (timeout, purge, broker away): again, unless a newer version is queued or sent.
                 self.metrics.topic_retries.labels(reason=name.lower().lstrip("_")).inc()
                 self._queue[it.doc_id] = it
-
-    def _wait(self, delay: float, keep_alive: Callable[[], None] | None) -> None:
-        end = time.monotonic() + delay
-        while True:
-            if keep_alive is not None:
-                keep_alive()
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            self.sleep(min(left, 0.25))
 
 
 def make_producer(k: Any) -> Any:

@@ -119,3 +119,17 @@ def test_kill_9_then_restart_the_latest_record_of_every_session_is_replays_docum
     assert not differ, [(i, got.get(i), expected[i]) for i in differ[:3]]
     # The other output of the same run: Elasticsearch has no size limit, every session is there once.
     assert set(stack.es_docs(es_client)) == set(expected)
+
+
+def test_run_creates_a_missing_sessions_topic_compacted(make_stack: Callable[..., Stack]) -> None:
+    """What `run` does on start when `setup` did not make the topic (the broker's partitions and replication)."""
+    from enricher.config import load
+    from enricher.sources.kafka import ensure_sessions_topic
+
+    stack = make_stack("topicstart", partitions=1, setup=False)
+    k = load(str(stack.config_path)).kafka
+    assert ensure_sessions_topic(k) == [stack.sessions_topic]
+    assert ensure_sessions_topic(k) == []  # there now: left as it is
+    configs = topic_config(stack, stack.sessions_topic)
+    assert configs["cleanup.policy"] == "compact"
+    assert int(configs["max.message.bytes"]) > k.sessions_max_bytes

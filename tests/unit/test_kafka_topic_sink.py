@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from enricher.config import load
+from enricher.config import KafkaSettings, load
 from enricher.errors import ConfigError
 from enricher.sinks.elasticsearch import FlushDeadline
 from enricher.sinks.fanout import Fanout
@@ -66,8 +66,8 @@ def doc(i: str, lines: int = 1, raw: str = "") -> dict[str, Any]:
     return {"event": {"id": i, "kind": "event"}, "esa": {"session": {"lines": lines}, "raw": [raw] if raw else []}}
 
 
-def sink(producer: Producer, letters: list[Any], **kw: Any) -> KafkaTopicSink:
-    return KafkaTopicSink(producer, "esa-sessions", lambda d, e, s: letters.append((d, e, s)), sleep=lambda s: None, **kw)
+def sink(producer: Producer, letters: list[Any], max_bytes: int = KafkaSettings().sessions_max_bytes) -> KafkaTopicSink:
+    return KafkaTopicSink(producer, "esa-sessions", lambda d, e, s: letters.append((d, e, s)), max_bytes)
 
 
 def test_last_version_of_a_session_is_produced_keyed_by_event_id_as_replay_writes_it() -> None:
