@@ -229,7 +229,7 @@ def make_producer(k: Any) -> Any:
     """The idempotent librdkafka producer of the sessions topic (TLS/SASL from the `kafka` settings)."""
     from confluent_kafka import Producer
 
-    from enricher.sources.kafka_confluent import confluent_options
+    from enricher.sources.kafka_confluent import _log_error, confluent_options
 
     return Producer(
         {
@@ -240,6 +240,7 @@ def make_producer(k: Any) -> Any:
             # The Java clients' partitioner: a key lands where Kafka Connect, Logstash or Vector would put it.
             "partitioner": "murmur2_random",
             "message.max.bytes": k.sessions_max_bytes + _FRAMING_BYTES,
+            "error_cb": _log_error,  # librdkafka's messages through our logger (they carry no secrets)
         }
     )
 
