@@ -6,6 +6,7 @@
 cimport cython
 
 cdef Py_ssize_t _SEQ_MASK
+cdef unsigned long long _SPREAD
 
 
 @cython.locals(na=Py_ssize_t, nb=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, out=list)
@@ -43,4 +44,7 @@ cdef class Session:
     cpdef bint repeats(self, bytes key, str raw, level)
 
 
+cpdef unsigned int body_sum(str raw, level)
+@cython.locals(sec=cython.ulonglong, k=cython.uint)
+cpdef bytes sum_key(unsigned int body, ts)
 cpdef bytes line_key(str raw, level, ts)

@@ -7,6 +7,9 @@ from enricher.sessions.expiry cimport ExpiryIndex
 from enricher.sessions.session cimport Session
 
 
+cpdef bytes _line_key(ev, ts)
+
+
 cdef class Stitcher:
     cdef public object config
     cdef public bint _keep_raw

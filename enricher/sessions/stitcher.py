@@ -17,7 +17,7 @@
 - `max_open_sessions` bounds memory: the least recently active sessions are written as `evicted`.
 - An exact duplicate of a line already applied to a session (same appliance, second and ESA body: two relays,
   an at-least-once forwarder, a file read twice) changes nothing; it is counted in `stats.duplicates`. Each
-  session keeps 8 bytes per line for this (`Session.hashes`, durable with the rest of its state).
+  session keeps 4 bytes per line for this (`Session.hashes`, durable with the rest of its state).
 - Event time advances per appliance (its watermark: the newest stamp seen); `tick(now)` moves quiet
   appliances forward on processing time so their last sessions still close.
 """
@@ -46,7 +46,8 @@ from enricher.sessions.session import (
     PARTIAL,
     Key,
     Session,
-    line_key,
+    body_sum,
+    sum_key,
 )
 
 _HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
@@ -68,6 +69,17 @@ _START_KINDS = frozenset(("start_mid", "new_icid"))
 # What `Stitcher._reopen` answers for a duplicate line: a session that no key names.
 _DUPLICATE = Session(DELIVERY, "", 0, 0.0)
 _ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
+
+
+def _line_key(ev: Event, ts: float) -> bytes:
+    """The duplicate-memory key of `ev` at `ts` (`session.line_key`), from the native core's body sum when
+    it typed the line."""
+    b = ev.body_sum
+    if b is None:
+        b = body_sum(ev.raw, ev.level)
+    return sum_key(b, ts)
+
+
 # Connection lines that may end the connection with a failure of its own (docs/abort-taxonomy.md §2): each
 # records which message was being received at that moment (see Stitcher._mark_in_flight).
 _FAILURE_KINDS = frozenset(
@@ -290,7 +302,7 @@ class Stitcher:
 
     def _on_message(self, ev: Event, ts: float, app: str, kind: str, mid: int) -> None:
         key: Key = ("m", app, mid)
-        lk = line_key(ev.raw, ev.level, ts)
+        lk = _line_key(ev, ts)
         s = self._open.get(key)
         if s is None:
             s = self._reopen(key, ts, kind, lk, ev)
@@ -312,10 +324,7 @@ class Stitcher:
         s.nlines += 1
         self._session_lines += 1
         hs = s.hashes
-        if hs is None:
-            s.hashes = bytearray(lk)
-        else:
-            hs += lk
+        s.hashes = lk if hs is None else hs + lk
         if self._keep_raw:  # Session.add_line, inlined: this runs for most lines
             if s.seqs is None:
                 s.seqs = array("I")
@@ -524,7 +533,7 @@ class Stitcher:
     def _on_connection(self, ev: Event, ts: float) -> None:
         app, icid, kind = ev.appliance, ev.icid, ev.kind
         key: Key = ("c", app, icid)  # type: ignore[assignment]
-        lk = line_key(ev.raw, ev.level, ts)
+        lk = _line_key(ev, ts)
         old = self._open.get(key)
         if old is None:
             old = self._reopen(key, ts, kind, lk, ev)
@@ -576,10 +585,7 @@ class Stitcher:
         """Remember a line applied to a connection (or delivery) session: its key, and its text if kept."""
         self._session_lines += 1
         hs = c.hashes
-        if hs is None:
-            c.hashes = bytearray(lk)
-        else:
-            hs += lk
+        c.hashes = lk if hs is None else hs + lk
         if self._keep_raw:
             c.add_line(self._seq, raw)
         else:
@@ -615,7 +621,7 @@ class Stitcher:
         if ev.kind not in _ICID_ZERO_KINDS:
             self.stats.icid_zero += 1
             return
-        lk = line_key(ev.raw, ev.level, ts)
+        lk = _line_key(ev, ts)
         c = self._standalone(ev, ts, lk)
         if c is None:
             return
@@ -628,7 +634,7 @@ class Stitcher:
         ip = ev.get("source_ip")
         icid = self._by_ip.get((ev.appliance, ip)) if ip else None
         c = self._open.get(("c", ev.appliance, icid)) if icid is not None else None
-        lk = line_key(ev.raw, ev.level, ts)
+        lk = _line_key(ev, ts)
         held = c if c is not None or icid is None else self._closed.get(("c", ev.appliance, icid))
         if held is not None and held.repeats(lk, ev.raw, ev.level):
             self.stats.duplicates += 1
@@ -670,7 +676,7 @@ class Stitcher:
                 self.stats.dcid_unmatched += 1
             return
         rec = self._open.get(key)
-        lk = line_key(ev.raw, ev.level, ts)
+        lk = _line_key(ev, ts)
         if rec is None:
             rec = Session(DELIVERY, ev.appliance, ev.dcid, ts)  # type: ignore[arg-type]
             self._hold(rec)
@@ -680,10 +686,7 @@ class Stitcher:
         self.stats.delivery_connection += 1
         DCID_RULES[ev.kind](rec, ev)
         hs = rec.hashes
-        if hs is None:
-            rec.hashes = bytearray(lk)
-        else:
-            hs += lk
+        rec.hashes = lk if hs is None else hs + lk
         rec.nlines += 1
         rec.last_ts = ts
         for mid in rec.mids or ():
