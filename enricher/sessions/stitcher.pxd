@@ -7,6 +7,7 @@ from enricher.sessions.expiry cimport ExpiryIndex
 from enricher.sessions.session cimport Session
 
 
+cpdef unsigned int _body_sum(ev)
 cpdef bytes _line_key(ev, ts)
 
 

@@ -71,13 +71,15 @@ _DUPLICATE = Session(DELIVERY, "", 0, 0.0)
 _ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
 
 
-def _line_key(ev: Event, ts: float) -> bytes:
-    """The duplicate-memory key of `ev` at `ts` (`session.line_key`), from the native core's body sum when
-    it typed the line."""
+def _body_sum(ev: Event) -> int:
+    """`session.body_sum` of `ev`: the native core's when it typed the line, else computed from its text."""
     b = ev.body_sum
-    if b is None:
-        b = body_sum(ev.raw, ev.level)
-    return sum_key(b, ts)
+    return body_sum(ev.raw, ev.level) if b is None else b
+
+
+def _line_key(ev: Event, ts: float) -> bytes:
+    """The duplicate-memory key of `ev` at `ts` (`session.line_key`)."""
+    return sum_key(_body_sum(ev), ts)
 
 
 # Connection lines that may end the connection with a failure of its own (docs/abort-taxonomy.md §2): each
@@ -598,7 +600,9 @@ class Stitcher:
         Its id must not depend on where a replay starts, nor on the relay: a negative number from the line's
         key (second and ESA body), and its rank among held lines whose numbers collide.
         """
-        base = zlib.crc32(lk)
+        # The number is from the line's second and body sum as 8 bytes (the line key before keys were 4 bytes):
+        # documents are written by id, so a version change must not give a held line another one.
+        base = zlib.crc32(((int(ts) & 0xFFFFFFFF) << 32 | _body_sum(ev)).to_bytes(8, "little"))
         app = ev.appliance
         for n in range(64):
             key: Key = ("c", app, -(base * 64 + n) - 1)
