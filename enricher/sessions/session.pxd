@@ -29,13 +29,15 @@ cdef class Session:
     cdef public object closed_ts
     cdef public object lost_ts
     cdef public str state
-    cdef public long emitted
-    cdef public long unrecognized
     cdef public long bucket
+    # The 4-byte fields together (declaration order is the struct's layout: no padding between them keeps
+    # the object in a smaller allocator size class; counts of one session's lines and writes fit an int).
+    cdef public int emitted
+    cdef public int unrecognized
+    cdef public int nlines
     cdef public bint open
-    cdef public long nlines
-    cdef public object hashes
     cdef public bint late
+    cdef public object hashes
     cdef public str last_kind
     cdef public dict ending
 

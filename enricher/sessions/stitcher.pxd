@@ -71,7 +71,7 @@ cdef class Stitcher:
     @cython.locals(s=Session, idx=ExpiryIndex)
     cpdef _evict(self, app)
     cpdef _drop(self, Session s)
-    cpdef _close(self, Session s, state, ending=*)
+    cpdef _close(self, Session s, state, ending=*, bint keep=*)
     cpdef dict _window(self, dict shared, Session s, str window, at=*)
     @cython.locals(m=Session, mids=list)
     cpdef _mark_in_flight(self, Session c)

@@ -245,9 +245,9 @@ class Stitcher:
             if s.kind == DELIVERY:
                 self._drop(s)
             elif finished is not None:
-                self._close(s, COMPLETE)
+                self._close(s, COMPLETE, None, False)
             else:
-                self._close(s, PARTIAL, self._window(shared, s, "end_of_input"))
+                self._close(s, PARTIAL, self._window(shared, s, "end_of_input"), False)
         return out
 
     def drain(self) -> list[Session]:
@@ -788,8 +788,9 @@ class Stitcher:
             shared[s.appliance] = e
         return e
 
-    def _close(self, s: Session, state: str, ending: dict[str, Any] | None = None) -> None:
-        """Write `s` with `state`; `ending` says which window closed it when that was not its own ending."""
+    def _close(self, s: Session, state: str, ending: dict[str, Any] | None = None, keep: bool = True) -> None:
+        """Write `s` with `state`; `ending` says which window closed it when that was not its own ending.
+        `keep` False (end of input: no line can follow) keeps it neither for late lines nor as a digest."""
         self._drop(s)
         s.state = LATE if s.late else state
         s.ending = ending
@@ -802,6 +803,8 @@ class Stitcher:
             self._dormant[s.key] = s
             while len(self._dormant) > self.config.max_dormant_sessions:
                 self._forget(self._dormant.popitem(last=False)[1])
+        elif not keep:
+            return
         elif self._retention > 0 and self.config.max_closed_sessions > 0:
             closed = self._closed
             closed.pop(s.key, None)  # a reused counter: the newer session takes the key
