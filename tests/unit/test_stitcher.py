@@ -422,12 +422,17 @@ def test_snapshot_keeps_written_sessions_and_forgotten_keys() -> None:
     assert restored._digests == st._digests and ("m", "esa1", 10) in restored._digests
 
 
-def test_a_version_2_snapshot_still_restores_without_duplicate_memory() -> None:
+def _snapshot_after_three_lines() -> tuple[list[Event], dict]:
+    """The events of `_ABORTED_THEN_LATE_LOST` and the snapshot (encoded and decoded) after its first three."""
     events = list(Parser().parse_lines(_ABORTED_THEN_LATE_LOST))
     st = Stitcher()
     for ev in events[:3]:
         st.feed(ev)
-    snap = decode_state(encode_state(st.snapshot()))
+    return events, decode_state(encode_state(st.snapshot()))
+
+
+def test_a_version_2_snapshot_still_restores_without_duplicate_memory() -> None:
+    events, snap = _snapshot_after_three_lines()
     snap.update(version=2, standalone=[-1, []])
     del snap["closed"], snap["digests"]
     for group in ("sessions", "dormant", "detached"):
@@ -443,11 +448,7 @@ def test_a_version_2_snapshot_still_restores_without_duplicate_memory() -> None:
 
 def test_a_version_3_snapshot_restores_with_its_duplicate_memory() -> None:
     """Version 3 held 8-byte line keys (`second << 32 | Adler-32`): restored as today's 4-byte keys."""
-    events = list(Parser().parse_lines(_ABORTED_THEN_LATE_LOST))
-    st = Stitcher()
-    for ev in events[:3]:
-        st.feed(ev)
-    snap = decode_state(encode_state(st.snapshot()))
+    events, snap = _snapshot_after_three_lines()
     snap["version"] = 3
     for data in snap["sessions"]:
         lines = data["raw"].split("\n") if data["raw"] else []
