@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from enricher.cli import _replay_overrides, build_parser, build_pipeline
 from enricher.config import Config, load
+from enricher.parsing.envelope import EnvelopeParser, is_bare_body
+from enricher.parsing.timestamps import TimeResolver
 from enricher.pipeline import Pipeline
 from enricher.sessions.snapshots import decode_state, encode_state
 from tests.conftest import ROOT
@@ -243,26 +246,56 @@ def latest_slot(records: Sequence[Record], i: int, window: float) -> int:
     return len(records)
 
 
-def with_copies(records: Sequence[Record], copies: Sequence[tuple[int, int]]) -> list[Record]:
-    """The records with a copy of record i inserted before position p, for each (p, i)."""
+def copied_order(n: int, copies: Sequence[tuple[int, int]]) -> list[int]:
+    """Which record is at each position of `n` records with a copy of record i inserted before position p,
+    for each (p, i)."""
     at: dict[int, list[int]] = {}
     for pos, i in copies:
         at.setdefault(pos, []).append(i)
-    out: list[Record] = []
-    for pos in range(len(records) + 1):
-        out += [records[i] for i in at.get(pos, ())]
-        if pos < len(records):
-            out.append(records[pos])
+    out: list[int] = []
+    for pos in range(n + 1):
+        out += at.get(pos, ())
+        if pos < n:
+            out.append(pos)
     return out
+
+
+def with_copies(records: Sequence[Record], copies: Sequence[tuple[int, int]]) -> list[Record]:
+    """The records with a copy of record i inserted before position p, for each (p, i)."""
+    return [records[i] for i in copied_order(len(records), copies)]
+
+
+def joins_another_record(inp: Input, order: Sequence[int]) -> bool:
+    """Whether a record without header, in this order of `inp`'s records, follows another record than its
+    own predecessor and the parser joins it onto that one (a known bug: KNOWN_GLUE in test_metamorphic.py)."""
+    for k in range(1, len(order)):
+        i, before = order[k], order[k - 1]
+        if before == i - 1 or _has_header(inp.records[i].raw):
+            continue
+        if len(records_of([inp.records[before].raw, inp.records[i].raw], inp.config)) == 1:
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=4096)
+def _has_header(raw: str) -> bool:
+    """A record the parser never joins onto the one before it (a pre-check: the parser decides)."""
+    return _ENVELOPES.parse(raw, "esa") is not None or is_bare_body(raw.lstrip())
+
+
+_ENVELOPES = EnvelopeParser(TimeResolver())
 
 
 @st.composite
 def duplications(draw: st.DrawFn) -> tuple[Input, list[tuple[int, int]]]:
-    """An input and where copies of its records arrive: (before position, original), each within L."""
+    """An input and where copies of its records arrive: (before position, original), each within L; never
+    where a line without header would join the copy before it (KNOWN_GLUE, pinned by its own test)."""
     inp = draw(inputs())
     n = len(inp.records)
     originals = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=min(12, n)))
-    return inp, [(draw(st.integers(i + 1, latest_slot(inp.records, i, lateness(inp)))), i) for i in originals]
+    copies = [(draw(st.integers(i + 1, latest_slot(inp.records, i, lateness(inp)))), i) for i in originals]
+    assume(not joins_another_record(inp, copied_order(n, copies)))
+    return inp, copies
 
 
 def with_moves(records: Sequence[Record], moves: Sequence[tuple[int, int]]) -> list[Record]:

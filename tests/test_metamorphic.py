@@ -35,11 +35,13 @@ from hypothesis import strategies as st
 from tests.metamorphic import (
     Input,
     assert_same,
+    copied_order,
     corpus_input,
     delays,
     duplications,
     golden_input,
     interleavings,
+    joins_another_record,
     records_of,
     replay,
     replay_config,
@@ -87,7 +89,16 @@ DUPLICATE_BUGS = (
     "delivery-bounces record 9 copied (`Bounced:`) -> evidence.bounces 2; any other line -> esa.raw and "
     "esa.session.lines count it twice. Or " + GLUE_BUG + ". Or a line without a stamp after a copy of an "
     "older line takes the copy's stamp (stamp-after-copy: copy of record 0 before record 2 moves the `Double "
-    "bounce:` error document to another id; the parser's and the native core's last stamp should be the newest)"
+    "bounce:` error document to another id; fixed: the parser dates it by the appliance's newest stamp, a copy "
+    "of it by its original's, see Parser._inferred)"
+)
+KNOWN_GLUE = (
+    "a line without a header joins a copy of a record it can extend (issue 9 item 8: the parser joins it onto "
+    "the record before it whenever that makes a record of the same kind): continuation-lines with record 3 "
+    "(`MID 1404 ICID 10293 From: <sender@example.com>`) copied before record 10 (`Double bounce: …`, no header) "
+    "-> the copy becomes `From: … Double bounce: …` (esa.envelope.from_extra, esa.raw, esa.session.lines change) "
+    "and the `Double bounce:` error document is gone. The parser cannot tell a copy from the record it copies "
+    "without a memory of every line; `duplications()` leaves such placements out and this test pins the bug"
 )
 LATE_BUGS = (
     "the stitcher applies and joins lines in arrival order: conn-dhap with record 0 (`New SMTP ICID 5021`) 4 s "
@@ -142,7 +153,6 @@ def examples(cases: list[Any]) -> Callable[[Callable[..., None]], Callable[..., 
 
 
 # -- (a) duplicates -----------------------------------------------------------------------------------------
-@known_bugs(any(_changes(i, replay(with_copies(i.records, c), i.config)) for i, c in COPIES), DUPLICATE_BUGS)
 @SETTINGS
 @given(duplications())
 @examples(COPIES)
@@ -150,6 +160,13 @@ def test_duplicated_records_change_nothing(case: tuple[Input, list[tuple[int, in
     inp, copies = case
     got = replay(with_copies(inp.records, copies), inp.config)
     assert_same(replay(inp.records, inp.config), got, f"{inp.name} with copies {copies}")
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN_GLUE)
+def test_a_copy_before_a_line_without_header_changes_nothing() -> None:
+    inp, copies = golden_input("continuation-lines"), [(10, 3)]
+    assert joins_another_record(inp, copied_order(len(inp.records), copies))
+    assert_same(replay(inp.records, inp.config), replay(with_copies(inp.records, copies), inp.config), KNOWN_GLUE)
 
 
 # -- (b) order ----------------------------------------------------------------------------------------------
@@ -204,7 +221,6 @@ def test_restarted_from_an_earlier_offset_changes_nothing(case: tuple[Input, lis
     inp, points = case
     got = replay_with_restarts(inp.records, inp.config, points)
     # An error document is not indexed: run sends it to the dead-letter topic, where a record read twice is
-    # there twice (at least once). A line without a stamp read again takes another inferred stamp (the newest
-    # of its appliance when the process restarted), hence another id: compared, it would fail for nothing.
+    # there twice (at least once).
     want = replay(inp.records, inp.config)
     assert_same(want, got, f"{inp.name} restarted (records read again) at {points}", index_only=True)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enricher.models import Event
-from enricher.parsing.shapes import SYSTEM_KINDS
+from enricher.parsing.shapes import HEADER_KINDS, SYSTEM_KINDS
 from enricher.sessions.expiry import BUCKET_SECONDS, ExpiryIndex
 from enricher.sessions.merge import CONNECTION_RULES, DCID_RULES, MESSAGE_RULES
 from enricher.sessions.session import (
@@ -50,7 +50,6 @@ from enricher.sessions.session import (
     sum_key,
 )
 
-_HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
 _DELIVERY_KINDS = frozenset(("delivery_start", "message_done", "bounced", "delayed", "possible_delivery"))
 _DCID_KINDS = frozenset(DCID_RULES) | {"dcid_close", "dcid_other"}
 # Message line kinds that need more than their merge rule (see Stitcher._on_message).
@@ -187,7 +186,7 @@ class Stitcher:
             self._arrival[app] = now
         kind = ev.kind
         # File-header lines are stamped before their own `Time offset from UTC` applies: not a clock reading.
-        if (wm is None or ts > wm) and kind not in _HEADER_KINDS:
+        if (wm is None or ts > wm) and kind not in HEADER_KINDS:
             self._watermark[app] = ts
             # Close what is due first: a line later than a session's grace period does not join it.
             self._advance(app, ts)
