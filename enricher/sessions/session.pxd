@@ -30,11 +30,11 @@ cdef class Session:
     cdef public object lost_ts
     cdef public str state
     cdef public long bucket
-    # The 4-byte fields together (declaration order is the struct's layout: no padding between them keeps
-    # the object in a smaller allocator size class; counts of one session's lines and writes fit an int).
-    cdef public int emitted
-    cdef public int unrecognized
-    cdef public int nlines
+    cdef public long emitted
+    cdef public long unrecognized
+    cdef public long nlines
+    # The two flags side by side (declaration order is the struct's layout: apart, each took 8 bytes with
+    # its padding, and the object crossed into a larger allocator size class).
     cdef public bint open
     cdef public bint late
     cdef public object hashes
