@@ -73,8 +73,8 @@ class SessionSettings(_Section):
     closed_retention_seconds: float | None = Field(
         None,
         ge=0,
-        description="How long a written session is kept (event time) so that a late line merges into it, same id; "
-        "unset: the idle timeout.",
+        description="How long a written session is kept (event time, from when it was written) so that a late line "
+        "merges into it, same id; unset: the idle timeout.",
     )
     max_closed_sessions: int = Field(
         10_000, ge=0, description="Cap on written sessions kept for late lines (memory bound; oldest forgotten first)."

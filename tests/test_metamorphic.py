@@ -124,7 +124,23 @@ DELAYS = [
     (golden_input("msg-filter-drops"), {7: 3.0}),
     (golden_input("conn-delayed-hat-reject"), {12: 2.0}),
 ]
-REREAD = [(golden_input("conn-delayed-hat-reject"), [(2, 2, 1)])]
+
+
+def _copied(name: str, copies: list[tuple[int, int]]) -> Input:
+    """A golden input with copies of some of its records (as `duplications()` draws them)."""
+    inp = golden_input(name)
+    return Input(f"{name} copies {copies}", tuple(with_copies(inp.records, copies)), inp.config)
+
+
+REREAD = [
+    (golden_input("conn-delayed-hat-reject"), [(2, 2, 1)]),
+    # A connection 20 minutes behind the clock, re-read after a restart: its end was `end_of_input` or
+    # `idle_timeout` depending on whether a later line moved the clock; and, written by the idle timeout, it was
+    # forgotten at once (retention counted from its last line), so a late copy made a `late` document that a
+    # second copy replaced with a poorer one.
+    (_copied("ending-connection-expired", [(1, 0)] * 5 + [(4, 0)]), [(12, 12, 8)]),
+    (_copied("ending-connection-expired", [(1, 0)] * 4 + [(4, 0), (6, 1)]), [(11, 11, 7)]),
+]
 
 
 def _changes(inp: Input, got: list[dict[str, Any]], lists_in_any_order: bool = False, index_only: bool = False) -> bool:

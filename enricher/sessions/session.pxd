@@ -40,6 +40,7 @@ cdef class Session:
     cdef public object hashes
     cdef public str last_kind
     cdef public dict ending
+    cdef public object written_ts
 
     cpdef add_line(self, Py_ssize_t seq, line)
     @cython.locals(i=Py_ssize_t, j=Py_ssize_t, lines=list)

@@ -121,6 +121,7 @@ class Session:
         "late",
         "last_kind",
         "ending",
+        "written_ts",
     )
 
     def __init__(self, kind: str, appliance: str, ident: int, ts: float) -> None:
@@ -153,6 +154,10 @@ class Session:
         # None when closed complete. Set at every close and read when its document is built, so it is not
         # part of the durable state.
         self.ending: dict[str, Any] | None = None
+        # Its appliance's clock when its document was last written: a written session is kept for late lines
+        # for `closed_retention_seconds` from then (not from its last line: one closed by the idle timeout
+        # was idle for the whole timeout already, and would be forgotten as it is written).
+        self.written_ts: float | None = None
 
     def add_line(self, seq: int, line: str) -> None:
         """Remember one raw line and its arrival sequence (inlined in Stitcher._on_message: keep in step)."""
@@ -227,6 +232,7 @@ class Session:
             "hashes": None if self.hashes is None else self.hashes.hex(),
             "late": self.late,
             "last_kind": self.last_kind,
+            "written_ts": self.written_ts,
         }
 
     @classmethod
@@ -249,4 +255,5 @@ class Session:
         s.hashes = None if hashes is None else bytes.fromhex(hashes)
         s.late = st.get("late", False)
         s.last_kind = st.get("last_kind", "")  # absent from snapshots written before it existed
+        s.written_ts = st.get("written_ts")  # likewise; None: kept from its last line, as those versions did
         return s, st["conn"]

@@ -399,7 +399,8 @@ class Stitcher:
         s = self._closed.get(key)
         if s is None:
             return None
-        if self._watermark.get(s.appliance, ts) - s.last_ts > self._retention:
+        written = s.written_ts
+        if self._watermark.get(s.appliance, ts) - (s.last_ts if written is None else written) > self._retention:
             del self._closed[key]
             self._forget(s)
             return None
@@ -741,7 +742,8 @@ class Stitcher:
         closed = self._closed
         while closed:  # forget what is older than the retention (close order: the oldest come first)
             s = next(iter(closed.values()))
-            if self._watermark.get(s.appliance, wm) - s.last_ts <= self._retention:
+            written = s.written_ts
+            if self._watermark.get(s.appliance, wm) - (s.last_ts if written is None else written) <= self._retention:
                 break
             del closed[s.key]
             self._forget(s)
@@ -803,6 +805,7 @@ class Stitcher:
         self._drop(s)
         s.state = LATE if s.late else state
         s.ending = ending
+        s.written_ts = self._watermark.get(s.appliance, s.last_ts)
         s.emitted += 1
         self.stats.closed_as(s.state)
         self._out.append(s)

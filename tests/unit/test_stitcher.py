@@ -389,7 +389,8 @@ def test_late_line_within_retention_merges_under_the_same_id_and_reclassifies() 
 
 
 def test_late_line_beyond_retention_is_a_late_document_of_its_own() -> None:
-    lines = [*_ABORTED_THEN_LATE_LOST[:7], _lines(("12:00:05", "MID 10 Subject 'late'"))[0]]
+    # MID 10 is written at 12:00:30 (the clock its appliance showed then) and kept for 10 s from there.
+    lines = [*_ABORTED_THEN_LATE_LOST[:7], *_lines(("12:00:45", "Start MID 13 ICID 0"), ("12:00:05", "MID 10 Subject 'late'"))]
     docs = _message_docs(lines, closed_retention_seconds=10)
     ids = [d["event"]["id"] for d in docs if d["email"]["local_id"] == "10"]
     assert ids == ["esa1:m10:1795780801", "esa1:m10:1795780805:late"]
@@ -415,7 +416,8 @@ def test_snapshot_keeps_written_sessions_and_forgotten_keys() -> None:
         docs += [d for ev in events[cut:] for d in b.process_event(ev)] + list(b.flush())
         assert [d for d in docs if d["event"]["id"].startswith(("esa1:m10:", "esa1:c1:"))] == whole, cut
     st = Stitcher(StitchConfig(closed_retention_seconds=1))
-    for ev in events[:7]:
+    # MID 10 is written again at 12:01:00 (the late `ICID 1 lost` revived it) and forgotten at 12:02:00.
+    for ev in [*events, *Parser().parse_lines(_lines(("12:02:00", "Start MID 14 ICID 0")))]:
         st.feed(ev)
     restored = Stitcher(StitchConfig(closed_retention_seconds=1))
     restored.restore(decode_state(encode_state(st.snapshot())))
