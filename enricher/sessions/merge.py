@@ -440,13 +440,25 @@ def _flag(key: str, field: str | None = None) -> Merge:
     return rule
 
 
-def _first(key: str, field: str, default: str) -> Merge:
-    """Keep the first value: later lines of the same kind add detail, not a new verdict."""
+_INF = float("inf")
+
+
+def _earliest(key: str, field: str, default: str) -> Merge:
+    """Keep the value of the earliest line (by stamp, then by value): later lines of the same kind add detail,
+    not a new verdict. Not the first to arrive: a line late within the grace period must not change the choice.
+    The chosen line's stamp is kept beside it (`<key>_ts`, in no document)."""
+    key_ts = key + "_ts"
 
     def rule(s: Session, ev: Event) -> None:
         f = ev.data or _NO_FIELDS
-        if key not in s.data:
-            s.data[key] = f.get(field) or default
+        value = f.get(field) or default
+        d = s.data
+        if key in d:
+            kept = d.get(key_ts)
+            if (_INF if ev.ts is None else ev.ts, value) >= (_INF if kept is None else kept, d[key]):
+                return
+        d[key] = value
+        d[key_ts] = ev.ts  # None (a line without a stamp) sorts last; JSON has no infinity
 
     return rule
 
@@ -471,7 +483,7 @@ CONNECTION_RULES: dict[str, Merge] = {
     "new_icid": _new_icid,
     "hat": _hat,
     "sbrs": _sbrs,
-    "delayed_hat_reject": _first("delayed_hat_reject", "detail", "Delayed HAT REJECT"),
+    "delayed_hat_reject": _earliest("delayed_hat_reject", "detail", "Delayed HAT REJECT"),
     "icid_tls": _tls,
     "icid_tls_required": _flag("tls_required_not_initiated", "detail"),
     "receiving_failed": _flag("receiving_failed", "reason"),

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import zlib
 from array import array
-from collections import OrderedDict, deque
+from collections import OrderedDict
+from heapq import heappop, heappush
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,13 +146,18 @@ class Stitcher:
         self._watermark: dict[str, float] = {}
         self._arrival: dict[str, float] = {}
         self._expiry: dict[str, ExpiryIndex] = {}
-        self._grace: dict[str, deque[tuple[float, Key]]] = {}
+        # Per appliance, a heap of (due, key): a terminal line late within the grace period is due before
+        # lines scheduled ahead of it (a queue in arrival order would hold it back behind them).
+        self._grace: dict[str, list[tuple[float, Key]]] = {}
         self._dormant: OrderedDict[Key, Session] = OrderedDict()
         self._closed: OrderedDict[Key, Session] = OrderedDict()  # written, kept for late lines (close order)
         self._digests: OrderedDict[Key, int] = OrderedDict()  # forgotten: key → first second
         retention = self.config.closed_retention_seconds
         self._retention = self.config.idle_timeout_seconds if retention is None else retention
         self._by_ip: dict[tuple[str, str], int] = {}
+        # DHAP lines that found no connection for their IP, written alone unless that connection's late
+        # `New SMTP ICID` arrives within their grace period (see _adopt_dhap): (appliance, IP) → their keys.
+        self._dhap_waiting: dict[tuple[str, str], list[Key]] = {}
         self._pending_links: dict[Key, dict[str, object]] = {}
         self._out: list[Session] = []
         self._session_lines = 0  # lines applied to a message or connection session (see line_outcomes)
@@ -349,7 +355,7 @@ class Stitcher:
                     conn.mids.append(mid)
         if kind in _FOLLOW_UP_KINDS:  # one set test keeps the common lines off this chain
             if ev.dcid is not None and kind in _DELIVERY_KINDS:
-                self._join_delivery(s, ev)
+                self._join_delivery(s, ev, ts)
             elif kind == "split" or kind == "rewritten":
                 self._link(app, ev.get("child"), "parent", {"mid": mid, "relation": kind})
             elif kind == "generated" or kind == "generated_bounce" or kind == "reinjected":
@@ -479,10 +485,15 @@ class Stitcher:
             if value.get("relation") == "reinjected":
                 other.data.setdefault("quarantine", {})["status"] = "released"
 
-    def _join_delivery(self, s: Session, ev: Event) -> None:
-        rec = self._open.get(("d", ev.appliance, ev.dcid))  # type: ignore[arg-type]
+    def _join_delivery(self, s: Session, ev: Event, ts: float) -> None:
+        key: Key = ("d", ev.appliance, ev.dcid)  # type: ignore[assignment]
+        rec = self._open.get(key)
         if rec is None:
-            return
+            # Its `New SMTP DCID` line may still come, late within the grace period: an empty record waits
+            # for it that long (dropped then if nothing came, see _advance) and copies it in when it does.
+            rec = Session(DELIVERY, ev.appliance, ev.dcid, ts)  # type: ignore[arg-type]
+            self._hold(rec)
+            self._schedule(ev.appliance, ts, key)
         if rec.mids is None:
             rec.mids = []
         if s.ident not in rec.mids and len(rec.mids) < 200:
@@ -567,6 +578,8 @@ class Stitcher:
             source_ip = ev.get("source_ip")
             if source_ip:
                 self._by_ip[(app, source_ip)] = icid  # type: ignore[assignment]
+                if self._dhap_waiting:
+                    self._adopt_dhap(c, ts, self._dhap_waiting.pop((app, source_ip), None))
         elif kind == "icid_close":
             self._schedule(app, ts, key)
         if c.bucket != int(c.last_ts) // BUCKET_SECONDS:
@@ -638,6 +651,8 @@ class Stitcher:
             if c is None:
                 return
             c.data["source_ip"] = ip
+            if ip:
+                self._dhap_waiting.setdefault((ev.appliance, ip), []).append(c.key)
         else:
             self._mark_in_flight(c)
         if ts > c.last_ts:
@@ -649,14 +664,40 @@ class Stitcher:
         CONNECTION_RULES["dhap_drop"](c, ev)
         self._apply(c, lk, ev.raw)
 
+    def _adopt_dhap(self, c: Session, ts: float, waiting: list[Key] | None) -> None:
+        """A connection's `New SMTP ICID` (at `ts`) that arrives after DHAP lines for its IP written no earlier:
+        they are its own, late within their grace period. Each joins it as if it had come in order, and its
+        one-line document (not written yet) is no more."""
+        for key in waiting or ():
+            g = self._open.get(key)
+            if g is None or g.emitted or g.first_ts < ts:
+                continue  # written already, or older than the connection: not its DHAP line
+            self._open.pop(key)
+            g.open = False
+            self.stats.opened -= 1
+            c.data["dhap_drop"] = g.data["dhap_drop"]
+            hs = c.hashes
+            c.hashes = bytearray(g.hashes or b"") if hs is None else hs + (g.hashes or b"")
+            if g.seqs is None:
+                c.nlines += g.nlines
+            else:
+                for seq, line in zip(g.seqs, g.lines(), strict=True):
+                    c.add_line(seq, line)
+            if g.first_ts > c.last_ts:
+                c.last_ts = g.first_ts
+                c.last_kind = "dhap_drop"
+            self._mark_in_flight(c)
+
     def _on_delivery_connection(self, ev: Event, ts: float) -> None:
         key: Key = ("d", ev.appliance, ev.dcid)  # type: ignore[assignment]
         if ev.kind == "dcid_close":
             self.stats.delivery_connection += 1
             rec = self._open.get(key)
             if rec is not None:
+                # Dropped once the grace period has passed: a `DCID n TLS …` line may arrive after the close.
                 rec.nlines += 1
-                self._drop(rec)
+                rec.closed_ts = ts
+                self._schedule(ev.appliance, ts, key)
             else:
                 self.stats.dcid_unmatched += 1
             return
@@ -707,19 +748,22 @@ class Stitcher:
     def _schedule(self, app: str, ts: float, key: Key) -> None:
         q = self._grace.get(app)
         if q is None:
-            q = self._grace[app] = deque()
-        q.append((ts + self.config.grace_seconds, key))
+            q = self._grace[app] = []
+        heappush(q, (ts + self.config.grace_seconds, key))
 
     def _advance(self, app: str, wm: float) -> None:
         q = self._grace.get(app)
         while q and q[0][0] <= wm:
-            _, key = q.popleft()
+            _, key = heappop(q)
             s = self._open.get(key)
             if s is None:
                 continue
             if s.kind == MESSAGE:
                 if s.finished_ts is not None:
                     self._close(s, COMPLETE)
+            elif s.kind == DELIVERY:
+                if s.closed_ts is not None or not s.nlines:  # closed, or waited for its lines in vain
+                    self._drop(s)
             elif s.closed_ts is not None:
                 self._close(s, COMPLETE)
         closed = self._closed
@@ -784,6 +828,8 @@ class Stitcher:
     def _close(self, s: Session, state: str, ending: dict[str, Any] | None = None) -> None:
         """Write `s` with `state`; `ending` says which window closed it when that was not its own ending."""
         self._drop(s)
+        if self._dhap_waiting and "dhap_drop" in s.data:
+            self._unwait(s)
         s.state = LATE if s.late else state
         s.ending = ending
         s.emitted += 1
@@ -803,6 +849,15 @@ class Stitcher:
                 self._forget(closed.popitem(last=False)[1])
         else:
             self._forget(s)
+
+    def _unwait(self, s: Session) -> None:
+        """A DHAP line's own document is written: no connection adopts it any more."""
+        ipkey = (s.appliance, s.data.get("source_ip"))
+        waiting = self._dhap_waiting.get(ipkey)  # type: ignore[arg-type]
+        if waiting is not None and s.key in waiting:
+            waiting.remove(s.key)
+            if not waiting:
+                del self._dhap_waiting[ipkey]  # type: ignore[arg-type]
 
     # -- durable state --------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
