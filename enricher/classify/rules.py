@@ -260,8 +260,9 @@ def _recipients_rejected(s: Session, cfg: ClassifyConfig) -> Verdict | None:
         refused = {r.get("address") for r in rejected}
         if any(address not in refused for _rid, address in rcpts):
             return None
-    first = rejected[0]
-    return _aborted(first["reason"], POLICY, "rejected", by=first.get("by"), recipients_rejected=len(rejected))
+    # The earliest refusal, whatever the order its lines arrived in (state from before it was kept: the first).
+    reason, by = s.data.get("first_rejected") or (rejected[0]["reason"], rejected[0].get("by"))
+    return _aborted(reason, POLICY, "rejected", by=by or None, recipients_rejected=len(rejected))
 
 
 def _message_default(s: Session, cfg: ClassifyConfig) -> Verdict:

@@ -27,6 +27,9 @@ LATE = "late"  # opened by a line of a session written and forgotten (beyond the
 
 Key = tuple[str, str, int]  # (kind tag "m" message / "c" connection / "d" delivery connection, appliance, id)
 
+# A session's first line: for a key already written with another first second, the counter was reused.
+START_KINDS = frozenset(("start_mid", "new_icid"))
+
 _SEQ_MASK = 0xFFFFFFFF
 _adler32 = zlib.adler32
 
@@ -41,6 +44,21 @@ def line_key(raw: str, level: str | None, ts: float) -> bytes:
     i = raw.find(level) if level else -1
     body = raw[i:] if i > 0 else raw
     return ((int(ts) & _SEQ_MASK) << 32 | _adler32(body.encode("utf-8", "surrogatepass"))).to_bytes(8, "little")
+
+
+def later_kind(kind: str, last: str) -> bool:
+    """Whether a line of `kind` rather than one of `last`, both of a session's newest second, is its newest.
+
+    The log gives no order within a second and the arrival order must not decide (a line late within the
+    grace period would change it): a session's first line (`START_KINDS`) comes first, the others in a
+    fixed order (their kinds' names).
+    """
+    if not last:
+        return True
+    starts = kind in START_KINDS
+    if starts != (last in START_KINDS):
+        return not starts
+    return kind > last
 
 
 def _in_order(sa: array[int], la: list[str], sb: array[int], lb: list[str]) -> list[str]:
@@ -124,7 +142,7 @@ class Session:
         # Keys (`line_key`) of the lines applied, 8 bytes each in arrival order (the duplicate memory).
         self.hashes: bytearray | None = None
         self.late = False  # opened by a line of a session already written and forgotten (see LATE)
-        self.last_kind = ""  # kind of its newest line (ties: the later arrival), for an ending never logged
+        self.last_kind = ""  # kind of its newest line (ties: see later_kind), for an ending never logged
         # How the stitcher closed it without a terminal line (window, its setting, event time of the close);
         # None when closed complete. Set at every close and read when its document is built, so it is not
         # part of the durable state.
@@ -144,7 +162,9 @@ class Session:
         """Whether a line with `key` was already applied here (an exact duplicate: same second, same body).
 
         A key match is confirmed on the kept raw line when there is one (an Adler-32 collision is not a
-        duplicate); without raw lines (`keep_raw` off) the key alone decides.
+        duplicate); without raw lines (`keep_raw` off) the key alone decides. Of two copies that differ in
+        their relay's header, the greater text is the one kept: not the first to arrive, as a copy late within
+        the grace period must not change the document.
         """
         hs = self.hashes
         if hs is None:
@@ -159,6 +179,9 @@ class Session:
         body = raw[j:] if j > 0 else raw
         while i >= 0:
             if not i & 7 and (lines is None or lines[i >> 3].endswith(body)):
+                if lines is not None and raw > lines[i >> 3]:
+                    lines[i >> 3] = raw
+                    self.raw = "\n".join(lines)
                 return True
             i = hs.find(key, i + 1)
         return False

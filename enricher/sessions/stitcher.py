@@ -45,8 +45,10 @@ from enricher.sessions.session import (
     LATE,
     MESSAGE,
     PARTIAL,
+    START_KINDS,
     Key,
     Session,
+    later_kind,
     line_key,
 )
 
@@ -64,8 +66,6 @@ _FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
     "mid_unrecognized",
     "ready",
 }
-# A session's first line: for a key already written with another first second, the counter was reused.
-_START_KINDS = frozenset(("start_mid", "new_icid"))
 # What `Stitcher._reopen` answers for a duplicate line: a session that no key names.
 _DUPLICATE = Session(DELIVERY, "", 0, 0.0)
 _ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
@@ -331,17 +331,20 @@ class Stitcher:
             s.seqs.append(self._seq & 0xFFFFFFFF)
         # Its expiry bucket can change only when its clock moves or when it is not filed yet (new, revived):
         # the bucket arithmetic at the end is skipped for the other lines (most of them).
+        # Its newest line is what an ending never logged reports (`last_kind`).
         if ts > s.last_ts:
             s.last_ts = ts
+            s.last_kind = kind
             refile = True
         else:
             refile = s.bucket < 0
-            if ts < s.first_ts and not s.emitted:
+            if ts == s.last_ts:
+                if later_kind(kind, s.last_kind):
+                    s.last_kind = kind
+            elif ts < s.first_ts and not s.emitted:
                 # An earlier line that arrived late: the session starts at its stamp (so does the id, until
                 # a document is written under it), as if the lines had come in order.
                 s.first_ts = ts
-        if ts == s.last_ts:  # its newest line (what an ending never logged reports)
-            s.last_kind = kind
         icid = ev.icid
         if icid is not None and s.conn is None:
             if icid == 0:
@@ -389,7 +392,7 @@ class Stitcher:
             del self._closed[key]
             self._forget(s)
             return None
-        if kind in _START_KINDS and int(ts) != int(s.first_ts):
+        if kind in START_KINDS and int(ts) != int(s.first_ts):
             return None  # the counter was reused: a new session (a copy of its first line has its second)
         return s
 
@@ -408,7 +411,7 @@ class Stitcher:
     def _was_forgotten(self, key: Key, ts: float, kind: str) -> bool:
         """Whether a new session of `key` continues one written and forgotten (it is then written as late)."""
         first = self._digests.get(key)
-        if first is None or (kind in _START_KINDS and int(ts) != first):
+        if first is None or (kind in START_KINDS and int(ts) != first):
             return False
         del self._digests[key]  # the late session is remembered on its own from now on
         return True
@@ -570,10 +573,12 @@ class Stitcher:
             self._mark_in_flight(c)
         if ts > c.last_ts:
             c.last_ts = ts
+            c.last_kind = kind
+        elif ts == c.last_ts:
+            if later_kind(kind, c.last_kind):
+                c.last_kind = kind
         elif ts < c.first_ts and not c.emitted:
             c.first_ts = ts  # an earlier line that arrived late (see _on_message)
-        if ts == c.last_ts:
-            c.last_kind = kind
         if kind == "new_icid":
             source_ip = ev.get("source_ip")
             if source_ip:
@@ -657,9 +662,10 @@ class Stitcher:
             self._mark_in_flight(c)
         if ts > c.last_ts:
             c.last_ts = ts
+            c.last_kind = ev.kind
             if c.bucket != int(ts) // BUCKET_SECONDS:
                 self._file(c)
-        if ts == c.last_ts:
+        elif ts == c.last_ts and later_kind(ev.kind, c.last_kind):
             c.last_kind = ev.kind
         CONNECTION_RULES["dhap_drop"](c, ev)
         self._apply(c, lk, ev.raw)
@@ -685,6 +691,10 @@ class Stitcher:
                     c.add_line(seq, line)
             if g.first_ts > c.last_ts:
                 c.last_ts = g.first_ts
+                c.last_kind = "dhap_drop"
+                if c.bucket != int(c.last_ts) // BUCKET_SECONDS:
+                    self._file(c)
+            elif g.first_ts == c.last_ts and later_kind("dhap_drop", c.last_kind):
                 c.last_kind = "dhap_drop"
             self._mark_in_flight(c)
 
