@@ -39,11 +39,13 @@ SINK_FIELDS: tuple[str, ...] = ("event.ingested",)
 
 @dataclass(frozen=True)
 class Record:
-    """One log record as the parser makes it: its text, appliance and event time (None: not stamped)."""
+    """One log record as the parser makes it: its text, appliance and event time (None: not stamped;
+    `inferred`: no stamp of its own, the parser's guess, as for a line without a header)."""
 
     raw: str
     appliance: str
     ts: float | None
+    inferred: bool = False
 
 
 @dataclass(frozen=True, repr=False)
@@ -70,7 +72,7 @@ def replay_config(args: Sequence[str] = ()) -> Config:
 
 def records_of(lines: Iterable[str], cfg: Config) -> tuple[Record, ...]:
     """Physical lines → records, through the parser `replay` builds from `cfg`."""
-    return tuple(Record(ev.raw, ev.appliance, ev.ts) for ev in build_pipeline(cfg).parser.parse_lines(lines))
+    return tuple(Record(ev.raw, ev.appliance, ev.ts, ev.ts_inferred) for ev in build_pipeline(cfg).parser.parse_lines(lines))
 
 
 @functools.cache
@@ -304,6 +306,16 @@ def with_delays(records: Sequence[Record], delays: dict[int, float]) -> list[Rec
         for slot, i in zip(idx, order, strict=True):
             out[slot] = records[i]
     return out
+
+
+def regroups_headerless(records: Sequence[Record], moved: Sequence[Record]) -> bool:
+    """Whether a record without a stamp of its own (a line without a header: `Double bounce: …`) follows
+    another record in `moved` than in `records`: the parser may then glue it onto that record (issue 9 item 8,
+    GLUE_BUG in test_metamorphic.py), a change of the input's records rather than of their order."""
+    before = {id(b): id(a) for a, b in zip(records, records[1:], strict=False) if b.inferred}
+    return any(b.inferred and before.get(id(b)) != id(a) for a, b in zip(moved, moved[1:], strict=False)) or (
+        bool(moved) and moved[0].inferred and records[0] is not moved[0]
+    )
 
 
 @st.composite

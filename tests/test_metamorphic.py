@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from tests.metamorphic import (
@@ -41,6 +41,7 @@ from tests.metamorphic import (
     golden_input,
     interleavings,
     records_of,
+    regroups_headerless,
     replay,
     replay_config,
     replay_files,
@@ -112,7 +113,18 @@ DELAYS = [
     (corpus_input().window(1203, 50), {44: 1.0}),
     (golden_input("msg-filter-drops"), {7: 3.0}),
     (golden_input("conn-delayed-hat-reject"), {12: 2.0}),
+    (corpus_input().window(1800, 50), {3: 1.0}),
+    (golden_input("lines-debug-trace-quarantine"), {49: 2.0}),
+    (corpus_input().window(0, 50), {0: 1.0}),
+    (golden_input("dedup-duplicated-lines"), {0: 1.0}),
 ]
+# Records late past a line without a header: the late-records property leaves them out (`regroups_headerless`).
+GLUED = [(golden_input("continuation-lines"), {9: 1.0})]
+GLUED_BUG = (
+    "a line without a header joins the record before it (issue 9 item 8; see GLUE_BUG): continuation-lines "
+    "with record 9 (`ICID 10293 close`) 1 s late -> `Double bounce: …` follows `MID 1404 queued for delivery` "
+    "and is glued onto it (its error document is lost, the message's raw line changes)"
+)
 REREAD = [(golden_input("conn-delayed-hat-reject"), [(2, 2, 1)])]
 
 
@@ -169,9 +181,19 @@ def test_appliances_interleaved_in_any_way_change_nothing(case: tuple[Input, lis
 @examples(DELAYS)
 def test_records_late_within_the_grace_period_change_nothing(case: tuple[Input, dict[int, float]]) -> None:
     inp, late = case
-    got = replay(with_delays(inp.records, late), inp.config)
+    moved = with_delays(inp.records, late)
+    assume(not regroups_headerless(inp.records, moved))  # GLUE_BUG: its own test below
+    got = replay(moved, inp.config)
     want = replay(inp.records, inp.config)
     assert_same(want, got, f"{inp.name} with records delayed {late}", lists_in_any_order=True)
+
+
+@known_bugs(any(_changes(i, replay(with_delays(i.records, d), i.config), True) for i, d in GLUED), GLUED_BUG)
+@pytest.mark.parametrize("case", GLUED, ids=lambda c: c[0].name if isinstance(c, tuple) else None)
+def test_records_late_before_a_line_without_header_change_nothing(case: tuple[Input, dict[int, float]]) -> None:
+    inp, late = case
+    got = replay(with_delays(inp.records, late), inp.config)
+    assert_same(replay(inp.records, inp.config), got, f"{inp.name} with records delayed {late}", lists_in_any_order=True)
 
 
 # -- (c) files and restarts ----------------------------------------------------------------------------------
