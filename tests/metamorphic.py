@@ -318,6 +318,17 @@ def regroups_headerless(records: Sequence[Record], moved: Sequence[Record]) -> b
     )
 
 
+def reclocks_the_very_late(records: Sequence[Record], moved: Sequence[Record], window: float) -> bool:
+    """Whether a record already later than `window` in `records` (stamped more than that before its
+    appliance's clock on arrival: the late-line goldens) meets another clock in `moved`. What such a line
+    does depends on that clock by design (beyond the retention its session is forgotten), so delaying
+    other records changes how late it is, which the grace period does not promise to hide."""
+    very_late = {id(r): c for r, c in zip(records, clocks(records), strict=True) if r.ts is not None and c - r.ts > window}
+    if not very_late:
+        return False
+    return any(id(r) in very_late and very_late[id(r)] != c for r, c in zip(moved, clocks(moved), strict=True))
+
+
 @st.composite
 def delays(draw: st.DrawFn) -> tuple[Input, dict[int, float]]:
     """An input and delays (0 < d ≤ L) of some of its records."""

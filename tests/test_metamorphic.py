@@ -12,7 +12,10 @@ Over every golden input and windows of a generated corpus (tests/metamorphic.py)
     0 < d ≤ L of their appliance's clock (a delayed record arrives after the records of its appliance
     stamped at most its own time + d, never after one stamped later), with every array of the documents
     compared as a multiset: within one second the log gives no order, so lists built in arrival order
-    (`esa.raw`, recipients, rejects, bounces) cannot promise theirs; every value must be equal;
+    (`esa.raw`, recipients, rejects, bounces) cannot promise theirs; every value must be equal. Left out:
+    delays after which a line without a header follows another record (the parser's glue, a strict xfail of
+    its own) and delays that change the clock a record already later than L in the input arrives at
+    (the late-line goldens: how such a line is taken depends on that clock by design);
 (c) the input is split across files (`replay f1 f2 …`), or the process is killed and restarted at any
     point: the checkpoint (`Pipeline.snapshot`, through the durable encoding) restored into a new process
     that reads on from the checkpoint's position (the killed process's documents after it are kept, as
@@ -40,7 +43,9 @@ from tests.metamorphic import (
     duplications,
     golden_input,
     interleavings,
+    lateness,
     records_of,
+    reclocks_the_very_late,
     regroups_headerless,
     replay,
     replay_config,
@@ -117,6 +122,10 @@ DELAYS = [
     (golden_input("lines-debug-trace-quarantine"), {49: 2.0}),
     (corpus_input().window(0, 50), {0: 1.0}),
     (golden_input("dedup-duplicated-lines"), {0: 1.0}),
+    (golden_input("delivery-failures"), {30: 1.0}),
+    (golden_input("ending-connection-expired"), {3: 2.0, 4: 2.0}),
+    (corpus_input().window(1555, 50), {0: 1.0}),
+    (corpus_input().window(241, 386), {0: 2.0}),
 ]
 # Records late past a line without a header: the late-records property leaves them out (`regroups_headerless`).
 GLUED = [(golden_input("continuation-lines"), {9: 1.0})]
@@ -183,6 +192,7 @@ def test_records_late_within_the_grace_period_change_nothing(case: tuple[Input, 
     inp, late = case
     moved = with_delays(inp.records, late)
     assume(not regroups_headerless(inp.records, moved))  # GLUE_BUG: its own test below
+    assume(not reclocks_the_very_late(inp.records, moved, lateness(inp)))
     got = replay(moved, inp.config)
     want = replay(inp.records, inp.config)
     assert_same(want, got, f"{inp.name} with records delayed {late}", lists_in_any_order=True)

@@ -280,7 +280,12 @@ def _ending_not_logged(s: Session, cfg: ClassifyConfig) -> Verdict | None:
     evidence = {k: v for k, v in ending.items() if k != "at"}
     evidence["last_line_kind"] = s.last_kind or None
     evidence["last_line_time"] = format_iso(s.last_ts)
-    evidence["seconds_before_close"] = round(ending["at"] - s.last_ts, 3)
+    at = ending["at"]
+    if ending.get("closed_by") == "idle_timeout":
+        # Closed as of its deadline, not as of the line whose clock showed it: that may be any of the lines
+        # within the grace period after the deadline, as they arrive in any order.
+        at = s.last_ts + ending["idle_timeout_seconds"]
+    evidence["seconds_before_close"] = round(at - s.last_ts, 3)
     return _aborted("ending_not_logged", UNKNOWN, "unknown", **evidence)
 
 

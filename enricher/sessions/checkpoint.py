@@ -3,7 +3,7 @@
 Everything that decides future output is kept: open sessions, connections that already closed but live
 on inside open messages, dormant sessions, written sessions kept for late lines and the keys of forgotten
 ones, each session's duplicate memory, the grace queue, the IP index for DHAP lines (and the lone DHAP lines waiting for a late connection), pending
-parent/child links, the arrival sequence and the per-appliance clocks. A restored stitcher writes the same
+parent/child links (both ways), the arrival sequence and the per-appliance clocks. A restored stitcher writes the same
 documents as one that never stopped (tested by cutting a stream at many points).
 """
 
@@ -46,6 +46,7 @@ def snapshot(st: Stitcher) -> dict[str, Any]:
         "by_ip": [[app, ip, icid] for (app, ip), icid in st._by_ip.items()],
         "detached": [x.to_state() for x in detached.values()],
         "pending_links": [[list(k), v] for k, v in st._pending_links.items()],
+        "pending_children": [[list(k), v] for k, v in st._pending_children.items()],
         "dhap_waiting": [[app, ip, [list(k) for k in keys]] for (app, ip), keys in st._dhap_waiting.items()],
     }
 
@@ -97,5 +98,6 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
         heapq.heapify(q)
     st._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
     st._pending_links = {tuple(k): v for k, v in snap["pending_links"]}  # type: ignore[misc]
+    st._pending_children = {tuple(k): v for k, v in snap.get("pending_children", ())}  # type: ignore[misc]
     # Absent from snapshots written before it existed: their lone DHAP lines are written alone, as then.
     st._dhap_waiting = {(app, ip): [tuple(k) for k in keys] for app, ip, keys in snap.get("dhap_waiting", ())}  # type: ignore[misc]

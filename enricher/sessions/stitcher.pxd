@@ -26,6 +26,7 @@ cdef class Stitcher:
     cdef public dict _by_ip
     cdef public dict _dhap_waiting
     cdef public dict _pending_links
+    cdef public dict _pending_children
     cdef public list _out
     cdef public Py_ssize_t _session_lines
 
@@ -51,7 +52,7 @@ cdef class Stitcher:
     cpdef _copy_delivery(self, Session rec, Session s)
     @cython.locals(c=Session, key=tuple)
     cpdef Session _connection(self, app, icid, ts)
-    @cython.locals(c=Session, old=Session, key=tuple, lk=bytes)
+    @cython.locals(c=Session, old=Session, key=tuple, lk=bytes, fresh=bint)
     cpdef _on_connection(self, ev, ts)
     cpdef _apply(self, Session c, bytes lk, str raw)
     @cython.locals(c=Session, held=Session, key=tuple)

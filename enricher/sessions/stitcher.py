@@ -132,6 +132,15 @@ class StitchStats:
         self.closed[state] = self.closed.get(state, 0) + 1
 
 
+def _add_child(s: Session, value: dict[str, object]) -> None:
+    """A child MID link on its parent's session (a reinjection releases the parent from quarantine)."""
+    kids = s.data.setdefault("children", [])
+    if value not in kids:
+        kids.append(value)
+    if value.get("relation") == "reinjected":
+        s.data.setdefault("quarantine", {})["status"] = "released"
+
+
 class Stitcher:
     """Feeds events into sessions; returns the sessions that are ready to be written."""
 
@@ -159,6 +168,8 @@ class Stitcher:
         # `New SMTP ICID` arrives within their grace period (see _adopt_dhap): (appliance, IP) → their keys.
         self._dhap_waiting: dict[tuple[str, str], list[Key]] = {}
         self._pending_links: dict[Key, dict[str, object]] = {}
+        # Children links for a parent not seen yet: its lines may arrive later (late within the grace period).
+        self._pending_children: dict[Key, list[dict[str, object]]] = {}
         self._out: list[Session] = []
         self._session_lines = 0  # lines applied to a message or connection session (see line_outcomes)
 
@@ -310,6 +321,9 @@ class Stitcher:
                 link = self._pending_links.pop(key, None)
                 if link is not None:
                     s.data["parent"] = link
+                if self._pending_children:
+                    for kid in self._pending_children.pop(key, ()):
+                        _add_child(s, kid)
                 self._hold(s)
         elif ts <= s.last_ts and s.repeats(lk, ev.raw, ev.level):  # a duplicate is never later than the session
             self.stats.duplicates += 1
@@ -351,6 +365,9 @@ class Stitcher:
                 s.data["generated_by_appliance"] = True
             else:
                 conn = self._connection(app, icid, ts)
+                if not conn.nlines and ts < conn.first_ts and not conn.emitted:
+                    # Only message lines named it so far: it spans the earliest of them, whichever came first.
+                    conn.first_ts = conn.last_ts = ts
                 s.conn = conn
                 if conn.mids is None:
                     conn.mids = []
@@ -473,20 +490,23 @@ class Stitcher:
             if other is not None:
                 self._revive(other, wm)
         if other is None:
+            # Its own lines come later (a child's; or a parent's, arriving late): attach the link when its
+            # session opens.
             if field_name == "parent":
-                # The child's own lines come later: attach the link when its session opens.
-                self._pending_links[key] = value
-                while len(self._pending_links) > self.config.max_dormant_sessions:
-                    self._pending_links.pop(next(iter(self._pending_links)))
+                pending: dict[Key, Any] = self._pending_links
+                pending[key] = value
+            else:
+                pending = self._pending_children
+                kids = pending.setdefault(key, [])
+                if value not in kids:
+                    kids.append(value)
+            while len(pending) > self.config.max_dormant_sessions:
+                pending.pop(next(iter(pending)))
             return
         if field_name == "parent":
             other.data["parent"] = value
         else:
-            kids = other.data.setdefault("children", [])
-            if value not in kids:
-                kids.append(value)
-            if value.get("relation") == "reinjected":
-                other.data.setdefault("quarantine", {})["status"] = "released"
+            _add_child(other, value)
 
     def _join_delivery(self, s: Session, ev: Event, ts: float) -> None:
         key: Key = ("d", ev.appliance, ev.dcid)  # type: ignore[assignment]
@@ -565,13 +585,16 @@ class Stitcher:
             self._hold(c)
             self._file(c)
             self.stats.opened += 1
+        fresh = not c.nlines  # no line of its own yet (opened by a message line, or just now)
         CONNECTION_RULES[kind](c, ev)
         self._apply(c, lk, ev.raw)
         if kind == "icid_other":
             self.stats.unrecognized += 1
         elif kind in _FAILURE_KINDS:
             self._mark_in_flight(c)
-        if ts > c.last_ts:
+        if ts > c.last_ts or fresh:  # its own first line sets its clock, even before the message lines'
+            if ts < c.first_ts and not c.emitted:
+                c.first_ts = ts
             c.last_ts = ts
             c.last_kind = kind
         elif ts == c.last_ts:
