@@ -531,3 +531,12 @@ DCID_RULES: dict[str, Merge] = {
     "dcid_tls": _tls,
     "connection_error": _set_fields("connection_error", "domain", "destination_ip", "detail"),
 }
+
+# A fixed order of the line kinds, for choices among lines of one second (the log gives no order within a
+# second, and the order they arrive in must not decide): the order of the rule tables, a session's life.
+_KIND_ORDER = {kind: i for i, kind in enumerate((*MESSAGE_RULES, *CONNECTION_RULES))}
+
+
+def later_kind(kind: str, last: str) -> bool:
+    """Whether a line of `kind` rather than one of `last`, both of a session's newest second, is its newest."""
+    return not last or _KIND_ORDER.get(kind, -1) > _KIND_ORDER.get(last, -1)

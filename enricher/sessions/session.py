@@ -27,9 +27,6 @@ LATE = "late"  # opened by a line of a session written and forgotten (beyond the
 
 Key = tuple[str, str, int]  # (kind tag "m" message / "c" connection / "d" delivery connection, appliance, id)
 
-# A session's first line: for a key already written with another first second, the counter was reused.
-START_KINDS = frozenset(("start_mid", "new_icid"))
-
 _SEQ_MASK = 0xFFFFFFFF
 _adler32 = zlib.adler32
 
@@ -44,21 +41,6 @@ def line_key(raw: str, level: str | None, ts: float) -> bytes:
     i = raw.find(level) if level else -1
     body = raw[i:] if i > 0 else raw
     return ((int(ts) & _SEQ_MASK) << 32 | _adler32(body.encode("utf-8", "surrogatepass"))).to_bytes(8, "little")
-
-
-def later_kind(kind: str, last: str) -> bool:
-    """Whether a line of `kind` rather than one of `last`, both of a session's newest second, is its newest.
-
-    The log gives no order within a second and the arrival order must not decide (a line late within the
-    grace period would change it): a session's first line (`START_KINDS`) comes first, the others in a
-    fixed order (their kinds' names).
-    """
-    if not last:
-        return True
-    starts = kind in START_KINDS
-    if starts != (last in START_KINDS):
-        return not starts
-    return kind > last
 
 
 def _in_order(sa: array[int], la: list[str], sb: array[int], lb: list[str]) -> list[str]:
@@ -142,7 +124,7 @@ class Session:
         # Keys (`line_key`) of the lines applied, 8 bytes each in arrival order (the duplicate memory).
         self.hashes: bytearray | None = None
         self.late = False  # opened by a line of a session already written and forgotten (see LATE)
-        self.last_kind = ""  # kind of its newest line (ties: see later_kind), for an ending never logged
+        self.last_kind = ""  # kind of its newest line (ties: see merge.later_kind), for an ending never logged
         # How the stitcher closed it without a terminal line (window, its setting, event time of the close);
         # None when closed complete. Set at every close and read when its document is built, so it is not
         # part of the durable state.

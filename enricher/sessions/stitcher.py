@@ -35,7 +35,7 @@ from typing import Any
 from enricher.models import Event
 from enricher.parsing.shapes import SYSTEM_KINDS
 from enricher.sessions.expiry import BUCKET_SECONDS, ExpiryIndex
-from enricher.sessions.merge import CONNECTION_RULES, DCID_RULES, MESSAGE_RULES
+from enricher.sessions.merge import CONNECTION_RULES, DCID_RULES, MESSAGE_RULES, later_kind
 from enricher.sessions.session import (
     COMPLETE,
     CONNECTION,
@@ -45,13 +45,13 @@ from enricher.sessions.session import (
     LATE,
     MESSAGE,
     PARTIAL,
-    START_KINDS,
     Key,
     Session,
-    later_kind,
     line_key,
 )
 
+# A session's first line: for a key already written with another first second, the counter was reused.
+_START_KINDS = frozenset(("start_mid", "new_icid"))
 _HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
 _DELIVERY_KINDS = frozenset(("delivery_start", "message_done", "bounced", "delayed", "possible_delivery"))
 _DCID_KINDS = frozenset(DCID_RULES) | {"dcid_close", "dcid_other"}
@@ -409,7 +409,7 @@ class Stitcher:
             del self._closed[key]
             self._forget(s)
             return None
-        if kind in START_KINDS and int(ts) != int(s.first_ts):
+        if kind in _START_KINDS and int(ts) != int(s.first_ts):
             return None  # the counter was reused: a new session (a copy of its first line has its second)
         return s
 
@@ -428,7 +428,7 @@ class Stitcher:
     def _was_forgotten(self, key: Key, ts: float, kind: str) -> bool:
         """Whether a new session of `key` continues one written and forgotten (it is then written as late)."""
         first = self._digests.get(key)
-        if first is None or (kind in START_KINDS and int(ts) != first):
+        if first is None or (kind in _START_KINDS and int(ts) != first):
             return False
         del self._digests[key]  # the late session is remembered on its own from now on
         return True
