@@ -27,9 +27,9 @@ from __future__ import annotations
 import zlib
 from array import array
 from collections import OrderedDict
-from heapq import heappop, heappush
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import Any
 
 from enricher.models import Event
