@@ -189,8 +189,10 @@ def _service_config(a: argparse.Namespace) -> Config:
 def cmd_produce(a: argparse.Namespace) -> int:
     """Publish log files to the raw topic, keyed by appliance host."""
     from enricher.sources.kafka import produce_records, records_from_lines
+    from enricher.sources.kafka_confluent import check_access
 
     cfg = _service_config(a)
+    check_access(cfg.kafka)
     topic = a.topic or cfg.kafka.topic
     parser = build_pipeline(cfg).parser
     totals: dict[str, float] = {"records": 0, "bytes": 0, "seconds": 0.0}
@@ -209,24 +211,30 @@ def cmd_produce(a: argparse.Namespace) -> int:
 
 
 def cmd_setup(a: argparse.Namespace) -> int:
-    """Create the Kafka topics and install the Elasticsearch templates and lifecycle policy."""
-    cfg = _service_config(a)
+    """Create the Kafka topics, install the Elasticsearch templates and lifecycle policy, import Kibana's objects."""
+    from enricher.assets import kibana_import
+    from enricher.config import env_overrides
+
+    cfg = load(a.config, {**env_overrides(), **kibana_import.setup_overrides(a)})
     report: dict[str, Any] = {}
     if not a.skip_kafka:
         from enricher.sources.kafka import ensure_topics
+        from enricher.sources.kafka_confluent import check_access
+
+        check_access(cfg.kafka)
 
         report["kafka_topics_created"] = ensure_topics(cfg.kafka, a.partitions, a.replication)
     if not a.skip_elasticsearch:
         from enricher.sinks import es_assets
-        from enricher.sinks.elasticsearch import make_client
+        from enricher.sinks.elasticsearch import access_error, make_client
 
         client = make_client(cfg.elasticsearch)
-        report["elasticsearch"] = es_assets.install(client, prefix=cfg.elasticsearch.index_prefix)
-    from enricher.assets import kibana as kibana_assets
-
-    kibana_report = kibana_assets.setup_from_args(a)
-    if kibana_report is not None:
-        report["kibana"] = kibana_report
+        try:
+            report["elasticsearch"] = es_assets.install(client, prefix=cfg.elasticsearch.index_prefix)
+        except Exception as exc:
+            raise (access_error(exc) or exc) from None
+    if cfg.kibana.url:
+        report["kibana"] = kibana_import.import_bundle(cfg.kibana, a.kibana_bundle)
     sys.stderr.write(orjson.dumps(report).decode() + "\n")
     return EXIT_OK
 
@@ -244,6 +252,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from enricher.sessions.snapshots import KafkaSnapshotStore
     from enricher.sinks.elasticsearch import make_client
     from enricher.sources.kafka import client_options, make_consumer, make_producer
+    from enricher.sources.kafka_confluent import check_access
     from enricher.telemetry import HealthServer, Metrics
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -266,6 +275,7 @@ def cmd_run(a: argparse.Namespace) -> int:
             "(another enricher on this machine? use another port, or 0 for any free one)",
         ) from None
     k = cfg.kafka
+    check_access(k)
     opts = client_options(k)
     # A member that died (kill -9, crash) is noticed after _SESSION_TIMEOUT_MS, then its partitions move; the
     # clients' default (45 s) would hold them that long.
@@ -304,9 +314,9 @@ def _add_service_commands(sub: Any) -> None:
     p.add_argument("--replication", type=int, default=1, help="replication factor of new topics (default 1)")
     p.add_argument("--skip-kafka", action="store_true", help="leave Kafka alone")
     p.add_argument("--skip-elasticsearch", action="store_true", help="leave Elasticsearch alone")
-    from enricher.assets import kibana as kibana_assets
+    from enricher.assets import kibana_import
 
-    kibana_assets.add_setup_arguments(p)
+    kibana_import.add_setup_arguments(p)
     p.set_defaults(func=cmd_setup)
 
     p = sub.add_parser("run", help="run the streaming service (Kafka → Elasticsearch)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -149,19 +149,37 @@ class KafkaSettings(_Section):
         return self
 
 
-class ElasticsearchSettings(_Section):
+class _HttpClientSettings(_Section):
+    """How to reach and authenticate to an Elastic HTTP endpoint (TLS, API key or basic auth); one model for both."""
+
+    _section: ClassVar[str]  # the key of the section, in error messages
+
+    api_key: SecretStr | None = Field(None, description="API key (its base64 `encoded` form).")
+    username: str | None = Field(None, description="Basic auth user.")
+    password: SecretStr | None = Field(None, description="Basic auth password.")
+    password_file: str | None = Field(None, description="File holding the password.")
+    ca_certs: str | None = Field(None, description="CA bundle (PEM) to verify the server's certificate.")
+    verify_certs: bool = Field(True, description="Verify the server's certificate (false: no verification at all).")
+    ssl_assert_fingerprint: str | None = Field(
+        None, description="Pin the server certificate's SHA-256 fingerprint (hex, colons allowed) instead of a CA."
+    )
+    request_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one request.")
+
+    @model_validator(mode="after")
+    def _secret_files(self) -> _HttpClientSettings:
+        if self.password is None and self.password_file is not None:
+            key = f"{self._section}.password_file"
+            object.__setattr__(self, "password", _read_secret_file(self.password_file, key))
+        return self
+
+
+class ElasticsearchSettings(_HttpClientSettings):
     """The Elasticsearch sink and how to connect (TLS, API key or basic auth)."""
+
+    _section: ClassVar[str] = "elasticsearch"
 
     url: str = Field("http://127.0.0.1:9200", description="Comma-separated node URLs (env ESA_ES_URL).")
     index_prefix: str = Field("esa-sessions", description="Indices are <prefix>-YYYY.MM; the alias <prefix> reads them all.")
-    api_key: SecretStr | None = Field(None, description="API key (env ESA_ES_API_KEY).")
-    username: str | None = Field(None, description="Basic auth user (env ESA_ES_USERNAME).")
-    password: SecretStr | None = Field(None, description="Basic auth password (env ESA_ES_PASSWORD).")
-    password_file: str | None = Field(None, description="File holding the password.")
-    ca_certs: str | None = Field(None, description="CA bundle to verify the cluster.")
-    verify_certs: bool = Field(True, description="Verify the cluster's certificate.")
-    ssl_assert_fingerprint: str | None = Field(None, description="Pin the cluster certificate's SHA-256 fingerprint.")
-    request_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one request.")
     bulk_max_docs: int = Field(2000, ge=1, description="Documents per bulk request.")
     bulk_max_bytes: int = Field(8 << 20, ge=1024, description="Bytes per bulk request.")
     flush_interval_seconds: float = Field(
@@ -169,11 +187,15 @@ class ElasticsearchSettings(_Section):
     )
     max_backoff_seconds: float = Field(30.0, gt=0, description="Cap of the retry backoff on 429/5xx/unavailable.")
 
-    @model_validator(mode="after")
-    def _secret_files(self) -> ElasticsearchSettings:
-        if self.password is None and self.password_file is not None:
-            object.__setattr__(self, "password", _read_secret_file(self.password_file, "elasticsearch.password_file"))
-        return self
+
+class KibanaSettings(_HttpClientSettings):
+    """Kibana, where `setup` imports the saved objects (same TLS and auth settings as Elasticsearch)."""
+
+    _section: ClassVar[str] = "kibana"
+
+    url: str | None = Field(None, description="Kibana URL; when set (or `setup --kibana URL`), `setup` imports the saved objects.")
+    space: str | None = Field(None, description="Space to import into (default: the default space).")
+    request_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one request.")
 
 
 class ServiceSettings(_Section):
@@ -201,6 +223,7 @@ class Config(_Section):
     classify: ClassifySettings = Field(default_factory=ClassifySettings)  # type: ignore[arg-type]
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # type: ignore[arg-type]
     elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
+    kibana: KibanaSettings = Field(default_factory=KibanaSettings)  # type: ignore[arg-type]
     service: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]
 
     def stitch_config(self) -> StitchConfig:
@@ -243,6 +266,10 @@ ENV_ALIASES = {
     "ESA_ES_API_KEY": "elasticsearch.api_key",
     "ESA_ES_USERNAME": "elasticsearch.username",
     "ESA_ES_PASSWORD": "elasticsearch.password",
+    "ESA_KIBANA_URL": "kibana.url",
+    "ESA_KIBANA_API_KEY": "kibana.api_key",
+    "ESA_KIBANA_USERNAME": "kibana.username",
+    "ESA_KIBANA_PASSWORD": "kibana.password",
 }
 
 

@@ -1,7 +1,7 @@
 """Analyst assets built from `pipelines/`: the Kibana saved objects bundle and the Sigma rule conversions.
 
-`register(subparsers)` adds `esa-enricher assets kibana|sigma [--check]`; `kibana.add_setup_arguments` /
-`kibana.setup_from_args` give `esa-enricher setup --kibana URL`.
+`register(subparsers)` adds `esa-enricher assets kibana|sigma [--check]`; `kibana_import.add_setup_arguments` /
+`kibana_import.import_bundle` give `esa-enricher setup --kibana URL`.
 """
 
 from __future__ import annotations

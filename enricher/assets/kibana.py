@@ -4,23 +4,16 @@ The per-object files keep Kibana's JSON-in-a-string attributes (`searchSourceJSO
 `optionsJSON`) as plain JSON so they can be reviewed; `bundle_text()` turns them into the strings Kibana
 exports and imports, one object per line, dependencies first (the order of Kibana's own exports; its import
 does not depend on the order). `python -m enricher.assets.kibana` rewrites `pipelines/kibana/esa-enricher.ndjson`,
-`--check` exits 1 when it is stale. `import_bundle` posts the bundle to `POST /api/saved_objects/_import`.
+`--check` exits 1 when it is stale. `kibana_import.py` imports the bundle into Kibana (`setup --kibana`).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
-import os
 import sys
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
-
-from enricher.errors import EnricherError
 
 ROOT = Path(__file__).resolve().parents[2]
 KIBANA_DIR = ROOT / "pipelines" / "kibana"
@@ -91,96 +84,6 @@ def bundle_text(directory: Path = KIBANA_DIR) -> str:
         json.dumps(o, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for o in bundle_objects(directory)
     ]
     return "\n".join(lines) + "\n"
-
-
-def multipart_body(path: Path, boundary: str | None = None) -> tuple[bytes, str]:
-    """A multipart/form-data body with the file in the field `file` (what the import API reads); returns (body, content type)."""
-    boundary = boundary or f"esa-enricher-{uuid.uuid4().hex}"
-    head = (
-        f"--{boundary}\r\n"
-        f'Content-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
-        "Content-Type: application/ndjson\r\n\r\n"
-    ).encode()
-    body = head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def import_request(
-    url: str,
-    path: Path = BUNDLE,
-    username: str | None = None,
-    password: str | None = None,
-    api_key: str | None = None,
-    space: str | None = None,
-    overwrite: bool = True,
-) -> urllib.request.Request:
-    """The `POST <url>[/s/<space>]/api/saved_objects/_import?overwrite=true` request (not sent)."""
-    base = url.rstrip("/") + (f"/s/{space}" if space else "")
-    query = "?overwrite=true" if overwrite else ""
-    body, content_type = multipart_body(path)
-    headers = {"kbn-xsrf": "true", "Content-Type": content_type, "Accept": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"ApiKey {api_key}"
-    elif username is not None:
-        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    return urllib.request.Request(f"{base}/api/saved_objects/_import{query}", data=body, headers=headers, method="POST")
-
-
-class KibanaImportError(EnricherError):
-    """Kibana refused the import (HTTP error, or `success: false` with per-object errors)."""
-
-
-def import_bundle(
-    url: str,
-    path: Path = BUNDLE,
-    username: str | None = None,
-    password: str | None = None,
-    api_key: str | None = None,
-    space: str | None = None,
-    timeout: float = 60,
-) -> dict[str, Any]:
-    """Import the bundle into Kibana (overwrite=true) and return Kibana's answer; raises KibanaImportError."""
-    req = import_request(url, path, username, password, api_key, space)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - the URL is the operator's Kibana
-            answer = json.loads(resp.read().decode("utf-8") or "{}")
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace")[:2000]
-        raise KibanaImportError(f"Kibana answered HTTP {exc.code} to {req.full_url}: {detail}") from None
-    except urllib.error.URLError as exc:
-        raise KibanaImportError(f"cannot reach Kibana at {url}: {exc.reason}") from None
-    if not answer.get("success", False):
-        raise KibanaImportError(f"Kibana import failed: {json.dumps(answer.get('errors', answer))[:2000]}")
-    return answer
-
-
-def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `setup` options of the Kibana import (`--kibana URL` and its credentials)."""
-    g = parser.add_argument_group("Kibana")
-    g.add_argument(
-        "--kibana", metavar="URL", help="import the saved objects (data view, searches, dashboard) into this Kibana"
-    )
-    g.add_argument("--kibana-space", help="Kibana space (default: the default space)")
-    g.add_argument(
-        "--kibana-user", default=os.environ.get("ESA_KIBANA_USERNAME"), help="basic auth user (env ESA_KIBANA_USERNAME)"
-    )
-    g.add_argument("--kibana-bundle", type=Path, default=BUNDLE, help="NDJSON to import (default: the bundled one)")
-
-
-def setup_from_args(a: argparse.Namespace) -> dict[str, Any] | None:
-    """Run the import when `--kibana` was given: the report for `setup` (password/API key only from the environment)."""
-    if not getattr(a, "kibana", None):
-        return None
-    answer = import_bundle(
-        a.kibana,
-        a.kibana_bundle,
-        username=a.kibana_user,
-        password=os.environ.get("ESA_KIBANA_PASSWORD"),
-        api_key=os.environ.get("ESA_KIBANA_API_KEY"),
-        space=a.kibana_space,
-    )
-    return {"imported": answer.get("successCount", 0), "url": a.kibana, "space": a.kibana_space or "default"}
 
 
 def main(argv: list[str] | None = None) -> int:

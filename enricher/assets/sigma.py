@@ -10,15 +10,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from enricher.assets.sigma_es import timespan_seconds
+
 ROOT = Path(__file__).resolve().parents[2]
 SIGMA_DIR = ROOT / "pipelines" / "sigma"
 RULES_DIR = SIGMA_DIR / "rules"
+# Detection (base) rules apart from the correlation rules, so that sigma-cli can convert them alone for a backend
+# without correlations (Lucene raises on the whole collection, even with --skip-unsupported).
+DETECTIONS_DIR = RULES_DIR / "detections"
 OUT_DIR = SIGMA_DIR / "out"
 PIPELINE = SIGMA_DIR / "pipeline.yml"
 SPLUNK_PIPELINE = SIGMA_DIR / "pipeline-splunk.yml"
@@ -28,6 +34,30 @@ SCHEDULE_MINUTES = 5
 # by @timestamp (when the session started): a session written after its lookback window (it stayed open, the
 # enricher was down, or Elasticsearch pushed back) is still seen. Documents without it fall back to @timestamp.
 TIMESTAMP_OVERRIDE = {"timestamp_override": "event.ingested", "timestamp_override_fallback_disabled": False}
+
+
+def write_delay_seconds() -> int:
+    """How long after its session ended a document may get its `event.ingested`, with the default configuration.
+
+    The service sends queued documents at least every `elasticsearch.flush_interval_seconds`, and a checkpoint
+    (every `service.checkpoint_interval_seconds`) settles the request in flight before it commits: a document
+    can wait for both. Two sessions that ended `timespan` apart can thus be stamped up to `timespan` plus this apart.
+    """
+    from enricher.config import Config
+
+    cfg = Config()
+    return math.ceil(cfg.elasticsearch.flush_interval_seconds + cfg.service.checkpoint_interval_seconds)
+
+
+def lookback(window_seconds: int = 0) -> dict[str, Any]:
+    """`from` and `meta.from` of a rule run every SCHEDULE_MINUTES over a window of `window_seconds` (0: a query rule).
+
+    Each run reads `event.ingested` in [now - from, now]: one interval (nothing falls between two runs), the write
+    delay (documents stamped just before a run but not yet searchable, and the spread of a correlation's events),
+    and the correlation's own timespan. `meta.from` is what Kibana shows as the additional look-back.
+    """
+    extra = window_seconds + write_delay_seconds()
+    return {"from": f"now-{SCHEDULE_MINUTES * 60 + extra}s", "meta": {"from": f"{extra}s"}}
 
 
 def load_rules(rules_dir: Path = RULES_DIR) -> Any:
@@ -64,16 +94,14 @@ def _split(collection: Any) -> tuple[list[Any], list[Any]]:
     return base, corr
 
 
-def base_rules(rules_dir: Path = RULES_DIR) -> list[Any]:
+def base_rules(detections_dir: Path = DETECTIONS_DIR) -> list[Any]:
     """The detection (non-correlation) rules, each alone, so a backend outputs them even when a correlation uses them."""
     import yaml
     from sigma.rule import SigmaRule
 
     out = []
-    for path in sorted(rules_dir.glob("*.yml")):
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            if doc and "correlation" not in doc:
-                out.append(SigmaRule.from_dict(doc))
+    for path in sorted(detections_dir.glob("*.yml")):
+        out.extend(SigmaRule.from_dict(d) for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d)
     return out
 
 
@@ -123,7 +151,7 @@ def siem_rules() -> list[dict[str, Any]]:
     for rule in rules:  # Elastic Security has no "informational" severity: such rules become building blocks
         if rule["severity"] == "informational":
             rule.update(severity="low", risk_score=21, building_block_type="default")
-        rule.update(TIMESTAMP_OVERRIDE)
+        rule.update(TIMESTAMP_OVERRIDE, **lookback())
     return rules
 
 
@@ -176,7 +204,8 @@ def threshold_rules(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "index": [INDEX],
                 "query": " OR ".join(f"({q})" for q in s["queries"].values()),
                 "threshold": threshold,
-                "from": f"now-{s['timespan']}",
+                **lookback(timespan_seconds(s["timespan"])),
+                "to": "now",
                 "interval": f"{SCHEDULE_MINUTES}m",
                 "severity": s["level"] or "low",
                 "risk_score": {"low": 21, "medium": 47, "high": 73, "critical": 99}.get(s["level"] or "low", 21),
@@ -188,31 +217,91 @@ def threshold_rules(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _esql_backend() -> Any:
+    """pySigma's ESQLBackend whose correlations count over the rule's whole look-back instead of @timestamp buckets.
+
+    The native output buckets by `date_trunc(<timespan>, @timestamp)`: @timestamp is when a session started, so the
+    sessions of one burst (a surge of timeouts, each 5 minutes to hours long) fall into different buckets and the
+    rule never fires. An Elastic Security rule already limits its search to `event.ingested` in its look-back,
+    which is the window (as in a threshold rule); only the templates of the aggregation step change.
+    """
+    from sigma.backends.elasticsearch import ESQLBackend
+
+    class LookbackESQLBackend(ESQLBackend):  # type: ignore[misc] - pySigma is untyped
+        event_count_aggregation_expression = {"stats": "| stats event_count=count(){fields}{groupby}"}
+        value_count_aggregation_expression = {"stats": "| stats value_count=count_distinct({field}){fields}{groupby}"}
+        temporal_aggregation_expression = {
+            "stats": "| stats event_type_count=count_distinct(event_type){fields}{groupby}"
+        }
+        groupby_expression_nofield = {"stats": ""}
+        groupby_expression = {"stats": " by {fields}"}
+        groupby_field_expression = {"stats": "{field}"}
+        groupby_field_expression_joiner = {"stats": ", "}
+
+    return LookbackESQLBackend(pipeline(), index_names=[INDEX], schedule_interval=SCHEDULE_MINUTES)
+
+
+def esql_rules(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Elastic Security ES|QL rules of every correlation rule, the temporal one too (pySigma `siem_rule_ndjson`)."""
+    by_id = {s["id"]: s for s in specs}
+    with _offline_attack_catalogue():
+        converted = _esql_backend().convert(load_rules(), "siem_rule_ndjson")
+    out = []
+    for rule in converted:
+        if not isinstance(rule, dict):  # a base rule (`generate: true`), left unfinalized: see _correlations_only
+            continue
+        spec = by_id[rule["rule_id"]]
+        window = lookback(timespan_seconds(spec["timespan"]))
+        suppress = SCHEDULE_MINUTES * 60 + timespan_seconds(spec["timespan"]) + write_delay_seconds()
+        rule.update(TIMESTAMP_OVERRIDE, **window, tags=["esa-enricher", "sigma"])
+        # A burst stays in the look-back of several runs, and ES|QL rules do not deduplicate aggregated rows:
+        # one alert per group for as long as one look-back lasts.
+        rule["alert_suppression"] = {
+            "group_by": spec["group_by"],
+            "duration": {"value": suppress, "unit": "s"},
+            "missing_fields_strategy": "suppress",
+        }
+        out.append(rule)
+    return out
+
+
 def splunk_queries() -> list[tuple[str, str]]:
     """(rule name, SPL) for every base and correlation rule (pySigma SplunkBackend, native)."""
     from sigma.backends.splunk import SplunkBackend
     from sigma.collection import SigmaCollection
 
     out = [(r.name, SplunkBackend(pipeline(splunk=True)).convert(SigmaCollection([r]))[0]) for r in base_rules()]
-    collection = load_rules()
-    _, corr = _split(collection)
-    converted = SplunkBackend(pipeline(splunk=True)).convert(collection)  # referenced base rules are not output
-    return out + list(zip([r.name for r in corr], converted, strict=True))
+    return out + _correlations_only(SplunkBackend(pipeline(splunk=True)))
 
 
 def esql_queries() -> list[tuple[str, str]]:
     """(rule name, ES|QL) for every correlation rule (pySigma ESQLBackend, native; not run on the lab node)."""
     from sigma.backends.elasticsearch import ESQLBackend
 
+    return _correlations_only(ESQLBackend(pipeline()))
+
+
+def _correlations_only(backend: Any) -> list[tuple[str, str]]:
+    """(rule name, query) of the correlation rules converted by `backend` from the whole collection.
+
+    The correlations carry `generate: true`, so the backend also emits their base rules, one output per rule in
+    collection order; pySigma 1.5 leaves those unfinalized (a bare ES|QL `where` condition): they are dropped.
+    """
+    from sigma.correlations import SigmaCorrelationRule
+
     collection = load_rules()
-    _, corr = _split(collection)
-    converted = ESQLBackend(pipeline()).convert(collection)
-    return list(zip([r.name for r in corr], converted, strict=True))
+    converted = backend.convert(collection)
+    pairs = zip(collection.rules, converted, strict=True)
+    return [(r.name, q) for r, q in pairs if isinstance(r, SigmaCorrelationRule)]
 
 
 def _text(pairs: list[tuple[str, str]] | dict[str, str], comment: str, end: str = "") -> str:
     items = pairs.items() if isinstance(pairs, dict) else pairs
     return "".join(f"{comment} {name}{end}\n{query}\n\n" for name, query in items)
+
+
+def _ndjson(rules: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rules)
 
 
 def render() -> dict[str, str]:
@@ -222,7 +311,8 @@ def render() -> dict[str, str]:
     return {
         "elasticsearch-lucene.txt": _text(lucene_queries(), "#"),
         "elasticsearch-correlations.json": json.dumps(specs, indent=2, sort_keys=True) + "\n",
-        "elastic-security-rules.ndjson": "".join(json.dumps(r, sort_keys=True) + "\n" for r in ndjson),
+        "elastic-security-rules.ndjson": _ndjson(ndjson),
+        "elastic-security-esql-rules.ndjson": _ndjson(esql_rules(specs)),
         "elasticsearch-esql.txt": _text(esql_queries(), "//"),
         "splunk.spl": _text(splunk_queries(), "```", " ```"),
     }

@@ -26,6 +26,7 @@ _OPS = {
     "neq": operator.ne,
 }
 _TIMESPAN = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def fixed_interval(timespan: str) -> str:
@@ -35,12 +36,19 @@ def fixed_interval(timespan: str) -> str:
     return timespan
 
 
+def timespan_seconds(timespan: str) -> int:
+    """A Sigma timespan (`10m`, `1h`) in seconds (months and years are refused)."""
+    m = _TIMESPAN.match(fixed_interval(timespan))
+    assert m is not None  # fixed_interval checked it
+    return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+
+
 def _query_string(query: str) -> dict[str, Any]:
     # Exactly how pySigma's Lucene backend embeds its queries in query DSL (its `dsl_lucene` output format).
     return {"query_string": {"query": query, "analyze_wildcard": True}}
 
 
-def _window_agg(spec: dict[str, Any]) -> dict[str, Any]:
+def _window_agg(spec: dict[str, Any], time_field: str, windows: bool) -> dict[str, Any]:
     cond = spec["condition"]
     min_count = 1
     if spec["type"] == "event_count" and "gte" in cond:
@@ -49,11 +57,13 @@ def _window_agg(spec: dict[str, Any]) -> dict[str, Any]:
         min_count = int(cond["gt"]) + 1
     window: dict[str, Any] = {
         "date_histogram": {
-            "field": "@timestamp",
+            "field": time_field,
             "fixed_interval": fixed_interval(spec["timespan"]),
             "min_doc_count": min_count,
         }
     }
+    if not windows:  # one window: the whole time range (a scheduled rule's look-back)
+        window = {"filters": {"filters": {"range": {"match_all": {}}}}}
     if spec["type"] == "value_count":
         window["aggs"] = {"value_count": {"cardinality": {"field": cond["field"], "precision_threshold": 40_000}}}
     elif spec["type"] == "temporal":
@@ -62,15 +72,21 @@ def _window_agg(spec: dict[str, Any]) -> dict[str, Any]:
     return window
 
 
-def correlation_search(spec: dict[str, Any], time_range: dict[str, str] | None = None) -> dict[str, Any]:
-    """The search body (size 0) of one correlation spec; `time_range` like {"gte": "now-2h"} limits @timestamp."""
+def correlation_search(
+    spec: dict[str, Any], time_range: dict[str, str] | None = None, time_field: str = "@timestamp", windows: bool = True
+) -> dict[str, Any]:
+    """The search body (size 0) of one correlation spec; `time_range` like {"gte": "now-2h"} limits `time_field`.
+
+    `windows=False` counts over the whole time range instead of fixed windows of the timespan: what an Elastic
+    Security rule does over its look-back (`time_field="event.ingested"`, `time_range` = [now - from, now]).
+    """
     queries = [_query_string(q) for q in spec["queries"].values()]
     filters: list[dict[str, Any]] = [
         queries[0] if len(queries) == 1 else {"bool": {"should": queries, "minimum_should_match": 1}}
     ]
     if time_range:
-        filters.append({"range": {"@timestamp": time_range}})
-    aggs: dict[str, Any] = {"window": _window_agg(spec)}
+        filters.append({"range": {time_field: time_range}})
+    aggs: dict[str, Any] = {"window": _window_agg(spec, time_field, windows)}
     for level, field in reversed(list(enumerate(spec["group_by"]))):
         aggs = {f"group_{level}": {"terms": {"field": field, "size": TERMS_SIZE}, "aggs": aggs}}
     return {"size": 0, "track_total_hits": False, "query": {"bool": {"filter": filters}}, "aggs": aggs}
@@ -95,7 +111,10 @@ def evaluate(spec: dict[str, Any], response: dict[str, Any]) -> list[dict[str, A
 
     def walk(aggs: dict[str, Any], level: int, group: dict[str, Any]) -> None:
         if level == len(spec["group_by"]):
-            for bucket in aggs["window"]["buckets"]:
+            buckets = aggs["window"]["buckets"]
+            if isinstance(buckets, dict):  # windows=False: one keyed bucket, the time range
+                buckets = [{"key_as_string": None, **b} for b in buckets.values()]
+            for bucket in buckets:
                 value = _value(spec, bucket)
                 if _matches(spec, value):
                     alerts.append({"group": dict(group), "window_start": bucket["key_as_string"], "value": value})
@@ -109,9 +128,14 @@ def evaluate(spec: dict[str, Any], response: dict[str, Any]) -> list[dict[str, A
 
 
 def run(
-    client: Any, index: str, spec: dict[str, Any], time_range: dict[str, str] | None = None
+    client: Any,
+    index: str,
+    spec: dict[str, Any],
+    time_range: dict[str, str] | None = None,
+    time_field: str = "@timestamp",
+    windows: bool = True,
 ) -> list[dict[str, Any]]:
     """Run one correlation spec on `index` through an `elasticsearch` client and return its alerts."""
-    body = correlation_search(spec, time_range)
+    body = correlation_search(spec, time_range, time_field, windows)
     response = client.search(index=index, **body)
     return evaluate(spec, response.body if hasattr(response, "body") else response)

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from enricher.errors import EnricherError
 from enricher.telemetry import Metrics
 
 DeadLetter = Callable[[dict[str, Any], dict[str, Any], list[Any]], None]
@@ -46,6 +47,29 @@ _BULK_FILTER = "items.*.status,items.*.error"
 _INGESTED_SLOT = "0000-00-00T00:00:00.000Z"
 _SLOT_BYTES = orjson.dumps({"ingested": _INGESTED_SLOT})[1:-1]  # b'"ingested":"0000-…Z"'
 _SLOT_SKIP = len(b'"ingested":"')
+
+
+class ElasticsearchAccessError(EnricherError):
+    """Elasticsearch cannot be used as configured: its certificate is not trusted, or it refused the credentials."""
+
+
+def access_error(exc: BaseException) -> ElasticsearchAccessError | None:
+    """A clear error for a TLS or credentials failure (None for anything else: that may pass, and is retried)."""
+    from elastic_transport import TlsError
+
+    if isinstance(exc, TlsError):
+        return ElasticsearchAccessError(
+            f"Elasticsearch's TLS certificate is not accepted: {exc.message} (check elasticsearch.ca_certs, "
+            "elasticsearch.ssl_assert_fingerprint or elasticsearch.verify_certs)"
+        )
+    status = getattr(getattr(exc, "meta", None), "status", None)
+    if status in (401, 403):
+        what = "refused the credentials" if status == 401 else "does not allow this for these credentials"
+        reason = getattr(exc, "message", "") or type(exc).__name__
+        return ElasticsearchAccessError(
+            f"Elasticsearch {what} (HTTP {status} {reason}; check elasticsearch.api_key or username/password)"
+        )
+    return None
 
 
 class FlushDeadline(Exception):
@@ -337,6 +361,8 @@ class ElasticsearchSink:
     def _settle(self, items: list[_Item], resp: Any, exc: Exception | None) -> tuple[list[_Item], str]:
         """The outcome of one bulk request: dead letters sent, the items to retry returned, with why."""
         if exc is not None:
+            if (denied := access_error(exc)) is not None:
+                raise denied from None  # configuration, not an outage: retrying cannot fix it
             status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
             if isinstance(status, int) and status not in _RETRY_STATUS and 400 <= status < 500:
                 raise exc  # a request-level client error is a bug or a config problem: do not spin on it

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from kafka.errors import CommitFailedError
 from kafka.structs import TopicPartition
 
+from enricher.errors import EnricherError
 from enricher.sources.kafka import sasl_credentials
 
 if TYPE_CHECKING:
@@ -66,6 +67,45 @@ def confluent_options(k: KafkaSettings) -> dict[str, Any]:
         mechanism, username, password = sasl_credentials(k)
         opts.update({"sasl.mechanism": mechanism, "sasl.username": username, "sasl.password": password})
     return opts
+
+
+class KafkaAccessError(EnricherError):
+    """The brokers refuse the configured TLS or SASL settings (or cannot be reached at all)."""
+
+
+def check_access(k: KafkaSettings, timeout: float = 30.0) -> None:
+    """Fail fast with librdkafka's own reason when TLS or SASL is refused; a no-op on PLAINTEXT.
+
+    kafka-python reports a refused SCRAM password or an untrusted certificate only as "Unable to bootstrap" after
+    its timeout; librdkafka names the cause (SASL authentication error, SSL handshake failed). The commands that
+    talk to Kafka (setup, produce, run, listen) call this once before making their clients.
+    """
+    if k.security_protocol == "PLAINTEXT":
+        return
+    import time
+
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    refused: list[str] = []
+
+    def on_error(err: Any) -> None:
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+            refused.append(err.str())
+
+    admin = AdminClient({**confluent_options(k), "error_cb": on_error, "logger": log})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=1.0)
+            return
+        except KafkaException:
+            admin.poll(0)  # serves error_cb
+        if refused:
+            what = "SASL credentials" if "SASL" in refused[0] else "TLS settings (certificate not accepted)"
+            raise KafkaAccessError(f"Kafka at {k.bootstrap_servers} refused the {what}: {refused[0]}")
+        if time.monotonic() >= deadline:
+            raise KafkaAccessError(f"Kafka at {k.bootstrap_servers} did not answer over {k.security_protocol} within {timeout:.0f} s")
 
 
 class Record:

@@ -464,6 +464,9 @@ def cmd_listen(a: argparse.Namespace) -> int:
     try:
         from kafka.errors import KafkaError
 
+        from enricher.sources.kafka_confluent import check_access
+
+        check_access(cfg.kafka)
         try:
             producer = make_producer(cfg.kafka, compression_type="lz4" if _has_lz4() else "gzip", max_block_ms=5000)
         except KafkaError as exc:

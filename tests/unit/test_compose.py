@@ -3,15 +3,20 @@
 - `docker compose config` validates the file when a Compose CLI is installed (it needs no daemon for that);
 - always: the structure (pinned images, a healthcheck or a one-shot for every service, depends_on conditions
   that can be met), every `esa-enricher` command and flag the services run parses with the real CLI, and every
-  ESA_* variable they set is one the configuration understands, with a value it accepts.
+  ESA_* variable they set is one the configuration understands, with a value it accepts;
+- the lab's security: Elasticsearch with security and HTTPS on, Kibana as `kibana_system` with its encryption keys,
+  the detection rules imported, and no secret written in the file (services/compose/lab-init.sh generates them;
+  tests/unit/test_lab_init.py runs it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +26,7 @@ from tests.conftest import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+LAB_INIT = "/lab/lab-init.sh"
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +56,25 @@ def test_docker_compose_config_validates() -> None:
     cli = _compose_cli()
     if cli is None:
         pytest.skip("no Compose CLI (`docker compose` / `docker-compose`) here; the structure tests below still run")
-    p = subprocess.run([*cli, "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    p = subprocess.run(
+        [*cli, "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert p.returncode == 0, p.stderr
+
+
+def test_the_file_follows_the_compose_specification() -> None:
+    # compose-spec's models of the Compose specification (the same checks as `docker compose config`: known keys,
+    # types, depends_on conditions), without a CLI. Its parser does not resolve YAML merge keys (`<<`), which
+    # Compose does: PyYAML resolves them first, and the `x-` extension blocks (only anchors) are left out.
+    from compose_spec import PyCompose
+
+    data = {k: v for k, v in yaml.safe_load(COMPOSE.read_text()).items() if not k.startswith("x-")}
+    spec = PyCompose.from_json(json.dumps(data)).to_spec()
+    assert set(spec.services) == set(data["services"])
+    bad = json.loads(json.dumps(data))
+    bad["services"]["kibana"]["healthcheck"]["retries"] = "many"
+    with pytest.raises(ValueError, match="expected u64"):  # the validation is real
+        PyCompose.from_json(json.dumps(bad)).to_spec()
 
 
 def _is_one_shot(svc: dict[str, Any]) -> bool:
@@ -75,11 +98,13 @@ def test_the_lab_has_every_part(compose: dict[str, Any]) -> None:
     assert images["kafka"].startswith("apache/kafka:")
     assert images["elasticsearch"].startswith("docker.elastic.co/elasticsearch/elasticsearch:9.")
     assert images["kibana"].startswith("docker.elastic.co/kibana/kibana:")
-    assert images["kibana"].rpartition(":")[2] == images["elasticsearch"].rpartition(":")[2], "Kibana and ES versions differ"
+    assert images["kibana"].rpartition(":")[2] == images["elasticsearch"].rpartition(":")[2], (
+        "Kibana and ES versions differ"
+    )
     env = svcs["kafka"]["environment"]
     assert "controller" in env["KAFKA_PROCESS_ROLES"], "Kafka runs in KRaft mode"
     es_env = svcs["elasticsearch"]["environment"]
-    assert es_env["discovery.type"] == "single-node" and str(es_env["xpack.security.enabled"]) == "false"
+    assert es_env["discovery.type"] == "single-node" and str(es_env["xpack.security.enabled"]) == "true"
     commands = {n: _argv(s)[1] for n, s in svcs.items() if _argv(s)[0]}
     assert commands["setup"][0] == "setup" and "--kibana" in commands["setup"]
     assert commands["collector"][0] == "listen"
@@ -107,7 +132,9 @@ def test_every_service_has_a_healthcheck_or_is_one_shot(compose: dict[str, Any])
             elif cond == "service_completed_successfully":
                 assert _is_one_shot(svcs[dep]), f"{name} waits for {dep} to complete, but {dep} restarts"
             else:
-                pytest.fail(f"{name} → {dep}: condition {cond!r} (use service_healthy or service_completed_successfully)")
+                pytest.fail(
+                    f"{name} → {dep}: condition {cond!r} (use service_healthy or service_completed_successfully)"
+                )
 
 
 def _argv(svc: dict[str, Any]) -> tuple[str | None, list[str]]:
@@ -119,6 +146,8 @@ def _argv(svc: dict[str, Any]) -> tuple[str | None, list[str]]:
     assert isinstance(command, list), "write commands as lists (no shell parsing in between)"
     entry = entry if isinstance(entry, list) else entry.split()
     if entry == ["esa-enricher"]:
+        return "esa-enricher", [str(c) for c in command]
+    if entry == [LAB_INIT, "enricher"]:  # lab-init.sh exports the Kibana password, then execs esa-enricher
         return "esa-enricher", [str(c) for c in command]
     if entry == ["python", "-m", "enricher.sources.syslog"]:
         return "syslog", [str(c) for c in command]
@@ -164,21 +193,38 @@ def test_every_enricher_command_and_flag_exists(compose: dict[str, Any], capsys:
     capsys.readouterr()
 
 
-def test_every_esa_variable_is_understood_by_the_config(compose: dict[str, Any]) -> None:
+def _read_by_the_code() -> set[str]:
+    """ESA_* names the package reads itself (outside the configuration), e.g. ESA_KIBANA_PASSWORD."""
+    return {m for f in (ROOT / "enricher").rglob("*.py") for m in re.findall(r'"(ESA_[A-Z0-9_]+)"', f.read_text())}
+
+
+def test_every_esa_variable_is_understood_by_the_config(compose: dict[str, Any], tmp_path: Path) -> None:
     from enricher.config import ENV_ALIASES, Config, env_overrides, load
 
     fields = _config_keys(Config)
     for name, svc in _services(compose).items():
+        if _argv(svc)[0] is None:  # not the enricher image (lab-init.sh reads its own ESA_LAB_* variables)
+            continue
         env = svc.get("environment") or {}
         if isinstance(env, list):
             env = dict(item.split("=", 1) for item in env)
         esa = {k: str(v) for k, v in env.items() if k.startswith("ESA_")}
-        for key in esa:
+        for key in list(esa):
             if key in ENV_ALIASES:
                 continue
-            assert key.startswith("ESA__"), f"{name}: {key} is neither an alias ({', '.join(ENV_ALIASES)}) nor ESA__SECTION__KEY"
+            if not key.startswith("ESA__"):
+                assert key in _read_by_the_code(), f"{name}: {key} is neither a configuration key nor read by the code"
+                del esa[key]
+                continue
             dotted = ".".join(p.lower() for p in key[5:].split("__") if p)
             assert dotted in fields, f"{name}: {key} → {dotted} is not a configuration key"
+            if dotted.endswith("_file") or dotted.endswith(
+                "ca_certs"
+            ):  # a file of the container: in a volume it mounts
+                mounts = [str(v).split(":")[1] for v in svc.get("volumes", [])]
+                assert any(esa[key].startswith(m + "/") for m in mounts), f"{name}: {esa[key]} is in no volume"
+                (tmp_path / "f").write_text("x")
+                esa[key] = str(tmp_path / "f")
         if esa:
             load(None, env_overrides(esa))  # values the configuration accepts (raises ConfigError otherwise)
 
@@ -210,3 +256,87 @@ def test_dockerfile_builds_the_package_from_the_repository() -> None:
             assert (ROOT / src).exists(), f"COPY {src}: no such file in the repository"
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".services" in ignored  # never send the local services' data as build context
+
+
+# -- the lab's security ---------------------------------------------------------------------------------------
+
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|ENCRYPTIONKEY", re.I)
+
+
+def test_no_secret_is_written_in_the_file(compose: dict[str, Any]) -> None:
+    for name, svc in _services(compose).items():
+        for key, value in (svc.get("environment") or {}).items():
+            if (
+                not _SECRET_NAME.search(key)
+                or key.endswith("_FILE")
+                or key.upper() == key
+                and key.endswith("_USERNAME")
+            ):
+                continue
+            # A secret comes from the operator's environment (`${VAR:-}`), never a literal.
+            assert re.fullmatch(r"\$\{[A-Z0-9_]+(:-)?\}", str(value)), f"{name}: {key} holds a literal"
+    text = COMPOSE.read_text()
+    assert not re.search(r"(?i)(password|encryptionkey)\s*[:=]\s*['\"]?\w{6,}", text.replace("_FILE", ""))
+
+
+def test_elasticsearch_runs_with_security_and_https(compose: dict[str, Any]) -> None:
+    svcs = _services(compose)
+    env = svcs["elasticsearch"]["environment"]
+    assert str(env["xpack.security.http.ssl.enabled"]) == "true" and "ELASTIC_PASSWORD" not in env
+    conf = "/usr/share/elasticsearch/config/"
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in svcs["elasticsearch"]["volumes"]}
+    assert mounts[conf + "lab"] == "lab-secrets"  # TLS files must be under the config directory
+    assert env["ELASTIC_PASSWORD_FILE"].startswith(conf + "lab/")
+    for key in ("certificate", "key", "certificate_authorities"):
+        assert env[f"xpack.security.http.ssl.{key}"].startswith("lab/")
+    health = " ".join(svcs["elasticsearch"]["healthcheck"]["test"])
+    assert "https://localhost:9200" in health and "--cacert" in health and "-u " in health
+    assert svcs["elasticsearch"]["depends_on"]["lab-init"]["condition"] == "service_completed_successfully"
+    assert svcs["lab-init"]["command"] == ["secrets", "certs"]
+
+
+def test_kibana_connects_as_kibana_system_with_encryption_keys(compose: dict[str, Any]) -> None:
+    svcs = _services(compose)
+    kib = svcs["kibana"]
+    assert kib["command"] == [LAB_INIT, "kibana"]  # exports ELASTICSEARCH_PASSWORD and the XPACK_*_ENCRYPTIONKEY
+    env = kib["environment"]
+    assert env["ELASTICSEARCH_USERNAME"] == "kibana_system"
+    assert yaml.safe_load(env["ELASTICSEARCH_HOSTS"]) == ["https://elasticsearch:9200"]
+    assert env["ELASTICSEARCH_SSL_CERTIFICATEAUTHORITIES"].startswith(env["LAB_DIR"] + "/")
+    assert kib["depends_on"]["lab-users"]["condition"] == "service_completed_successfully"
+    assert svcs["lab-users"]["command"] == ["users"]
+    script = (ROOT / "services" / "compose" / "lab-init.sh").read_text()
+    for setting in ("XPACK_ENCRYPTEDSAVEDOBJECTS_ENCRYPTIONKEY", "ELASTICSEARCH_PASSWORD"):
+        assert f"export {setting}" in script or re.search(rf"export .*\b{setting}\b", script), setting
+
+
+def test_bind_mounts_exist_and_the_rules_are_imported(compose: dict[str, Any]) -> None:
+    svcs = _services(compose)
+    for name, svc in svcs.items():
+        for v in svc.get("volumes", []):
+            src = str(v).split(":")[0]
+            if src.startswith("./"):
+                assert (ROOT / src).exists(), f"{name}: {src} does not exist"
+            else:
+                assert src in compose["volumes"], f"{name}: volume {src} is not declared"
+    det = svcs["lab-detections"]
+    assert det["command"] == ["detections"]
+    mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in det["volumes"]}
+    assert mounts["/lab/rules"] == "./pipelines/sigma/out"  # lab-init.sh reads the rules NDJSON files there
+    assert det["environment"]["ESA_LAB_DETECTIONS"] == "${ESA_LAB_DETECTIONS:-threshold}"
+    assert det["depends_on"]["setup"]["condition"] == "service_completed_successfully"  # the alias exists first
+    # The services that write to Elasticsearch use HTTPS with the lab's CA.
+    for name in ("setup", "enricher"):
+        env = svcs[name]["environment"]
+        assert env["ESA_ES_URL"].startswith("https://") and env["ESA__ELASTICSEARCH__CA_CERTS"]
+
+
+def test_the_burst_sample_of_the_lab_docs_is_a_burst() -> None:
+    from enricher.cli import build_pipeline
+    from enricher.config import load
+
+    lines = (ROOT / "samples" / "lab-connection-lost-burst.log").read_text().splitlines()
+    pipeline = build_pipeline(load(None, {"time.default_timezone": "UTC"}))
+    docs = [*pipeline.process_lines(lines, "esa1.corp.example"), *pipeline.flush()]
+    lost = [d for d in docs if str(d.get("abort_reason", "")).startswith("connection_lost")]
+    assert len(lost) == len(docs) >= 6 and len({d["source"]["ip"] for d in lost}) == 1

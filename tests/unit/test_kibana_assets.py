@@ -1,23 +1,15 @@
 """The Kibana saved objects bundle: generated from the per-object files, self-contained, on mapped fields.
 
 Kibana itself cannot run here: these tests check the structure Kibana's import relies on (ids, types,
-references and the reference names inside the objects), and the import request against a local fake of the
-endpoint (it checks the request we send, not Kibana). The queries run on a real Elasticsearch in
+references and the reference names inside the objects). The import client is tested in test_kibana_import.py
+against a local fake of the endpoint (it checks the request we send, not Kibana). The queries run on a real Elasticsearch in
 tests/integration/test_kibana_queries.py.
 """
 
 from __future__ import annotations
 
-import argparse
-import base64
-import email.parser
-import email.policy
-import http.server
 import json
 import re
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +29,17 @@ STABLE_IDS = {  # ids are part of the contract: dashboards, links and bookmarks 
     ("lens", "esa-top-source-ips-by-abort-reason"),
     ("lens", "esa-top-sender-domains-by-abort-reason"),
     ("dashboard", "esa-aborts-overview"),
+    ("search", "esa-delivery-problems"),
+    ("search", "esa-delivery-bounces"),
+    ("search", "esa-delivery-expired"),
+    ("search", "esa-delivery-delays"),
+    ("search", "esa-delivery-tls-failures"),
+    ("lens", "esa-delivery-problems-over-time"),
+    ("lens", "esa-bounce-codes-by-reason"),
+    ("lens", "esa-delay-codes-by-destination"),
+    ("lens", "esa-delivery-problems-by-recipient"),
+    ("lens", "esa-outbound-tls-failures"),
+    ("dashboard", "esa-delivery-health"),
 }
 
 
@@ -134,18 +137,28 @@ def test_lens_layers_name_their_references(bundle: list[dict[str, Any]]) -> None
         assert used == {c for layer in layers.values() for c in layer["columns"]}
 
 
+PANELS = {"esa-aborts-overview": 4, "esa-delivery-health": 6}  # panels per dashboard
+
+
 def test_dashboard_panels_name_their_references(bundle: list[dict[str, Any]]) -> None:
-    dash = next(o for o in bundle if o["type"] == "dashboard")
-    panels = json.loads(dash["attributes"]["panelsJSON"])
-    json.loads(dash["attributes"]["optionsJSON"])
-    _source(dash)
-    refs = _names(dash)
-    assert len(refs) == len(panels) == 4
-    for p in panels:
-        assert p["gridData"]["i"] == p["panelIndex"] and p["panelRefName"] == f"panel_{p['panelIndex']}"
-        ref = refs[f"{p['panelIndex']}:{p['panelRefName']}"]
-        assert ref["type"] == p["type"]
-    assert {r["type"] for r in refs.values()} == {"lens", "search"}
+    dashboards = [o for o in bundle if o["type"] == "dashboard"]
+    assert {d["id"] for d in dashboards} == set(PANELS)
+    for dash in dashboards:
+        panels = json.loads(dash["attributes"]["panelsJSON"])
+        json.loads(dash["attributes"]["optionsJSON"])
+        _source(dash)
+        refs = _names(dash)
+        assert len(refs) == len(panels) == PANELS[dash["id"]]
+        for p in panels:
+            assert p["gridData"]["i"] == p["panelIndex"] and p["panelRefName"] == f"panel_{p['panelIndex']}"
+            ref = refs[f"{p['panelIndex']}:{p['panelRefName']}"]
+            assert ref["type"] == p["type"]
+        assert {r["type"] for r in refs.values()} == {"lens", "search"}
+
+
+def test_every_lens_is_on_a_dashboard(bundle: list[dict[str, Any]]) -> None:
+    on_dashboards = {r["id"] for o in bundle if o["type"] == "dashboard" for r in o["references"]}
+    assert {o["id"] for o in bundle if o["type"] == "lens"} <= on_dashboards
 
 
 _FIELD = re.compile(r"(?:_exists_:|\b)([A-Za-z_@][\w.@]*)(?=:)")
@@ -169,90 +182,5 @@ def test_every_field_used_is_mapped(bundle: list[dict[str, Any]]) -> None:
             for layer in state["datasourceStates"]["formBased"]["layers"].values():
                 used |= {c["sourceField"] for c in layer["columns"].values() if c["sourceField"] != "___records___"}
     assert {"abort_reason", "source.ip", "observer.hostname", "esa.envelope.null_sender"} <= used
+    assert {"esa.bounces.code", "esa.delays.code", "esa.deliveries.tls.status", "destination.ip"} <= used
     assert used - mapped == set()
-
-
-# -- the import request, against a local fake of Kibana's endpoint ----------------------------------------------
-
-
-class _Fake(http.server.BaseHTTPRequestHandler):
-    answer: tuple[int, dict[str, Any]] = (200, {"success": True, "successCount": 11})
-    seen: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        headers = {k.lower(): v for k, v in self.headers.items()}  # header names are case-insensitive
-        type(self).seen.append({"path": self.path, "headers": headers, "body": body})
-        status, payload = type(self).answer
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def fake_kibana() -> Iterator[type[_Fake]]:
-    _Fake.seen, _Fake.answer = [], (200, {"success": True, "successCount": 11})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Fake)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    _Fake.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
-    yield _Fake
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-def _file_part(req: dict[str, Any]) -> Any:
-    raw = f"Content-Type: {req['headers']['content-type']}\r\n\r\n".encode() + req["body"]
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
-    parts = list(msg.iter_parts())
-    assert len(parts) == 1
-    return parts[0]
-
-
-def test_import_request_shape_against_a_local_fake_endpoint(fake_kibana: Any) -> None:
-    answer = kibana.import_bundle(fake_kibana.url, username="elastic", password="s3cret", space="security")
-    assert answer == {"success": True, "successCount": 11}
-    (req,) = fake_kibana.seen
-    assert req["path"] == "/s/security/api/saved_objects/_import?overwrite=true"
-    assert req["headers"]["kbn-xsrf"] == "true"
-    assert req["headers"]["content-type"].startswith("multipart/form-data; boundary=")
-    assert req["headers"]["authorization"] == "Basic " + base64.b64encode(b"elastic:s3cret").decode()
-    part = _file_part(req)
-    assert part.get_param("name", header="content-disposition") == "file"
-    assert part.get_filename() == "esa-enricher.ndjson"
-    assert part.get_payload(decode=True) == kibana.BUNDLE.read_bytes()
-
-
-def test_import_with_an_api_key_and_the_default_space(fake_kibana: Any) -> None:
-    kibana.import_bundle(fake_kibana.url + "/", api_key="abc==")
-    (req,) = fake_kibana.seen
-    assert req["path"] == "/api/saved_objects/_import?overwrite=true"
-    assert req["headers"]["authorization"] == "ApiKey abc=="
-
-
-def test_import_failures_are_reported(fake_kibana: Any, tmp_path: Path) -> None:
-    fake_kibana.answer = (200, {"success": False, "errors": [{"id": "x", "error": {"type": "missing_references"}}]})
-    with pytest.raises(kibana.KibanaImportError, match="missing_references"):
-        kibana.import_bundle(fake_kibana.url)
-    fake_kibana.answer = (400, {"message": "Unexpected token"})
-    with pytest.raises(kibana.KibanaImportError, match="HTTP 400.*Unexpected token"):
-        kibana.import_bundle(fake_kibana.url)
-    with pytest.raises(kibana.KibanaImportError, match="cannot reach Kibana"):
-        kibana.import_bundle("http://127.0.0.1:9", timeout=5)
-
-
-def test_setup_arguments(fake_kibana: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    parser = argparse.ArgumentParser()
-    kibana.add_setup_arguments(parser)
-    assert kibana.setup_from_args(parser.parse_args([])) is None
-    monkeypatch.setenv("ESA_KIBANA_API_KEY", "k")
-    a = parser.parse_args(["--kibana", fake_kibana.url, "--kibana-space", "soc"])
-    assert kibana.setup_from_args(a) == {"imported": 11, "url": fake_kibana.url, "space": "soc"}
-    assert fake_kibana.seen[0]["headers"]["authorization"] == "ApiKey k"

@@ -7,6 +7,7 @@ converted queries run on a real Elasticsearch in tests/integration/test_sigma_es
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from enricher.assets import sigma, sigma_es
+from enricher.config import Config
 from enricher.sinks.es_assets import mapped_fields
 
 CORRELATIONS = sigma.OUT_DIR / "elasticsearch-correlations.json"
@@ -157,3 +159,93 @@ def test_evaluate_applies_the_condition_per_window() -> None:
 def test_a_timespan_without_fixed_length_is_refused() -> None:
     with pytest.raises(ValueError, match="fixed length"):
         sigma_es.fixed_interval("1M")
+
+
+def _ndjson(name: str) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (sigma.OUT_DIR / name).read_text(encoding="utf-8").splitlines()]
+
+
+# Look-back in seconds: 300 (the interval) + the correlation's timespan + 7 (flush 2 s + checkpoint 5 s by default).
+LOOKBACK = {
+    "esa_connection_lost_burst_single_ip": 907,
+    "esa_connection_lost_burst_many_ips": 907,
+    "esa_sender_quit_probing_accepted": 3907,
+    "esa_sender_quit_probing_rejected": 3907,
+    "esa_inbound_timeout_surge": 1207,
+    "esa_hat_reject_then_accepted": 3907,
+}
+
+
+def test_every_elastic_rule_looks_back_an_interval_its_timespan_and_the_write_delay() -> None:
+    cfg = Config()
+    assert (
+        sigma.write_delay_seconds()
+        >= cfg.elasticsearch.flush_interval_seconds + cfg.service.checkpoint_interval_seconds
+    )
+    names = {s["id"]: s["name"] for s in json.loads(CORRELATIONS.read_text(encoding="utf-8"))}
+    rules = _ndjson("elastic-security-rules.ndjson") + _ndjson("elastic-security-esql-rules.ndjson")
+    assert len(rules) == 16
+    for r in rules:
+        seconds = LOOKBACK[names[r["rule_id"]]] if r["rule_id"] in names else 307
+        assert (r["from"], r["interval"], r["to"]) == (f"now-{seconds}s", "5m", "now"), r["name"]
+        assert r["meta"]["from"] == f"{seconds - 300}s"
+        assert (r["timestamp_override"], r["timestamp_override_fallback_disabled"]) == ("event.ingested", False)
+
+
+def test_esql_rules_cover_every_correlation_over_the_lookback() -> None:
+    specs = {s["id"]: s for s in json.loads(CORRELATIONS.read_text(encoding="utf-8"))}
+    rules = _ndjson("elastic-security-esql-rules.ndjson")
+    assert {r["rule_id"] for r in rules} == set(specs) and len(rules) == 6
+    for r in rules:
+        spec = specs[r["rule_id"]]
+        assert (r["type"], r["language"]) == ("esql", "esql")
+        assert r["query"].startswith("from esa-sessions ")
+        # No date_trunc(@timestamp) bucket: @timestamp is a session's start; the look-back is the window.
+        assert "date_trunc" not in r["query"] and "@timestamp" not in r["query"]
+        stats = next(line for line in r["query"].splitlines() if line.startswith("| stats"))
+        assert stats.endswith(" by " + ", ".join(spec["group_by"])), stats
+        # What the integration test replays as the spec's aggregation: same count, field and condition.
+        cond = spec["condition"] or {"gte": len(spec["queries"])}
+        count = {
+            "event_count": "event_count=count()",
+            "value_count": f"value_count=count_distinct({cond.get('field')})",
+            "temporal": "event_type_count=count_distinct(event_type)",
+        }[spec["type"]]
+        assert stats.startswith(f"| stats {count}"), stats
+        assert r["query"].endswith(f" >= {cond['gte']}"), r["query"]
+        assert r["alert_suppression"]["group_by"] == spec["group_by"]
+        assert r["alert_suppression"]["duration"] == {"value": LOOKBACK[spec["name"]], "unit": "s"}
+    temporal = next(r for r in rules if specs[r["rule_id"]]["type"] == "temporal")
+    assert "count_distinct(event_type)" in temporal["query"] and "where event_type_count >= 2" in temporal["query"]
+
+
+def _documented_commands() -> list[list[str]]:
+    text = (sigma.ROOT / "docs" / "sigma.md").read_text(encoding="utf-8")
+    return [shlex.split(line)[1:] for line in text.splitlines() if line.startswith("sigma convert ")]
+
+
+def _blocks(path: Path, comment: str) -> set[str]:
+    """The queries of a committed text conversion (blocks separated by blank lines, without their name line)."""
+    blocks = path.read_text(encoding="utf-8").strip().split("\n\n")
+    return {"\n".join(x for x in b.splitlines() if not x.startswith(comment)) for b in blocks}
+
+
+def test_the_documented_sigma_cli_commands_print_the_committed_conversions(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+    from sigma.cli.convert import convert  # the command `sigma convert` runs
+
+    monkeypatch.chdir(sigma.ROOT)
+    commands = _documented_commands()
+    by_target = {c[c.index("-t") + 1]: c for c in commands}
+    assert {"lucene", "esql"} <= set(by_target), commands
+    outputs = {}
+    for cmd in commands:
+        assert cmd[0] == "convert"
+        result = CliRunner().invoke(convert, cmd[1:])
+        assert result.exit_code == 0, (cmd, result.output)
+        outputs[cmd[cmd.index("-t") + 1]] = result.stdout
+    lucene = {x for x in outputs["lucene"].splitlines() if x}
+    assert lucene == _blocks(sigma.OUT_DIR / "elasticsearch-lucene.txt", "#")
+    esql = outputs["esql"].strip().split("\n\n")
+    assert _blocks(sigma.OUT_DIR / "elasticsearch-esql.txt", "//") <= set(esql)  # the correlations
+    assert len(esql) == len(sigma.load_rules().rules)  # and, before each, its base rules (generate: true)
