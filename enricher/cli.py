@@ -34,8 +34,9 @@ def build_pipeline(cfg: Config) -> Pipeline:
         zones={h: parse_zone(z, f"time.timezones.{h}") for h, z in t.timezones.items()},
         reference_time=parse_iso(t.reference_time) if t.reference_time else None,
     )
-    parser = Parser(times, default_appliance=cfg.appliance)
-    stitcher = Stitcher(cfg.stitch_config())
+    stitch = cfg.stitch_config()
+    parser = Parser(times, default_appliance=cfg.appliance, lateness=stitch.grace_seconds)
+    stitcher = Stitcher(stitch)
     docs = DocumentConfig(keep_raw=cfg.sessions.keep_raw, classify=cfg.classify_config())
     return Pipeline(parser, stitcher, docs)
 

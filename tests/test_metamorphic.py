@@ -38,15 +38,17 @@ from hypothesis import strategies as st
 from tests.metamorphic import (
     Input,
     assert_same,
+    copied_order,
     corpus_input,
+    delayed_order,
     delays,
     duplications,
     golden_input,
     interleavings,
+    joins_another_record,
     lateness,
     reclocks_the_very_late,
     records_of,
-    regroups_headerless,
     replay,
     replay_config,
     replay_files,
@@ -93,7 +95,16 @@ DUPLICATE_BUGS = (
     "delivery-bounces record 9 copied (`Bounced:`) -> evidence.bounces 2; any other line -> esa.raw and "
     "esa.session.lines count it twice. Or " + GLUE_BUG + ". Or a line without a stamp after a copy of an "
     "older line takes the copy's stamp (stamp-after-copy: copy of record 0 before record 2 moves the `Double "
-    "bounce:` error document to another id; the parser's and the native core's last stamp should be the newest)"
+    "bounce:` error document to another id; fixed: the parser dates it by the appliance's newest stamp, a copy "
+    "of it by its original's, see Parser._inferred)"
+)
+KNOWN_GLUE = (
+    "a line without a header joins a copy of a record it can extend (issue 9 item 8: the parser joins it onto "
+    "the record before it whenever that makes a record of the same kind): continuation-lines with record 3 "
+    "(`MID 1404 ICID 10293 From: <sender@example.com>`) copied before record 10 (`Double bounce: …`, no header) "
+    "-> the copy becomes `From: … Double bounce: …` (esa.envelope.from_extra, esa.raw, esa.session.lines change) "
+    "and the `Double bounce:` error document is gone. The parser cannot tell a copy from the record it copies "
+    "without a memory of every line; `duplications()` leaves such placements out and this test pins the bug"
 )
 LATE_BUGS = (
     "a message's document is built after the line whose clock closed it was applied, and shows its connection "
@@ -127,12 +138,11 @@ DELAYS = [
 ]
 # Still failing (LATE_BUGS): after the fixed ones, so that they run first.
 LATE = [(golden_input("late-message-finished"), {22: 2.0, 23: 2.0, 24: 2.0})]
-# Records late past a line without a header: the late-records property leaves them out (`regroups_headerless`).
-GLUED = [(golden_input("continuation-lines"), {9: 1.0})]
-GLUED_BUG = (
-    "a line without a header joins the record before it (issue 9 item 8; see GLUE_BUG): continuation-lines "
-    "with record 9 (`ICID 10293 close`) 1 s late -> `Double bounce: …` follows `MID 1404 queued for delivery` "
-    "and is glued onto it (its error document is lost, the message's raw line changes)"
+LATE_GLUE = (
+    "a line without a header joins the record before it whenever that makes a record of the same kind (issue 9 "
+    "item 8; see KNOWN_GLUE): continuation-lines with record 9 (`ICID 10293 close`) 1 s late -> `Double bounce: "
+    "…` (no header) follows `MID 1404 queued for delivery` and is joined onto it (its error document is gone, "
+    "the message's raw line changes); `delays()` placements where that happens are left out of the property"
 )
 REREAD = [(golden_input("conn-delayed-hat-reject"), [(2, 2, 1)])]
 
@@ -163,7 +173,6 @@ def examples(cases: list[Any]) -> Callable[[Callable[..., None]], Callable[..., 
 
 
 # -- (a) duplicates -----------------------------------------------------------------------------------------
-@known_bugs(any(_changes(i, replay(with_copies(i.records, c), i.config)) for i, c in COPIES), DUPLICATE_BUGS)
 @SETTINGS
 @given(duplications())
 @examples(COPIES)
@@ -171,6 +180,13 @@ def test_duplicated_records_change_nothing(case: tuple[Input, list[tuple[int, in
     inp, copies = case
     got = replay(with_copies(inp.records, copies), inp.config)
     assert_same(replay(inp.records, inp.config), got, f"{inp.name} with copies {copies}")
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN_GLUE)
+def test_a_copy_before_a_line_without_header_changes_nothing() -> None:
+    inp, copies = golden_input("continuation-lines"), [(10, 3)]
+    assert joins_another_record(inp, copied_order(len(inp.records), copies))
+    assert_same(replay(inp.records, inp.config), replay(with_copies(inp.records, copies), inp.config), KNOWN_GLUE)
 
 
 # -- (b) order ----------------------------------------------------------------------------------------------
@@ -198,20 +214,21 @@ def test_records_late_found_before_change_nothing(case: tuple[Input, dict[int, f
 @examples(DELAYS + LATE)
 def test_records_late_within_the_grace_period_change_nothing(case: tuple[Input, dict[int, float]]) -> None:
     inp, late = case
-    moved = with_delays(inp.records, late)
-    assume(not regroups_headerless(inp.records, moved))  # GLUE_BUG: its own test below
+    order = delayed_order(inp.records, late)
+    assume(not joins_another_record(inp, order))  # the parser's glue: its own test below
+    moved = [inp.records[i] for i in order]
     assume(not reclocks_the_very_late(inp.records, moved, lateness(inp)))
     got = replay(moved, inp.config)
     want = replay(inp.records, inp.config)
     assert_same(want, got, f"{inp.name} with records delayed {late}", lists_in_any_order=True)
 
 
-@known_bugs(any(_changes(i, replay(with_delays(i.records, d), i.config), True) for i, d in GLUED), GLUED_BUG)
-@pytest.mark.parametrize("case", GLUED, ids=lambda c: c[0].name if isinstance(c, tuple) else None)
-def test_records_late_before_a_line_without_header_change_nothing(case: tuple[Input, dict[int, float]]) -> None:
-    inp, late = case
+@pytest.mark.xfail(strict=True, reason=LATE_GLUE)
+def test_a_record_late_past_a_line_without_header_changes_nothing() -> None:
+    inp, late = golden_input("continuation-lines"), {9: 1.0}
+    assert joins_another_record(inp, delayed_order(inp.records, late))
     got = replay(with_delays(inp.records, late), inp.config)
-    assert_same(replay(inp.records, inp.config), got, f"{inp.name} with records delayed {late}", lists_in_any_order=True)
+    assert_same(replay(inp.records, inp.config), got, LATE_GLUE, lists_in_any_order=True)
 
 
 # -- (c) files and restarts ----------------------------------------------------------------------------------
@@ -244,7 +261,6 @@ def test_restarted_from_an_earlier_offset_changes_nothing(case: tuple[Input, lis
     inp, points = case
     got = replay_with_restarts(inp.records, inp.config, points)
     # An error document is not indexed: run sends it to the dead-letter topic, where a record read twice is
-    # there twice (at least once). A line without a stamp read again takes another inferred stamp (the newest
-    # of its appliance when the process restarted), hence another id: compared, it would fail for nothing.
+    # there twice (at least once).
     want = replay(inp.records, inp.config)
     assert_same(want, got, f"{inp.name} restarted (records read again) at {points}", index_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -10,12 +11,17 @@ from typing import Any
 from enricher.models import Event
 from enricher.parsing import native as native_core
 from enricher.parsing.envelope import _FAST_BSD, _FAST_NATIVE, Envelope, EnvelopeParser, is_bare_body
-from enricher.parsing.shapes import UNRECOGNIZED_KINDS, type_body, untyped_kind
+from enricher.parsing.shapes import HEADER_KINDS, UNRECOGNIZED_KINDS, type_body, untyped_kind
 from enricher.parsing.timestamps import MONTHS, TimeResolver
+from enricher.sessions.stitcher import StitchConfig
 
 DEFAULT_MAX_RECORD_CHARS = 65536
 _CHUNK_LINES = 1024
 _OFFSET = re.compile(r"Time offset from UTC: (-?\d{1,6}) seconds")
+# Unstamped records remembered per appliance (see `Parser._inferred`): a bound against a flood of them.
+_MAX_UNSTAMPED = 1024
+# `given` of `_inferred` (a float or None otherwise): none, the record did not grow from an unstamped one.
+_NO_STAMP: Any = object()
 
 
 class Parser:
@@ -24,6 +30,10 @@ class Parser:
     `default_appliance` names the appliance of records whose envelope has no host (native files,
     `<PRI>Mmm dd hh:mm:ss mail_logs: …`); the Kafka source passes the message key instead. `native`:
     use the native typing core (True: required, False: never, None: as ESA_NATIVE says, see `native.py`).
+
+    A record without a stamp of its own (no header, or a stamp that reads as no time) is dated by its
+    appliance's clock, with one exception for copies; see `_inferred`. `lateness`: the window in which a
+    copy of such a record is recognised as one (the stitcher's `grace_seconds`, the lateness it promises).
     """
 
     def __init__(
@@ -32,12 +42,19 @@ class Parser:
         default_appliance: str = "esa",
         max_record_chars: int = DEFAULT_MAX_RECORD_CHARS,
         native: bool | None = None,
+        lateness: float = StitchConfig.grace_seconds,
     ) -> None:
         self.times = times or TimeResolver()
         self.envelopes = EnvelopeParser(self.times)
         self.default_appliance = default_appliance
         self.max_record_chars = max_record_chars
+        self.lateness = lateness
+        # Per appliance: its clock, the NEWEST stamp read so far (not the last one: a copy or a late line does
+        # not move it back; file headers do not move it, as the stitcher's watermark). The native core updates
+        # it too, by the same rule (native/src/lib.rs); it declines headers and records without a stamp.
         self._last_ts: dict[str, float] = {}
+        # Per appliance: digest of an unstamped record's text → the stamp it was given, oldest first.
+        self._unstamped: dict[str, dict[str, float | None]] = {}
         self._typer = native_core.make_typer(Event, max_record_chars, native)
         # Physical lines of `parse_batches` that are not a record of their own: read = records + blank + joined.
         self.lines_read = 0
@@ -47,12 +64,15 @@ class Parser:
     # -- durable state ----------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """The time state learnt from the stream so far (see `TimeResolver.state`), JSON-ready."""
-        return {"times": self.times.state(), "last_ts": dict(self._last_ts)}
+        unstamped = {app: dict(seen) for app, seen in self._unstamped.items() if seen}
+        return {"times": self.times.state(), "last_ts": dict(self._last_ts), "unstamped": unstamped}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Apply a `state()` to this (fresh) parser."""
         self.times.load_state(state.get("times", {}))
         self._last_ts.update(state.get("last_ts", {}))  # in place: the native core holds this dict
+        for app, seen in state.get("unstamped", {}).items():
+            self._unstamped[app] = dict(seen)
 
     # -- one record -------------------------------------------------------------------------------------
     def parse_record(self, text: str, appliance: str | None = None) -> Event:
@@ -140,7 +160,7 @@ class Parser:
                     penv = pending_env if pending_env is not None else self._envelope(raw, default)
                     if penv is not None:
                         penv = penv._replace(body=f"{penv.body} {cont}")
-                    joined = self._make(f"{raw} {cont}", penv, appliance)
+                    joined = self._make(f"{raw} {cont}", penv, appliance, pending.ts if pending.ts_inferred else _NO_STAMP)
                     kind = joined.kind
                     if kind not in UNRECOGNIZED_KINDS and (kind == pending.kind or pending.kind in UNRECOGNIZED_KINDS):
                         pending, pending_env = joined, penv
@@ -176,11 +196,13 @@ class Parser:
             ts = self.times.native_stamp(app, stamp)
         inferred = ts is None
         if inferred:
-            ts = self._last_ts.get(app)
-        else:
-            self._last_ts[app] = ts  # type: ignore[assignment]
+            ts = self._inferred(app, line)
         body = body.strip()
         kind, mid, icid, dcid, data = type_body(body)
+        if not inferred and kind not in HEADER_KINDS:  # the clock (`_last_ts`): the newest stamp
+            clock = self._last_ts.get(app)
+            if clock is None or ts > clock:  # type: ignore[operator]
+                self._last_ts[app] = ts  # type: ignore[assignment]
         if kind == "unparsed" and data is None:  # else type_body gave its reason (number_out_of_range)
             kind = untyped_kind(level, body)
             data = {"reason": "unknown_shape"} if kind == "unparsed" else {"detail": body}
@@ -200,7 +222,45 @@ class Parser:
                 self.times.set_offset(env.appliance or default, int(m.group(1)))
         return env
 
-    def _make(self, raw: str, env: Envelope | None, appliance: str | None) -> Event:
+    def _inferred(self, app: str, raw: str, given: Any = _NO_STAMP) -> float | None:
+        """The stamp of a record without one (`given`: the stamp of the record it grew from, when joined).
+
+        The appliance's clock (its newest stamp so far), unless a record of the same text was already
+        dated while that clock was within `lateness` of the stamp it got: then that record's stamp. Both
+        so that the copies a transport delivers within the lateness change nothing (tests/test_metamorphic.py,
+        property a). A copy of a stamped line carries an old stamp: it must not date the records after it
+        (the clock is the newest stamp, not the last). A copy of an unstamped record must get its original's
+        stamp: its id holds it, and the stitcher's duplicate memory compares it. Within the window an
+        unstamped record identical to an earlier one cannot be told from its copy, and is one.
+        """
+        clock = self._last_ts.get(app)
+        seen = self._unstamped.get(app)
+        if seen is None:
+            seen = self._unstamped[app] = {}
+        key = hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+        if given is _NO_STAMP:
+            old = seen.get(key, _NO_STAMP)
+            if old is not _NO_STAMP and self._fresh(old, clock):
+                return old  # type: ignore[no-any-return]
+            given = clock
+        # Oldest first: forget the records whose copies can no longer come (or beyond the bound).
+        while seen:
+            first = next(iter(seen))
+            if self._fresh(seen[first], clock) and len(seen) < _MAX_UNSTAMPED:
+                break
+            del seen[first]
+        seen.pop(key, None)
+        seen[key] = given
+        return given
+
+    def _fresh(self, ts: float | None, clock: float | None) -> bool:
+        """Whether a record dated `ts` may still be copied at this appliance clock (within the lateness)."""
+        if ts is None or clock is None:
+            return ts is clock
+        return clock - ts <= self.lateness
+
+    def _make(self, raw: str, env: Envelope | None, appliance: str | None, given: Any = _NO_STAMP) -> Event:
+        """The event of one record (`given`: for a record without stamp, see `_inferred`)."""
         truncated = len(raw) > self.max_record_chars
         if truncated:
             raw = raw[: self.max_record_chars]
@@ -208,7 +268,7 @@ class Parser:
         if env is None:
             body = raw.strip()
             app = default
-            ts = self._last_ts.get(app)
+            ts = self._inferred(app, raw, given)
             level = tag = None
             inferred = True
         else:
@@ -218,12 +278,14 @@ class Parser:
             level, tag = env.level, env.tag
             inferred = ts is None
             if ts is None:
-                ts = self._last_ts.get(app)
-            else:
-                self._last_ts[app] = ts
+                ts = self._inferred(app, raw, given)
         if truncated and len(body) > self.max_record_chars:
             body = body[: self.max_record_chars]
         kind, mid, icid, dcid, data = type_body(body)
+        if not inferred and kind not in HEADER_KINDS:  # the clock (`_last_ts`): the newest stamp
+            clock = self._last_ts.get(app)
+            if clock is None or ts > clock:  # type: ignore[operator]
+                self._last_ts[app] = ts  # type: ignore[assignment]
         if env is None and kind != "unparsed" and not is_bare_body(body):
             kind, mid, icid, dcid, data = "unparsed", None, None, None, None
         if kind == "unparsed" and data is None:  # else type_body gave its reason (number_out_of_range)

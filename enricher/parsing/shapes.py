@@ -524,6 +524,10 @@ SYSTEM_KINDS = frozenset(
     ("amp_analysis", "amp_retrospective", "amp_upload_status", "euq_other", "isq_other", "ldap_other", SYSTEM_DEBUG)
 )
 
+# The lines that open a native log file, stamped before their own `Time offset from UTC` applies: no clock
+# reading (neither the parser's clock nor the stitcher's watermark moves with them).
+HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
+
 # Kinds that are attributed to a session but whose shape was not recognised: counted as unparsed.
 UNRECOGNIZED_KINDS = frozenset(("unparsed", "mid_unrecognized", "icid_other", "dcid_other"))
 

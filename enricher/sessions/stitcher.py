@@ -33,7 +33,7 @@ from heapq import heappop, heappush
 from typing import Any
 
 from enricher.models import Event
-from enricher.parsing.shapes import SYSTEM_KINDS
+from enricher.parsing.shapes import HEADER_KINDS, SYSTEM_KINDS
 from enricher.sessions.expiry import BUCKET_SECONDS, ExpiryIndex
 from enricher.sessions.merge import CONNECTION_RULES, DCID_RULES, MESSAGE_RULES, later_kind
 from enricher.sessions.session import (
@@ -52,7 +52,6 @@ from enricher.sessions.session import (
 
 # A session's first line: for a key already written with another first second, the counter was reused.
 _START_KINDS = frozenset(("start_mid", "new_icid"))
-_HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
 _DELIVERY_KINDS = frozenset(("delivery_start", "message_done", "bounced", "delayed", "possible_delivery"))
 _DCID_KINDS = frozenset(DCID_RULES) | {"dcid_close", "dcid_other"}
 # Message line kinds that need more than their merge rule (see Stitcher._on_message).
@@ -190,7 +189,7 @@ class Stitcher:
             self._arrival[app] = now
         kind = ev.kind
         # File-header lines are stamped before their own `Time offset from UTC` applies: not a clock reading.
-        if (wm is None or ts > wm) and kind not in _HEADER_KINDS:
+        if (wm is None or ts > wm) and kind not in HEADER_KINDS:
             self._watermark[app] = ts
             # Close what is due first: a line later than a session's grace period does not join it.
             self._advance(app, ts)

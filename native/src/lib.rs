@@ -732,7 +732,7 @@ impl Typer {
             ),
         };
         let stamp_bytes = &b[stamp_range.0..stamp_range.1];
-        let (mut ts, repeated) = match t.recall(&app, stamp_bytes) {
+        let (ts, repeated) = match t.recall(&app, stamp_bytes) {
             Some(v) => (v, true),
             None => {
                 let stamp = ascii_str(py, stamp_bytes);
@@ -745,13 +745,21 @@ impl Typer {
                 (v, false)
             }
         };
-        let inferred = ts.is_none();
-        if inferred {
-            if let Some(v) = t.last_ts.get_item(&app)? {
-                ts = v;
+        if ts.is_none() {
+            // A stamp that reads as no time: the record is dated by `Parser._inferred` (the appliance's clock,
+            // or the stamp of the record it copies), which needs its memory of unstamped records.
+            return Ok(None);
+        }
+        if !repeated {
+            // The parser's clock per appliance is the NEWEST stamp read, not the last (`Parser._last_ts`): a
+            // copy or a late line must not move it back. A repeated stamp was compared by the previous line.
+            let newer = match t.last_ts.get_item(&app)? {
+                Some(clock) => ts.extract::<f64>()? > clock.extract::<f64>()?,
+                None => true,
+            };
+            if newer {
+                t.last_ts.set_item(&app, &ts)?;
             }
-        } else if !repeated {
-            t.last_ts.set_item(&app, &ts)?; // a repeated stamp: set by this appliance's previous line
         }
         let raw = match raw {
             Some(s) => s.clone(),
@@ -772,7 +780,7 @@ impl Typer {
                 .data
                 .map_or_else(|| py.None().into_bound(py), |d| d.into_bound(py).into_any()),
             tag,
-            PyBool::new(py, inferred).to_owned().into_any(),
+            PyBool::new(py, false).to_owned().into_any(), // ts_inferred: declined above
         ];
         Ok(Some(self.events.make(py, values)?))
     }

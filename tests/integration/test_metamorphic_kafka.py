@@ -70,7 +70,7 @@ def renamed(records: list[Record], k: int) -> list[Record]:
     for r in records:
         new = f"x{k}-{r.appliance}"
         raw = r.raw.replace(f" {r.appliance} ", f" {new} ", 1)
-        out.append(Record(raw, new, r.ts, r.inferred))
+        out.append(Record(raw, new, r.ts))
     return out
 
 
