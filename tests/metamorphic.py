@@ -11,6 +11,7 @@ asserts that the documents are the same.
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 import sys
 import tempfile
@@ -342,6 +343,24 @@ def delayed_order(records: Sequence[Record], delays: dict[int, float]) -> list[i
 def with_delays(records: Sequence[Record], delays: dict[int, float]) -> list[Record]:
     """The records in `delayed_order`."""
     return [records[i] for i in delayed_order(records, delays)]
+
+
+_LEVEL = re.compile(r"\b(?:Info|Warning|Debug|Trace|Critical|Notice|Error|Alert|Emergency):")
+
+
+def swaps_relay_copies(records: Sequence[Record], order: Sequence[int]) -> bool:
+    """Whether `order` puts a record after another copy of it that came through another relay (same appliance,
+    second and body, another header; the input holds both, as in dedup-duplicated-lines): the copy applied
+    first is the one whose text is kept, the other is a duplicate that changes nothing (item 1)."""
+    seen: dict[tuple[str, float | None, str], int] = {}
+    pos = {i: k for k, i in enumerate(order)}
+    for i, r in enumerate(records):
+        m = _LEVEL.search(r.raw)
+        key = (r.appliance, r.ts, r.raw[m.start() :] if m else r.raw)
+        j = seen.setdefault(key, i)
+        if j != i and records[j].raw != r.raw and pos[j] > pos[i]:
+            return True
+    return False
 
 
 def reclocks_the_very_late(records: Sequence[Record], moved: Sequence[Record], window: float) -> bool:

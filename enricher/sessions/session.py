@@ -144,9 +144,7 @@ class Session:
         """Whether a line with `key` was already applied here (an exact duplicate: same second, same body).
 
         A key match is confirmed on the kept raw line when there is one (an Adler-32 collision is not a
-        duplicate); without raw lines (`keep_raw` off) the key alone decides. Of two copies that differ in
-        their relay's header, the greater text is the one kept: not the first to arrive, as a copy late within
-        the grace period must not change the document.
+        duplicate); without raw lines (`keep_raw` off) the key alone decides.
         """
         hs = self.hashes
         if hs is None:
@@ -161,9 +159,6 @@ class Session:
         body = raw[j:] if j > 0 else raw
         while i >= 0:
             if not i & 7 and (lines is None or lines[i >> 3].endswith(body)):
-                if lines is not None and raw > lines[i >> 3]:
-                    lines[i >> 3] = raw
-                    self.raw = "\n".join(lines)
                 return True
             i = hs.find(key, i + 1)
         return False
