@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: native speedups help install demo test test-unit test-integration test-crash-full lint bench assets services-up services-down
+.PHONY: native speedups help install demo test test-unit test-integration test-crash-full lint bench assets splunk-app services-up services-down
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
 	$(PYTHON) -m venv $(VENV)
 	@# pip's and setuptools' own notices go to a log, shown only when the install fails.
 	@echo "installing the package and its test tools into $(VENV) (log: $(VENV)/install.log)"
-	@{ $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e '.[dev,sigma,speedups]'; } >$(VENV)/install.log 2>&1 \
+	@{ $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e '.[dev,sigma,speedups,splunk]'; } >$(VENV)/install.log 2>&1 \
 	  || { cat $(VENV)/install.log; exit 1; }
 	@$(MAKE) --no-print-directory native
 	@touch $@
@@ -70,6 +70,10 @@ bench: $(STAMP) speedups ## replay throughput vs syslog-ng grouping-by, and memo
 assets: $(STAMP) ## rebuild the Kibana bundle and the Sigma conversions from their sources
 	$(BIN)/python -m enricher.assets.kibana
 	$(BIN)/python -m enricher.assets.sigma
+	$(BIN)/python -m enricher.assets.splunk
+
+splunk-app: $(STAMP) ## package the Splunk add-on (up-to-date check first) into dist/TA-esa-enricher.tar.gz
+	$(BIN)/python -m enricher.assets.splunk --check --package dist/TA-esa-enricher.tar.gz
 
 services-up: ## start Kafka and Elasticsearch on 127.0.0.1 (no Docker); prints the ESA_* lines to export
 	services/kafka/kafka.sh up

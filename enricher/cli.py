@@ -224,7 +224,9 @@ def cmd_setup(a: argparse.Namespace) -> int:
 
         check_access(cfg.kafka)
 
-        report["kafka_topics_created"] = ensure_topics(cfg.kafka, a.partitions, a.replication)
+        report["kafka_topics_created"] = ensure_topics(
+            cfg.kafka, a.partitions, a.replication, sessions="kafka" in cfg.service.outputs
+        )
     if not a.skip_elasticsearch:
         from enricher.sinks import es_assets
         from enricher.sinks.elasticsearch import access_error, make_client
@@ -244,7 +246,7 @@ _SESSION_TIMEOUT_MS = 10_000
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    """The streaming service: Kafka → enricher → Elasticsearch."""
+    """The streaming service: Kafka → enricher → Elasticsearch and/or the sessions topic (`service.outputs`)."""
     import logging
 
     from kafka import KafkaConsumer
@@ -287,7 +289,18 @@ def cmd_run(a: argparse.Namespace) -> int:
         # the sender thread for nothing.
         make_producer(k, max_request_size=8 << 20), lambda: KafkaConsumer(**opts, enable_auto_commit=False), k.state_topic
     )
-    service = Service(cfg, consumer, producer, make_client(cfg.elasticsearch), snapshots, lambda: build_pipeline(cfg), metrics)
+    sessions_producer = None
+    if "kafka" in cfg.service.outputs:
+        from enricher.sinks.kafka_topic import make_producer as make_sessions_producer
+        from enricher.sources.kafka import ensure_sessions_topic
+
+        if ensure_sessions_topic(k):
+            logging.getLogger("esa_enricher").info("created the sessions topic %s (compacted)", k.sessions_topic)
+        sessions_producer = make_sessions_producer(k)
+    es_client = make_client(cfg.elasticsearch) if "elasticsearch" in cfg.service.outputs else None
+    service = Service(
+        cfg, consumer, producer, es_client, snapshots, lambda: build_pipeline(cfg), metrics, sessions_producer
+    )
     health_box.append(service)
     health.start()
     logging.getLogger("esa_enricher").info("consuming %s with the %s client", k.topic, k.client)
@@ -320,7 +333,7 @@ def _add_service_commands(sub: Any) -> None:
     kibana_import.add_setup_arguments(p)
     p.set_defaults(func=cmd_setup)
 
-    p = sub.add_parser("run", help="run the streaming service (Kafka → Elasticsearch)")
+    p = sub.add_parser("run", help="run the streaming service (Kafka → Elasticsearch and/or the sessions topic)")
     p.add_argument("-c", "--config", help="TOML config file (environment variables override it)")
     p.add_argument(
         "--exit-when-idle", type=float, metavar="SECONDS", help="write open sessions and exit after this long without input"

@@ -125,7 +125,20 @@ class KafkaSettings(_Section):
     topic: str = Field("esa-mail-logs", description="Raw lines: key = appliance host, value = the raw record.")
     group_id: str = Field("esa-enricher", description="Consumer group: more consumers share the partitions.")
     state_topic: str = Field("esa-mail-logs-state", description="Compacted topic of state checkpoints.")
-    dead_letter_topic: str = Field("esa-mail-logs-dlq", description="Documents Elasticsearch refused, with error and offsets.")
+    dead_letter_topic: str = Field(
+        "esa-mail-logs-dlq", description="Documents a sink refused (or too large for the sessions topic), with error and offsets."
+    )
+    sessions_topic: str = Field(
+        "esa-sessions",
+        description="Session documents when `service.outputs` has `kafka`: key = event.id, value = the document "
+        "(compacted; docs/sessions-topic.md).",
+    )
+    sessions_max_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        le=100 << 20,
+        description="Largest document written to the sessions topic (bytes of JSON); larger ones are dead letters.",
+    )
     client_id: str = Field("esa-enricher", description="Client id sent to the brokers.")
     auto_offset_reset: Literal["earliest", "latest"] = Field("earliest", description="Where a new group starts.")
     max_poll_records: int = Field(5000, ge=1, description="Records per poll.")
@@ -201,6 +214,12 @@ class KibanaSettings(_HttpClientSettings):
 class ServiceSettings(_Section):
     """The long-running service."""
 
+    outputs: list[Literal["elasticsearch", "kafka"]] = Field(
+        default_factory=lambda: ["elasticsearch"],
+        min_length=1,
+        description="Where `run` writes the session documents: Elasticsearch, the Kafka sessions topic "
+        "(`kafka.sessions_topic`), or both.",
+    )
     checkpoint_interval_seconds: float = Field(
         5.0, gt=0, description="How often state is checkpointed and offsets committed (bounds the replay after a crash)."
     )
@@ -212,6 +231,13 @@ class ServiceSettings(_Section):
         description="`run` and `replay`: Python's cyclic garbage collection runs this often instead of automatically "
         "(it cost 6-12 % of the CPU; see enricher/gcpace.py); 0 = Python's automatic collection.",
     )
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"an output is named twice: {v}")
+        return v
 
 
 class Config(_Section):

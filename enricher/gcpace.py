@@ -38,4 +38,10 @@ def paced_collection(interval: float) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
+        # Everything that survived the block is old by now: hand it to the oldest generation (freeze, then
+        # unfreeze: two list splices) rather than let the first young collection after enable() walk all of
+        # it. At the end of a replay that walk covered every session still held (open, and written ones kept
+        # for late lines): 8 % of a 400k-line replay's CPU.
+        gc.freeze()
+        gc.unfreeze()
         gc.enable()

@@ -24,6 +24,7 @@ class Event:
         "raw",
         "tag",
         "ts_inferred",
+        "body_sum",
     )
 
     def __init__(
@@ -39,6 +40,7 @@ class Event:
         data: dict[str, Any] | None = None,
         tag: str | None = None,
         ts_inferred: bool = False,
+        body_sum: int | None = None,
     ) -> None:
         self.kind = kind
         self.appliance = appliance
@@ -51,6 +53,9 @@ class Event:
         self.data = data
         self.tag = tag
         self.ts_inferred = ts_inferred
+        # Adler-32 of the ESA body (`enricher.sessions.session.body_sum`, the duplicate memory's key): set by
+        # the native core, which finds the level word anyway; None = computed from `raw` when needed.
+        self.body_sum = body_sum
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return one field of `data` (None-safe)."""

@@ -1,12 +1,13 @@
-"""The streaming service: Kafka consumer group → per-partition pipelines → Elasticsearch, with checkpoints.
+"""The streaming service: Kafka consumer group → per-partition pipelines → Elasticsearch and/or the sessions
+topic (`service.outputs`), with checkpoints.
 
 Guarantees (docs/decisions/durable-state.md):
 - One pipeline (parser + stitcher) per assigned partition: all lines of an appliance share a partition, so
   a partition's state moves whole on a rebalance.
 - Bulk requests overlap processing: the sink sends one batch at a time on a background thread and the main
   loop settles it (retries, dead letters) before sending the next. A checkpoint waits for the batch in
-  flight and flushes the sink (every document emitted so far is indexed or dead-lettered, and every dead
-  letter is acknowledged by Kafka), writes each partition's state snapshot with the next offset to read, then
+  flight and flushes the sinks (every document emitted so far is indexed, acknowledged on the sessions topic,
+  or dead-lettered, and every dead letter is acknowledged by Kafka), writes each partition's state snapshot with the next offset to read, then
   commits that offset. Restore loads the snapshot and seeks to its offset; documents emitted after it are
   emitted again under the same ids (overwrite, no duplicates). The snapshot, not the committed offset, is
   what a restore trusts: a kill between the two is harmless.
@@ -15,7 +16,7 @@ Guarantees (docs/decisions/durable-state.md):
   its own thread); a partition is paused from its assignment until its state is loaded. librdkafka runs the
   callback inside poll() on the main loop's thread and heartbeats on its own: the state is restored there,
   unpaused (librdkafka starts fetching a partition resumed before its first fetch ~0.5 s late).
-- While Elasticsearch refuses writes the partitions are paused and the consumer keeps polling (stays in
+- While Elasticsearch (or the sessions topic) refuses writes the partitions are paused and the consumer keeps polling (stays in
   the group); nothing is dropped and nothing more is read. /healthz answers 503 meanwhile.
 - On a revocation the partitions' documents are flushed with a deadline; if Elasticsearch does not take
   them in time, the partitions are given up without a checkpoint (the next owner restores the previous
@@ -45,6 +46,8 @@ from enricher.config import Config
 from enricher.pipeline import Pipeline
 from enricher.sessions.snapshots import SnapshotStore
 from enricher.sinks.elasticsearch import ElasticsearchSink, FlushDeadline
+from enricher.sinks.fanout import Fanout
+from enricher.sinks.kafka_topic import KafkaTopicSink
 from enricher.telemetry import Metrics
 
 log = logging.getLogger("esa_enricher.service")
@@ -87,6 +90,7 @@ class Service:
         snapshots: SnapshotStore,
         build_pipeline: Any,
         metrics: Metrics | None = None,
+        sessions_producer: Any = None,
     ) -> None:
         self.cfg = cfg
         self.consumer = consumer
@@ -96,16 +100,33 @@ class Service:
         self.metrics = metrics or Metrics()
         self.topic = cfg.kafka.topic
         es = cfg.elasticsearch
-        self.sink = ElasticsearchSink(
-            es_client,
-            es.index_prefix,
-            self._dead_letter,
-            self.metrics,
-            max_docs=es.bulk_max_docs,
-            max_bytes=es.bulk_max_bytes,
-            max_backoff=es.max_backoff_seconds,
-            should_stop=lambda: self._stop_now,
-        )
+        sinks: list[Any] = []
+        if "elasticsearch" in cfg.service.outputs:
+            sinks.append(
+                ElasticsearchSink(
+                    es_client,
+                    es.index_prefix,
+                    self._dead_letter,
+                    self.metrics,
+                    max_docs=es.bulk_max_docs,
+                    max_bytes=es.bulk_max_bytes,
+                    max_backoff=es.max_backoff_seconds,
+                    should_stop=lambda: self._stop_now,
+                )
+            )
+        if "kafka" in cfg.service.outputs:
+            sinks.append(
+                KafkaTopicSink(
+                    sessions_producer,
+                    cfg.kafka.sessions_topic,
+                    self._dead_letter,
+                    cfg.kafka.sessions_max_bytes,
+                    self.metrics,
+                    should_stop=lambda: self._stop_now,
+                )
+            )
+        # One sink is driven directly (the hot path pays no dispatch); several through a fan-out.
+        self.sink: Any = sinks[0] if len(sinks) == 1 else Fanout(sinks)
         self.parts: dict[Any, PartitionWork] = {}
         self._stop = False
         self._stop_now = False
@@ -396,8 +417,8 @@ class Service:
                 self.consumer.pause(*assignment)  # every time: a partition may have been assigned meanwhile
             if not self._paused:
                 self._paused = True
-                self._healthy = (False, "elasticsearch unavailable: partitions paused, retrying")
-                log.warning("Elasticsearch refuses writes: consumer paused, retrying with backoff")
+                self._healthy = (False, "a sink is unavailable: partitions paused, retrying")
+                log.warning("a sink (Elasticsearch or the sessions topic) refuses writes: consumer paused, retrying")
         t0 = time.monotonic()
         got = self.consumer.poll(timeout_ms=0)
         for tp, records in (got or {}).items():
@@ -420,7 +441,7 @@ class Service:
                 self._paused = False
                 self._resumed_at = time.monotonic()
                 self._healthy = (True, "running")
-                log.info("Elasticsearch accepts writes again: consumer resumed")
+                log.info("the sinks accept writes again: consumer resumed")
             if write != self.sink.settle:  # settling sends nothing: the flush interval still runs
                 self._last_flush = time.monotonic()
 

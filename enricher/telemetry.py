@@ -39,6 +39,14 @@ class Metrics:
         )
         self.aborts = Counter("esa_aborts", "Sessions with an abort_reason.", ["reason", "layer"], registry=r)
         self.documents_written = Counter("esa_documents_written", "Documents acknowledged by Elasticsearch.", registry=r)
+        self.topic_documents_written = Counter(
+            "esa_topic_documents_written",
+            "Documents acknowledged by Kafka on the sessions topic (all in-sync replicas).",
+            registry=r,
+        )
+        self.topic_retries = Counter(
+            "esa_topic_retries", "Documents produced again to the sessions topic after a passing failure.", ["reason"], registry=r
+        )
         self.bulk_latency = Histogram(
             "esa_bulk_latency_seconds",
             "Latency of one bulk request.",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests need, installed with apt-get only when missing (idempotent, quick when all is there):
 # Maven (fetches the Kafka and Elasticsearch jars once), a JDK 21+ (Elasticsearch 9), curl, libzstd, python3-venv,
-# rsyslog + omkafka, logger, openssl, unzip. Sourced by .ci/run (which then uses $JDK); run by `make test`.
+# rsyslog + omkafka, logger, openssl, unzip, libmagic. Sourced by .ci/run (which then uses $JDK); run by `make test`.
 set -euo pipefail
 say() { printf 'deps: %s\n' "$*" >&2; }
 
@@ -47,6 +47,8 @@ command -v openssl >/dev/null || apt_install openssl
 # services/compose/lab-init.sh unpacks elasticsearch-certutil's zips (tests/unit/test_lab_init.py runs it).
 command -v unzip >/dev/null || apt_install unzip
 ldconfig -p 2>/dev/null | grep -q 'libzstd\.so\.1' || apt_install libzstd1
+# splunk-appinspect (the Splunk add-on test) identifies files with libmagic through python-magic.
+ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1' || apt_install libmagic1
 if ! JDK=$(find_jdk21); then
   apt_install openjdk-21-jdk-headless || apt_install openjdk-25-jdk-headless
   JDK=$(find_jdk21) || { say "ERROR: no JDK 21+ after installing one"; exit 1; }

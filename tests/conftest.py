@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run of the suite (`make test`, CI): a result that does not
+# depend on the draw. `HYPOTHESIS_PROFILE=explore` searches at random instead (new seeds find new
+# counterexamples; `--hypothesis-seed=N` replays one); what it finds is kept as an explicit example or a test
+# of its own.
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = Path(__file__).resolve().parent.parent
 # The public sample lines the tests read, kept in the repository with their provenance (SOURCES.md there).

@@ -13,16 +13,26 @@ import heapq
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from enricher.sessions.session import CONNECTION, Key, Session
+from enricher.sessions.session import CONNECTION, Key, Session, key_from_v3
 
 if TYPE_CHECKING:
     from enricher.sessions.stitcher import Stitcher
 
-SNAPSHOT_VERSION = 3
-# Older versions restored as they are: version 2 had no duplicate memory (sessions restored from it treat
+SNAPSHOT_VERSION = 4
+# Older versions restored as they are: version 3 kept 8-byte line keys (converted to today's 4-byte keys
+# on restore, see `_keys_from_v3`); version 2 had no duplicate memory (sessions restored from it treat
 # none of their earlier lines as seen), no written sessions kept for late lines (a late line for a session
 # written before the upgrade opens a partial one, as before) and a per-second count of one-line connections.
-_READABLE = frozenset((2, SNAPSHOT_VERSION))
+_READABLE = frozenset((2, 3, SNAPSHOT_VERSION))
+
+
+def _keys_from_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """A session's state of version 3 with its 8-byte line keys converted to the 4-byte keys of today."""
+    old = data.get("hashes")
+    if not old:
+        return data
+    raw = bytes.fromhex(old)
+    return {**data, "hashes": b"".join(key_from_v3(raw[i : i + 8]) for i in range(0, len(raw), 8)).hex()}
 
 
 def snapshot(st: Stitcher) -> dict[str, Any]:
@@ -63,8 +73,10 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
     # linked back to the one that carried it, not to whichever has the ICID now.
     conns: dict[tuple[str, int], list[Session]] = {}
 
+    v3 = snap["version"] == 3
+
     def load(data: dict[str, Any]) -> Session:
-        sess, icid = Session.from_state(data)
+        sess, icid = Session.from_state(_keys_from_v3(data) if v3 else data)
         if icid is not None:
             links.append((sess, icid))
         if sess.kind == CONNECTION:

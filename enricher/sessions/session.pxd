@@ -6,6 +6,7 @@
 cimport cython
 
 cdef Py_ssize_t _SEQ_MASK
+cdef unsigned long long _SPREAD
 
 
 @cython.locals(na=Py_ssize_t, nb=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, out=list)
@@ -28,13 +29,15 @@ cdef class Session:
     cdef public object closed_ts
     cdef public object lost_ts
     cdef public str state
+    cdef public long bucket
     cdef public long emitted
     cdef public long unrecognized
-    cdef public long bucket
-    cdef public bint open
     cdef public long nlines
-    cdef public object hashes
+    # The two flags side by side (declaration order is the struct's layout: apart, each took 8 bytes with
+    # its padding, and the object crossed into a larger allocator size class).
+    cdef public bint open
     cdef public bint late
+    cdef public object hashes
     cdef public str last_kind
     cdef public dict ending
 
@@ -43,4 +46,7 @@ cdef class Session:
     cpdef bint repeats(self, bytes key, str raw, level)
 
 
+cpdef unsigned int body_sum(str raw, level)
+@cython.locals(sec=cython.ulonglong, k=cython.uint)
+cpdef bytes sum_key(unsigned int body, ts)
 cpdef bytes line_key(str raw, level, ts)

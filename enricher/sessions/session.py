@@ -28,19 +28,42 @@ LATE = "late"  # opened by a line of a session written and forgotten (beyond the
 Key = tuple[str, str, int]  # (kind tag "m" message / "c" connection / "d" delivery connection, appliance, id)
 
 _SEQ_MASK = 0xFFFFFFFF
+# Spreads a line's second over the key's 32 bits (Knuth's multiplicative constant). Multiplying by an odd
+# number is a bijection modulo 2**32, so two lines whose keys are equal and whose bodies are equal have the
+# same second (modulo 2**32 s, ~136 years): the 4-byte key is as exact as the 8-byte `second, checksum` it
+# replaced, once the body is confirmed on the kept raw line (see `Session.repeats`).
+_SPREAD = 0x9E3779B1
 _adler32 = zlib.adler32
 
 
-def line_key(raw: str, level: str | None, ts: float) -> bytes:
-    """The duplicate-memory key of one line: its event second and a checksum of its ESA body (from the level
-    word on, so two relays' different syslog headers give the same key), 8 bytes little-endian.
-
-    Stable across processes (it is durable state). Adler-32, not CRC-32: four times cheaper per line, and a
-    key match is confirmed against the kept raw line before a line counts as a duplicate (`Session.repeats`).
-    """
+def body_sum(raw: str, level: str | None) -> int:
+    """Adler-32 of a line's ESA body, from the level word on (two relays' different syslog headers give the
+    same sum). The native core computes the same value while typing a line (`Event.body_sum`)."""
     i = raw.find(level) if level else -1
     body = raw[i:] if i > 0 else raw
-    return ((int(ts) & _SEQ_MASK) << 32 | _adler32(body.encode("utf-8", "surrogatepass"))).to_bytes(8, "little")
+    return _adler32(body.encode("utf-8", "surrogatepass"))
+
+
+def sum_key(body: int, ts: float) -> bytes:
+    """The duplicate-memory key of a line from its `body_sum` and event time: 4 bytes little-endian,
+    `body ^ (second * _SPREAD mod 2**32)`. Stable across processes (it is durable state)."""
+    sec = int(ts) & _SEQ_MASK
+    k = body ^ ((sec * _SPREAD) & _SEQ_MASK)
+    return k.to_bytes(4, "little")
+
+
+def line_key(raw: str, level: str | None, ts: float) -> bytes:
+    """The duplicate-memory key of one line (`sum_key` of its `body_sum`). Adler-32, not CRC-32: four times
+    cheaper per line, and a key match is confirmed against the kept raw line before a line counts as a
+    duplicate (`Session.repeats`)."""
+    return sum_key(body_sum(raw, level), ts)
+
+
+def key_from_v3(old: bytes) -> bytes:
+    """The 4-byte key of a line from its 8-byte key of snapshot version 3 (`second << 32 | Adler-32`,
+    little-endian): the same key `line_key` gives that line today."""
+    v = int.from_bytes(old, "little")
+    return sum_key(v & _SEQ_MASK, v >> 32)
 
 
 def _in_order(sa: array[int], la: list[str], sb: array[int], lb: list[str]) -> list[str]:
@@ -121,8 +144,9 @@ class Session:
         self.bucket = -1  # the idle-expiry bucket it was last filed under (see Stitcher)
         self.open = False  # held by the stitcher (not closed, not dormant)
         self.nlines = 0  # lines seen, kept or not
-        # Keys (`line_key`) of the lines applied, 8 bytes each in arrival order (the duplicate memory).
-        self.hashes: bytearray | None = None
+        # Keys (`line_key`) of the lines applied, 4 bytes each in arrival order (the duplicate memory). One
+        # `bytes` grown by concatenation like `raw`: a `bytearray` costs another object and over-allocates.
+        self.hashes: bytes | None = None
         self.late = False  # opened by a line of a session already written and forgotten (see LATE)
         self.last_kind = ""  # kind of its newest line (ties: see merge.later_kind), for an ending never logged
         # How the stitcher closed it without a terminal line (window, its setting, event time of the close);
@@ -152,13 +176,13 @@ class Session:
         i = hs.find(key)
         if i < 0:
             return False
-        lines = self.lines() if self.seqs is not None and len(self.seqs) * 8 == len(hs) else None
-        if lines is not None and len(lines) * 8 != len(hs):
+        lines = self.lines() if self.seqs is not None and len(self.seqs) * 4 == len(hs) else None
+        if lines is not None and len(lines) * 4 != len(hs):
             lines = None  # a raw line with a newline inside: the lines no longer align with the keys
         j = raw.find(level) if level else -1
         body = raw[j:] if j > 0 else raw
         while i >= 0:
-            if not i & 7 and (lines is None or lines[i >> 3].endswith(body)):
+            if not i & 3 and (lines is None or lines[i >> 2].endswith(body)):
                 return True
             i = hs.find(key, i + 1)
         return False
@@ -222,7 +246,7 @@ class Session:
         s.unrecognized = st["unrecognized"]
         s.nlines = st["nlines"]
         hashes = st.get("hashes")  # absent from version 2 snapshots: no duplicate memory before the upgrade
-        s.hashes = None if hashes is None else bytearray.fromhex(hashes)
+        s.hashes = None if hashes is None else bytes.fromhex(hashes)
         s.late = st.get("late", False)
         s.last_kind = st.get("last_kind", "")  # absent from snapshots written before it existed
         return s, st["conn"]

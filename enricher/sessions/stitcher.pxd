@@ -7,6 +7,10 @@ from enricher.sessions.expiry cimport ExpiryIndex
 from enricher.sessions.session cimport Session
 
 
+cpdef unsigned int _body_sum(ev)
+cpdef bytes _line_key(ev, ts)
+
+
 cdef class Stitcher:
     cdef public object config
     cdef public bint _keep_raw
@@ -72,7 +76,7 @@ cdef class Stitcher:
     @cython.locals(s=Session, idx=ExpiryIndex)
     cpdef _evict(self, app)
     cpdef _drop(self, Session s)
-    cpdef _close(self, Session s, state, ending=*)
+    cpdef _close(self, Session s, state, ending=*, bint keep=*)
     cpdef dict _window(self, dict shared, Session s, str window, at=*)
     @cython.locals(m=Session, mids=list)
     cpdef _mark_in_flight(self, Session c)

@@ -17,7 +17,7 @@
 - `max_open_sessions` bounds memory: the least recently active sessions are written as `evicted`.
 - An exact duplicate of a line already applied to a session (same appliance, second and ESA body: two relays,
   an at-least-once forwarder, a file read twice) changes nothing; it is counted in `stats.duplicates`. Each
-  session keeps 8 bytes per line for this (`Session.hashes`, durable with the rest of its state).
+  session keeps 4 bytes per line for this (`Session.hashes`, durable with the rest of its state).
 - Event time advances per appliance (its watermark: the newest stamp seen); `tick(now)` moves quiet
   appliances forward on processing time so their last sessions still close.
 """
@@ -47,7 +47,8 @@ from enricher.sessions.session import (
     PARTIAL,
     Key,
     Session,
-    line_key,
+    body_sum,
+    sum_key,
 )
 
 # A session's first line: for a key already written with another first second, the counter was reused.
@@ -68,6 +69,19 @@ _FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
 # What `Stitcher._reopen` answers for a duplicate line: a session that no key names.
 _DUPLICATE = Session(DELIVERY, "", 0, 0.0)
 _ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
+
+
+def _body_sum(ev: Event) -> int:
+    """`session.body_sum` of `ev`: the native core's when it typed the line, else computed from its text."""
+    b = ev.body_sum
+    return body_sum(ev.raw, ev.level) if b is None else b
+
+
+def _line_key(ev: Event, ts: float) -> bytes:
+    """The duplicate-memory key of `ev` at `ts` (`session.line_key`)."""
+    return sum_key(_body_sum(ev), ts)
+
+
 # Connection lines that may end the connection with a failure of its own (docs/abort-taxonomy.md §2): each
 # records which message was being received at that moment (see Stitcher._mark_in_flight).
 _FAILURE_KINDS = frozenset(
@@ -242,14 +256,24 @@ class Stitcher:
         """End of input: write every open session (complete if finished, else partial)."""
         out = self._out = []
         shared: dict[str, dict[str, Any]] = {}
+        idle: dict[str, dict[str, Any]] = {}
+        timeout = self.config.idle_timeout_seconds
         for s in self._ordered():
             finished = s.finished_ts if s.kind == MESSAGE else s.closed_ts
             if s.kind == DELIVERY:
                 self._drop(s)
             elif finished is not None:
-                self._close(s, COMPLETE)
+                self._close(s, COMPLETE, None, False)
             else:
-                self._close(s, PARTIAL, self._window(shared, s, "end_of_input"))
+                wm = self._watermark.get(s.appliance, s.last_ts)
+                if wm - s.last_ts > timeout:
+                    # Already idle past its timeout on its appliance's clock, though no later line moved that
+                    # clock since it was filed (a session opened by a line older than the timeout, or a
+                    # restart that read its last lines again): the idle timeout closed it, as the sweep would
+                    # have; which lines came after it must not decide how it ended.
+                    self._close(s, EXPIRED, self._window(idle, s, "idle_timeout", wm), False)
+                else:
+                    self._close(s, PARTIAL, self._window(shared, s, "end_of_input"), False)
         return out
 
     def drain(self) -> list[Session]:
@@ -306,7 +330,7 @@ class Stitcher:
 
     def _on_message(self, ev: Event, ts: float, app: str, kind: str, mid: int) -> None:
         key: Key = ("m", app, mid)
-        lk = line_key(ev.raw, ev.level, ts)
+        lk = _line_key(ev, ts)
         s = self._open.get(key)
         if s is None:
             s = self._reopen(key, ts, kind, lk, ev)
@@ -331,10 +355,7 @@ class Stitcher:
         s.nlines += 1
         self._session_lines += 1
         hs = s.hashes
-        if hs is None:
-            s.hashes = bytearray(lk)
-        else:
-            hs += lk
+        s.hashes = lk if hs is None else hs + lk
         if self._keep_raw:  # Session.add_line, inlined: this runs for most lines
             if s.seqs is None:
                 s.seqs = array("I")
@@ -557,7 +578,7 @@ class Stitcher:
     def _on_connection(self, ev: Event, ts: float) -> None:
         app, icid, kind = ev.appliance, ev.icid, ev.kind
         key: Key = ("c", app, icid)  # type: ignore[assignment]
-        lk = line_key(ev.raw, ev.level, ts)
+        lk = _line_key(ev, ts)
         old = self._open.get(key)
         if old is None:
             old = self._reopen(key, ts, kind, lk, ev)
@@ -616,10 +637,7 @@ class Stitcher:
         """Remember a line applied to a connection (or delivery) session: its key, and its text if kept."""
         self._session_lines += 1
         hs = c.hashes
-        if hs is None:
-            c.hashes = bytearray(lk)
-        else:
-            hs += lk
+        c.hashes = lk if hs is None else hs + lk
         if self._keep_raw:
             c.add_line(self._seq, raw)
         else:
@@ -632,7 +650,9 @@ class Stitcher:
         Its id must not depend on where a replay starts, nor on the relay: a negative number from the line's
         key (second and ESA body), and its rank among held lines whose numbers collide.
         """
-        base = zlib.crc32(lk)
+        # The number is from the line's second and body sum as 8 bytes (the line key before keys were 4 bytes):
+        # documents are written by id, so a version change must not give a held line another one.
+        base = zlib.crc32(((int(ts) & 0xFFFFFFFF) << 32 | _body_sum(ev)).to_bytes(8, "little"))
         app = ev.appliance
         for n in range(64):
             key: Key = ("c", app, -(base * 64 + n) - 1)
@@ -655,7 +675,7 @@ class Stitcher:
         if ev.kind not in _ICID_ZERO_KINDS:
             self.stats.icid_zero += 1
             return
-        lk = line_key(ev.raw, ev.level, ts)
+        lk = _line_key(ev, ts)
         c = self._standalone(ev, ts, lk)
         if c is None:
             return
@@ -668,7 +688,7 @@ class Stitcher:
         ip = ev.get("source_ip")
         icid = self._by_ip.get((ev.appliance, ip)) if ip else None
         c = self._open.get(("c", ev.appliance, icid)) if icid is not None else None
-        lk = line_key(ev.raw, ev.level, ts)
+        lk = _line_key(ev, ts)
         held = c if c is not None or icid is None else self._closed.get(("c", ev.appliance, icid))
         if held is not None and held.repeats(lk, ev.raw, ev.level):
             self.stats.duplicates += 1
@@ -743,7 +763,7 @@ class Stitcher:
                 self.stats.dcid_unmatched += 1
             return
         rec = self._open.get(key)
-        lk = line_key(ev.raw, ev.level, ts)
+        lk = _line_key(ev, ts)
         if rec is None:
             rec = Session(DELIVERY, ev.appliance, ev.dcid, ts)  # type: ignore[arg-type]
             self._hold(rec)
@@ -753,10 +773,7 @@ class Stitcher:
         self.stats.delivery_connection += 1
         DCID_RULES[ev.kind](rec, ev)
         hs = rec.hashes
-        if hs is None:
-            rec.hashes = bytearray(lk)
-        else:
-            hs += lk
+        rec.hashes = lk if hs is None else hs + lk
         rec.nlines += 1
         rec.last_ts = ts
         for mid in rec.mids or ():
@@ -857,8 +874,9 @@ class Stitcher:
             shared[s.appliance] = e
         return e
 
-    def _close(self, s: Session, state: str, ending: dict[str, Any] | None = None) -> None:
-        """Write `s` with `state`; `ending` says which window closed it when that was not its own ending."""
+    def _close(self, s: Session, state: str, ending: dict[str, Any] | None = None, keep: bool = True) -> None:
+        """Write `s` with `state`; `ending` says which window closed it when that was not its own ending.
+        `keep` False (end of input: no line can follow) keeps it neither for late lines nor as a digest."""
         self._drop(s)
         if self._dhap_waiting and "dhap_drop" in s.data:
             self._unwait(s)
@@ -873,6 +891,8 @@ class Stitcher:
             self._dormant[s.key] = s
             while len(self._dormant) > self.config.max_dormant_sessions:
                 self._forget(self._dormant.popitem(last=False)[1])
+        elif not keep:
+            return
         elif self._retention > 0 and self.config.max_closed_sessions > 0:
             closed = self._closed
             closed.pop(s.key, None)  # a reused counter: the newer session takes the key

@@ -76,6 +76,18 @@ class FlushDeadline(Exception):
     """`flush(deadline=…)` ran out of time; the documents not written are still queued."""
 
 
+def wait_alive(delay: float, keep_alive: Callable[[], None] | None, sleep: Callable[[float], None]) -> None:
+    """Back off for `delay` seconds, running `keep_alive` (the consumer's pause-and-poll) at least every second."""
+    end = time.monotonic() + delay
+    while True:
+        if keep_alive is not None:
+            keep_alive()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        sleep(min(left, 1.0))
+
+
 def index_for(prefix: str, doc: dict[str, Any]) -> str:
     """The concrete index of a document: `<prefix>-YYYY.MM`, the UTC month of its @timestamp (see es_assets)."""
     ts = doc.get("@timestamp")
@@ -316,14 +328,7 @@ class ElasticsearchSink:
             items = retry
 
     def _wait(self, delay: float, keep_alive: Callable[[], None] | None) -> None:
-        end = time.monotonic() + delay
-        while True:
-            if keep_alive is not None:
-                keep_alive()
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            self.sleep(min(left, 1.0))
+        wait_alive(delay, keep_alive, self.sleep)
 
     @staticmethod
     def _body(items: list[_Item]) -> bytes:

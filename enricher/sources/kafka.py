@@ -2,7 +2,8 @@
 
 Topic layout (defaults): `esa-mail-logs` raw lines (key = appliance host, value = the raw record),
 `esa-mail-logs-state` compacted snapshots of the windowed state (one partition per source partition),
-`esa-mail-logs-dlq` documents Elasticsearch refused, with the error and the source offsets.
+`esa-mail-logs-dlq` documents Elasticsearch refused, with the error and the source offsets; with the Kafka
+output, `esa-sessions` (compacted) the session documents keyed by `event.id` (enricher/sinks/kafka_topic.py).
 """
 
 from __future__ import annotations
@@ -77,27 +78,51 @@ def make_admin(k: KafkaSettings) -> Any:
     return KafkaAdminClient(**client_options(k))
 
 
-def ensure_topics(k: KafkaSettings, partitions: int, replication: int = 1) -> list[str]:
-    """Create the raw, state (compacted) and dead-letter topics when missing; returns what was created."""
+def ensure_topics(k: KafkaSettings, partitions: int, replication: int = 1, sessions: bool = False) -> list[str]:
+    """Create the raw, state (compacted) and dead-letter topics, and with `sessions` the sessions topic
+    (compacted), when missing; returns what was created."""
     from kafka.admin import NewTopic
+
+    wanted = [
+        NewTopic(k.topic, partitions, replication),
+        NewTopic(
+            k.state_topic,
+            partitions,
+            replication,
+            topic_configs={"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"},
+        ),
+        NewTopic(k.dead_letter_topic, partitions, replication),
+    ]
+    if sessions:
+        wanted.append(sessions_topic(k, partitions, replication))
+    return _create_missing(k, wanted)
+
+
+def ensure_sessions_topic(k: KafkaSettings) -> list[str]:
+    """`run` with the Kafka output: create the sessions topic when missing, compacted, with the broker's default
+    partitions and replication (`setup` makes it like the other topics); returns what was created."""
+    return _create_missing(k, [sessions_topic(k, -1, -1)])
+
+
+def sessions_topic(k: KafkaSettings, partitions: int, replication: int) -> Any:
+    """The sessions topic as created: compacted, records as large as the sink may write (-1: broker default)."""
+    from kafka.admin import NewTopic
+
+    from enricher.sinks.kafka_topic import topic_configs
+
+    return NewTopic(k.sessions_topic, partitions, replication, topic_configs=topic_configs(k))
+
+
+def _create_missing(k: KafkaSettings, wanted: list[Any]) -> list[str]:
     from kafka.errors import TopicAlreadyExistsError
 
     admin = make_admin(k)
     try:
         existing = set(admin.list_topics())
-        wanted = [
-            NewTopic(k.topic, partitions, replication),
-            NewTopic(
-                k.state_topic,
-                partitions,
-                replication,
-                topic_configs={"cleanup.policy": "compact", "min.compaction.lag.ms": "3600000"},
-            ),
-            NewTopic(k.dead_letter_topic, partitions, replication),
-        ]
-        todo = [t for t in wanted if t.name not in existing]
         created = []
-        for t in todo:
+        for t in wanted:
+            if t.name in existing:
+                continue
             try:
                 admin.create_topics([t])
                 created.append(t.name)

@@ -197,6 +197,13 @@ fn level_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// `enricher.sessions.session.body_sum`: Adler-32 of the line from the first occurrence of its level word
+/// on (the whole line when there is none). `b` is printable ASCII, so its byte offsets are `str.find`'s.
+fn body_sum(b: &[u8], level: &str) -> u32 {
+    let from = memchr::memmem::find(b, level.as_bytes()).unwrap_or(0);
+    adler2::adler32_slice(&b[from..])
+}
+
 enum Envelope {
     /// RFC 3164 with host and tag: stamp, host, tag (ranges), level, body start.
     Bsd {
@@ -316,7 +323,7 @@ fn fast_native(b: &[u8]) -> Option<Envelope> {
 }
 
 /// The fields of the Python `Event`, in the order `type_line` produces them.
-const EVENT_FIELDS: [&str; 11] = [
+const EVENT_FIELDS: [&str; 12] = [
     "kind",
     "appliance",
     "ts",
@@ -328,13 +335,14 @@ const EVENT_FIELDS: [&str; 11] = [
     "data",
     "tag",
     "ts_inferred",
+    "body_sum",
 ];
 
-/// Makes `Event` instances. Calling the class runs its Python `__init__` (a frame and eleven attribute
+/// Makes `Event` instances. Calling the class runs its Python `__init__` (a frame and twelve attribute
 /// stores, about a tenth of a typed line's cost). When `Event` is a plain `__slots__` class with exactly
 /// these fields (in any order), the instance is allocated and each value stored in its slot, at the offset
 /// its member descriptor declares — what `__init__` does through those descriptors, without the frame or
-/// the eleven descriptor calls. Anything else about `Event` falls back to the call.
+/// the twelve descriptor calls. Anything else about `Event` falls back to the call.
 struct EventMaker {
     cls: Py<PyAny>,
     /// Byte offsets of the slots, in `EVENT_FIELDS` order.
@@ -392,12 +400,12 @@ impl EventMaker {
     fn make<'py>(
         &self,
         py: Python<'py>,
-        values: [Bound<'py, PyAny>; 11],
+        values: [Bound<'py, PyAny>; 12],
     ) -> PyResult<Bound<'py, PyAny>> {
         let Some(offsets) = &self.offsets else {
             return self.cls.bind(py).call1(PyTuple::new(py, values)?);
         };
-        // SAFETY: `cls` is a heap type whose instances have these eleven object slots at these offsets
+        // SAFETY: `cls` is a heap type whose instances have these twelve object slots at these offsets
         // (checked in `new`); tp_alloc returns a new, zeroed, GC-tracked instance or NULL with an exception
         // set. Each slot is empty (NULL), and receives a new reference, as a member descriptor's set would.
         unsafe {
@@ -781,6 +789,7 @@ impl Typer {
                 .map_or_else(|| py.None().into_bound(py), |d| d.into_bound(py).into_any()),
             tag,
             PyBool::new(py, false).to_owned().into_any(), // ts_inferred: declined above
+            body_sum(b, LEVELS[level]).into_pyobject(py)?.into_any(),
         ];
         Ok(Some(self.events.make(py, values)?))
     }

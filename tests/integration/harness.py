@@ -58,6 +58,8 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     if isinstance(v, str):
         return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"no TOML for {v!r}")
 
 
@@ -193,6 +195,7 @@ class Stack:
                 "group_id": f"it-{token}",
                 "state_topic": f"it-{token}-state",
                 "dead_letter_topic": f"it-{token}-dlq",
+                "sessions_topic": f"it-{token}-sessions",  # written only where service.outputs has kafka
                 "client_id": f"it-{token}",
             },
             "elasticsearch": {"url": es_url, "index_prefix": f"esa-t-{token}", "flush_interval_seconds": 1.0},
@@ -227,6 +230,10 @@ class Stack:
     @property
     def state_topic(self) -> str:
         return str(self.config["kafka"]["state_topic"])
+
+    @property
+    def sessions_topic(self) -> str:
+        return str(self.config["kafka"]["sessions_topic"])
 
     @property
     def prefix(self) -> str:
@@ -394,7 +401,7 @@ class Stack:
             admin = self._admin()
             try:
                 existing = set(admin.list_topics())
-                gone = [t for t in (self.topic, self.state_topic, self.dlq) if t in existing]
+                gone = [t for t in (self.topic, self.state_topic, self.dlq, self.sessions_topic) if t in existing]
                 if gone:
                     admin.delete_topics(gone)
                 getattr(admin, "delete_groups", None) and admin.delete_groups([self.group])

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from enricher.sinks.ndjson import dumps
 from tests.integration.conftest import EsOutage
 from tests.integration.harness import KAFKA_CLIENTS, Stack, by_id, generate_corpus, wait_until
 
@@ -107,7 +108,8 @@ def test_elasticsearch_outage_pauses_without_loss(
 
 @pytest.mark.parametrize("client", KAFKA_CLIENTS)
 def test_two_consumers_and_a_kill_split_no_session(make_stack: Callable[..., Stack], es_client: Any, client: str) -> None:
-    stack = make_stack("rebalance", partitions=4, kafka={"client": client})
+    # Both outputs: the sessions topic must come through the rebalances and the kill as the index does.
+    stack = make_stack("rebalance", partitions=4, kafka={"client": client}, service={"outputs": ["elasticsearch", "kafka"]})
     corpus = stack.dir / "corpus.log"
     meta = generate_corpus(corpus, 150_000, seed=99, appliances=6)  # hosts spread over partitions 0, 1 and 3
     first, second, third = split(corpus, [0.4, 0.3])
@@ -141,3 +143,10 @@ def test_two_consumers_and_a_kill_split_no_session(make_stack: Callable[..., Sta
         (i, {k: (got[i].get(k), expected[i].get(k)) for k in ("abort_reason",)}, got[i]["esa"]["session"], expected[i]["esa"]["session"])
         for i in split_or_wrong[:5]
     ]
+    # The sessions topic: the last record of every key is the same document (replay's bytes, no event.ingested).
+    latest = {}
+    for r in sorted(stack.read_topic(stack.sessions_topic), key=lambda r: (r.partition, r.offset)):
+        latest[r.key.decode()] = r.value
+    assert set(latest) == set(expected)
+    wrong_on_topic = [i for i, d in expected.items() if latest[i] != dumps(d)[:-1]]
+    assert not wrong_on_topic, wrong_on_topic[:5]

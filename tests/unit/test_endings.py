@@ -166,3 +166,23 @@ def test_a_bare_finished_aborted_takes_the_connection_failure_over_aborted_witho
     msg = next(d for d in docs if d["esa"]["session"]["kind"] == "message")
     assert msg["esa"]["session"]["state"] == "complete"
     assert (msg["abort_reason"], _evidence(msg)["rule"]) == ("message_size_exceeded", "connection_inherited")
+
+
+def test_a_session_already_idle_past_its_timeout_at_the_end_of_input_was_closed_by_the_timeout() -> None:
+    """A connection opened by a line older than the idle timeout (on its appliance's clock) and never seen
+    again ends the same way whether or not a later line moved the clock before the end of the input: the idle
+    timeout closed it, not the end of the input (found by the restart property: a re-read tail leaves the
+    clock where the checkpoint had it)."""
+    lines = _lines(
+        ("12:20:00", NEW.format(icid=2)),
+        ("12:20:00", "ICID 2 close"),
+        ("12:00:00", NEW.format(icid=1)),  # 20 minutes behind the clock; the idle timeout is 10
+    )
+    later = _lines(("12:20:05", NEW.format(icid=3)), ("12:20:05", "ICID 3 close"))
+    ends = []
+    for tail in ([], later):
+        p = _pipeline(idle_timeout_seconds=600.0)
+        docs = _by_id(_feed(p, lines + tail) + list(p.flush()))
+        c1 = next(d for i, d in docs.items() if ":c1:" in i)
+        ends.append((c1["abort_reason"], _evidence(c1)["closed_by"], _evidence(c1).get("idle_timeout_seconds")))
+    assert ends[0] == ends[1] == ("ending_not_logged", "idle_timeout", 600.0)

@@ -52,3 +52,11 @@ def test_nested_use_leaves_the_outer_pacer_in_charge() -> None:
             pass
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_what_survives_the_block_is_old_afterwards() -> None:
+    """The survivors are not left to the young generation (whose first collection would walk all of them)."""
+    with paced_collection(10):
+        kept = [[] for _ in range(1000)]
+    oldest = {id(o) for o in gc.get_objects(generation=2)}
+    assert all(id(x) in oldest for x in kept)

@@ -11,7 +11,16 @@ from enricher.models import Event
 from enricher.parsing.parser import Parser
 from enricher.parsing.shapes import SYSTEM_KINDS
 from enricher.pipeline import Pipeline
-from enricher.sessions.session import COMPLETE, EVICTED, EXPIRED, PARTIAL, Session, line_key
+from enricher.sessions.session import (
+    COMPLETE,
+    EVICTED,
+    EXPIRED,
+    PARTIAL,
+    Session,
+    body_sum,
+    key_from_v3,
+    line_key,
+)
 from enricher.sessions.snapshots import decode_state, encode_state
 from enricher.sessions.stitcher import StitchConfig, Stitcher
 
@@ -295,7 +304,7 @@ def test_a_duplicate_changes_no_count_of_the_session() -> None:
     )
     st, done = run(lines)
     (msg,) = [s for s in done if s.kind == "message"]
-    assert msg.nlines == 3 and len(msg.lines()) == 3 and len(msg.hashes) == 3 * 8
+    assert msg.nlines == 3 and len(msg.lines()) == 3 and len(msg.hashes) == 3 * 4
     assert msg.data["rcpts"] == [[0, "a@example.com"]] or len(msg.data["rcpts"]) == 1
     assert st.stats.duplicates == 1
 
@@ -326,7 +335,9 @@ def test_line_key_is_stable_and_ignores_the_relay_header() -> None:
     assert line_key(a, "Info", 1795780800.0) == line_key(b, "Info", 1795780800.4)
     assert line_key(a, "Info", 1795780800.0) != line_key(a, "Info", 1795780801.0)
     # Part of the durable state: the same bytes in every process (no randomised hash()).
-    assert line_key(a, "Info", 1795780800.0).hex() == "f906ed64c070096b"
+    assert line_key(a, "Info", 1795780800.0).hex() == "39b2fc55"
+    # Version 3 snapshots held `second << 32 | Adler-32` (8 bytes): converted to the same key on restore.
+    assert key_from_v3(bytes.fromhex("f906ed64c070096b")) == line_key(a, "Info", 1795780800.0)
 
 
 def test_snapshot_keeps_the_duplicate_memory() -> None:
@@ -411,12 +422,17 @@ def test_snapshot_keeps_written_sessions_and_forgotten_keys() -> None:
     assert restored._digests == st._digests and ("m", "esa1", 10) in restored._digests
 
 
-def test_a_version_2_snapshot_still_restores_without_duplicate_memory() -> None:
+def _snapshot_after_three_lines() -> tuple[list[Event], dict]:
+    """The events of `_ABORTED_THEN_LATE_LOST` and the snapshot (encoded and decoded) after its first three."""
     events = list(Parser().parse_lines(_ABORTED_THEN_LATE_LOST))
     st = Stitcher()
     for ev in events[:3]:
         st.feed(ev)
-    snap = decode_state(encode_state(st.snapshot()))
+    return events, decode_state(encode_state(st.snapshot()))
+
+
+def test_a_version_2_snapshot_still_restores_without_duplicate_memory() -> None:
+    events, snap = _snapshot_after_three_lines()
     snap.update(version=2, standalone=[-1, []])
     del snap["closed"], snap["digests"]
     for group in ("sessions", "dormant", "detached"):
@@ -428,6 +444,21 @@ def test_a_version_2_snapshot_still_restores_without_duplicate_memory() -> None:
     done = [s for ev in events[3:] for s in restored.feed(ev)] + restored.flush()
     msg = [s for s in done if s.ident == 10][-1]  # written, then again with the late ICID lost
     assert restored.stats.duplicates == 0 and msg.nlines == 5
+
+
+def test_a_version_3_snapshot_restores_with_its_duplicate_memory() -> None:
+    """Version 3 held 8-byte line keys (`second << 32 | Adler-32`): restored as today's 4-byte keys."""
+    events, snap = _snapshot_after_three_lines()
+    snap["version"] = 3
+    for data in snap["sessions"]:
+        lines = data["raw"].split("\n") if data["raw"] else []
+        sums = [body_sum(line, "Info") for line in lines]
+        secs = [int(ev.ts) for ev in events[:3] if ev.raw in lines]
+        data["hashes"] = b"".join((t << 32 | h).to_bytes(8, "little") for t, h in zip(secs, sums, strict=True)).hex()
+    restored = Stitcher()
+    restored.restore(snap)
+    restored.feed(events[2])  # seen before the upgrade: recognised as a repeat
+    assert restored.stats.duplicates == 1
 
 
 def test_new_icid_line_arriving_after_its_close_joins_its_connection() -> None:
