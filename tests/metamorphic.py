@@ -11,6 +11,7 @@ asserts that the documents are the same.
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 import sys
 import tempfile
@@ -323,20 +324,54 @@ def interleavings(draw: st.DrawFn) -> tuple[Input, list[tuple[int, int]]]:
     return inp, draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), min_size=1, max_size=12))
 
 
-def with_delays(records: Sequence[Record], delays: dict[int, float]) -> list[Record]:
-    """The records with record i delayed by delays[i] seconds of its appliance's clock: it arrives after every
-    record of its appliance whose clock is at most its own + d (ties keep the original order); each
-    appliance's slots in the stream stay where they were."""
+def delayed_order(records: Sequence[Record], delays: dict[int, float]) -> list[int]:
+    """The order (record indices) in which the records arrive with record i delayed by delays[i] seconds of its
+    appliance's clock: after every record of its appliance whose clock is at most its own + d (ties keep the
+    original order); each appliance's slots in the stream stay where they were."""
     clock = clocks(records)
     by_app: dict[str, list[int]] = {}
     for i, r in enumerate(records):
         by_app.setdefault(r.appliance, []).append(i)
-    out = list(records)
+    out = list(range(len(records)))
     for idx in by_app.values():
         order = sorted(idx, key=lambda i: (clock[i] + delays.get(i, 0.0), i))
         for slot, i in zip(idx, order, strict=True):
-            out[slot] = records[i]
+            out[slot] = i
     return out
+
+
+def with_delays(records: Sequence[Record], delays: dict[int, float]) -> list[Record]:
+    """The records in `delayed_order`."""
+    return [records[i] for i in delayed_order(records, delays)]
+
+
+_LEVEL = re.compile(r"\b(?:Info|Warning|Debug|Trace|Critical|Notice|Error|Alert|Emergency):")
+
+
+def swaps_relay_copies(records: Sequence[Record], order: Sequence[int]) -> bool:
+    """Whether `order` puts a record after another copy of it that came through another relay (same appliance,
+    second and body, another header; the input holds both, as in dedup-duplicated-lines): the copy applied
+    first is the one whose text is kept, the other is a duplicate that changes nothing (item 1)."""
+    seen: dict[tuple[str, float | None, str], int] = {}
+    pos = {i: k for k, i in enumerate(order)}
+    for i, r in enumerate(records):
+        m = _LEVEL.search(r.raw)
+        key = (r.appliance, r.ts, r.raw[m.start() :] if m else r.raw)
+        j = seen.setdefault(key, i)
+        if j != i and records[j].raw != r.raw and pos[j] > pos[i]:
+            return True
+    return False
+
+
+def reclocks_the_very_late(records: Sequence[Record], moved: Sequence[Record], window: float) -> bool:
+    """Whether a record already later than `window` in `records` (stamped more than that before its
+    appliance's clock on arrival: the late-line goldens) meets another clock in `moved`. What such a line
+    does depends on that clock by design (beyond the retention its session is forgotten), so delaying
+    other records changes how late it is, which the grace period does not promise to hide."""
+    very_late = {id(r): c for r, c in zip(records, clocks(records), strict=True) if r.ts is not None and c - r.ts > window}
+    if not very_late:
+        return False
+    return any(id(r) in very_late and very_late[id(r)] != c for r, c in zip(moved, clocks(moved), strict=True))
 
 
 @st.composite

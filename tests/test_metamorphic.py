@@ -12,7 +12,11 @@ Over every golden input and windows of a generated corpus (tests/metamorphic.py)
     0 < d ≤ L of their appliance's clock (a delayed record arrives after the records of its appliance
     stamped at most its own time + d, never after one stamped later), with every array of the documents
     compared as a multiset: within one second the log gives no order, so lists built in arrival order
-    (`esa.raw`, recipients, rejects, bounces) cannot promise theirs; every value must be equal;
+    (`esa.raw`, recipients, rejects, bounces) cannot promise theirs; every value must be equal. Left out:
+    delays after which a line without a header follows another record (the parser's glue, a strict xfail of
+    its own), delays that change the clock a record already later than L in the input arrives at
+    (the late-line goldens: how such a line is taken depends on that clock by design) and delays that put
+    a record after its own copy from another relay (the first applied is kept, item 1);
 (c) the input is split across files (`replay f1 f2 …`), or the process is killed and restarted at any
     point: the checkpoint (`Pipeline.snapshot`, through the durable encoding) restored into a new process
     that reads on from the checkpoint's position (the killed process's documents after it are kept, as
@@ -29,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from tests.metamorphic import (
@@ -37,11 +41,14 @@ from tests.metamorphic import (
     assert_same,
     copied_order,
     corpus_input,
+    delayed_order,
     delays,
     duplications,
     golden_input,
     interleavings,
     joins_another_record,
+    lateness,
+    reclocks_the_very_late,
     records_of,
     replay,
     replay_config,
@@ -49,6 +56,7 @@ from tests.metamorphic import (
     replay_with_restarts,
     restarts,
     streams,
+    swaps_relay_copies,
     with_copies,
     with_delays,
     with_moves,
@@ -101,15 +109,13 @@ KNOWN_GLUE = (
     "without a memory of every line; `duplications()` leaves such placements out and this test pins the bug"
 )
 LATE_BUGS = (
-    "the stitcher applies and joins lines in arrival order: conn-dhap with record 0 (`New SMTP ICID 5021`) 4 s "
-    "late -> the DHAP line finds no connection for its IP (a ghost connection document) and MID 7021 loses "
-    "dhap_drop_connection for receiving_aborted_unexplained; corpus[1203:1253] record 44 (`New SMTP DCID`) 1 s "
-    "late, after its `Delivery start` -> the delivery loses interface, destination_ip and port (also "
-    "corpus[1800:1850] record 3: a `DCID … TLS success` after the delivery -> its tls lost); msg-filter-drops "
-    "record 7 (`Message finished MID 8001`) 3 s late -> the message closes on the `ICID close` line's clock "
-    "and its document, built after that line was applied to the shared connection, shows closed_time; "
-    "conn-delayed-hat-reject record 12 2 s late -> delayed_hat_reject keeps whichever of the three lines "
-    "came first"
+    "a message's document is built after the line whose clock closed it was applied, and shows its connection "
+    "as that line left it: late-message-finished with records 22-24 (`Start MID 8004 ICID 6001`, its From and "
+    "To) 2 s late -> MID 8001 is written before MID 8004 joins the connection (esa.connection.message_count 4 "
+    "-> 3): needs the pipeline to build the documents of sessions closed by a clock advance before the line is "
+    "applied (enricher/pipeline.py, three feed call sites). Likewise (not yet seen by the search) a connection "
+    "line (close, lost) late past the moment a message of that connection is written: missing from that "
+    "message's document unless the message is written again"
 )
 COPIES = [
     (golden_input("conn-delayed-hat-reject"), [(2, 0)]),
@@ -123,7 +129,22 @@ DELAYS = [
     (corpus_input().window(1203, 50), {44: 1.0}),
     (golden_input("msg-filter-drops"), {7: 3.0}),
     (golden_input("conn-delayed-hat-reject"), {12: 2.0}),
+    (corpus_input().window(1800, 50), {3: 1.0}),
+    (golden_input("lines-debug-trace-quarantine"), {49: 2.0}),
+    (corpus_input().window(0, 50), {0: 1.0}),
+    (golden_input("delivery-failures"), {30: 1.0}),
+    (golden_input("ending-connection-expired"), {3: 2.0, 4: 2.0}),
+    (corpus_input().window(1555, 50), {0: 1.0}),
+    (corpus_input().window(241, 386), {0: 2.0}),
 ]
+# Still failing (LATE_BUGS): after the fixed ones, so that they run first.
+LATE = [(golden_input("late-message-finished"), {22: 2.0, 23: 2.0, 24: 2.0})]
+LATE_GLUE = (
+    "a line without a header joins the record before it whenever that makes a record of the same kind (issue 9 "
+    "item 8; see KNOWN_GLUE): continuation-lines with record 9 (`ICID 10293 close`) 1 s late -> `Double bounce: "
+    "…` (no header) follows `MID 1404 queued for delivery` and is joined onto it (its error document is gone, "
+    "the message's raw line changes); `delays()` placements where that happens are left out of the property"
+)
 
 
 def _copied(name: str, copies: list[tuple[int, int]]) -> Input:
@@ -196,15 +217,36 @@ def test_appliances_interleaved_in_any_way_change_nothing(case: tuple[Input, lis
     assert_same(replay(inp.records, inp.config), got, f"{inp.name} interleaved by moves {moves}")
 
 
-@known_bugs(any(_changes(i, replay(with_delays(i.records, d), i.config), True) for i, d in DELAYS), LATE_BUGS)
-@SETTINGS
-@given(delays())
-@examples(DELAYS)
-def test_records_late_within_the_grace_period_change_nothing(case: tuple[Input, dict[int, float]]) -> None:
+@pytest.mark.parametrize("case", DELAYS, ids=lambda c: f"{c[0].name}{sorted(c[1])}" if isinstance(c, tuple) else None)
+def test_records_late_found_before_change_nothing(case: tuple[Input, dict[int, float]]) -> None:
+    """The counterexamples the search found and the stitcher was fixed for (each also a golden case)."""
     inp, late = case
     got = replay(with_delays(inp.records, late), inp.config)
+    assert_same(replay(inp.records, inp.config), got, f"{inp.name} with records delayed {late}", lists_in_any_order=True)
+
+
+@known_bugs(any(_changes(i, replay(with_delays(i.records, d), i.config), True) for i, d in DELAYS + LATE), LATE_BUGS)
+@SETTINGS
+@given(delays())
+@examples(DELAYS + LATE)
+def test_records_late_within_the_grace_period_change_nothing(case: tuple[Input, dict[int, float]]) -> None:
+    inp, late = case
+    order = delayed_order(inp.records, late)
+    assume(not joins_another_record(inp, order))  # the parser's glue: its own test below
+    assume(not swaps_relay_copies(inp.records, order))
+    moved = [inp.records[i] for i in order]
+    assume(not reclocks_the_very_late(inp.records, moved, lateness(inp)))
+    got = replay(moved, inp.config)
     want = replay(inp.records, inp.config)
     assert_same(want, got, f"{inp.name} with records delayed {late}", lists_in_any_order=True)
+
+
+@pytest.mark.xfail(strict=True, reason=LATE_GLUE)
+def test_a_record_late_past_a_line_without_header_changes_nothing() -> None:
+    inp, late = golden_input("continuation-lines"), {9: 1.0}
+    assert joins_another_record(inp, delayed_order(inp.records, late))
+    got = replay(with_delays(inp.records, late), inp.config)
+    assert_same(replay(inp.records, inp.config), got, LATE_GLUE, lists_in_any_order=True)
 
 
 # -- (c) files and restarts ----------------------------------------------------------------------------------

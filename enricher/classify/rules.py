@@ -260,8 +260,9 @@ def _recipients_rejected(s: Session, cfg: ClassifyConfig) -> Verdict | None:
         refused = {r.get("address") for r in rejected}
         if any(address not in refused for _rid, address in rcpts):
             return None
-    first = rejected[0]
-    return _aborted(first["reason"], POLICY, "rejected", by=first.get("by"), recipients_rejected=len(rejected))
+    # The earliest refusal, whatever the order its lines arrived in (state from before it was kept: the first).
+    reason, by = s.data.get("first_rejected") or (rejected[0]["reason"], rejected[0].get("by"))
+    return _aborted(reason, POLICY, "rejected", by=by or None, recipients_rejected=len(rejected))
 
 
 def _message_default(s: Session, cfg: ClassifyConfig) -> Verdict:
@@ -279,7 +280,12 @@ def _ending_not_logged(s: Session, cfg: ClassifyConfig) -> Verdict | None:
     evidence = {k: v for k, v in ending.items() if k != "at"}
     evidence["last_line_kind"] = s.last_kind or None
     evidence["last_line_time"] = format_iso(s.last_ts)
-    evidence["seconds_before_close"] = round(ending["at"] - s.last_ts, 3)
+    at = ending["at"]
+    if ending.get("closed_by") == "idle_timeout":
+        # Closed as of its deadline, not as of the line whose clock showed it: that may be any of the lines
+        # within the grace period after the deadline, as they arrive in any order.
+        at = s.last_ts + ending["idle_timeout_seconds"]
+    evidence["seconds_before_close"] = round(at - s.last_ts, 3)
     return _aborted("ending_not_logged", UNKNOWN, "unknown", **evidence)
 
 

@@ -2,14 +2,15 @@
 
 Everything that decides future output is kept: open sessions, connections that already closed but live
 on inside open messages, dormant sessions, written sessions kept for late lines and the keys of forgotten
-ones, each session's duplicate memory, the grace queue, the IP index for DHAP lines, pending
-parent/child links, the arrival sequence and the per-appliance clocks. A restored stitcher writes the same
+ones, each session's duplicate memory, the grace queue, the IP index for DHAP lines (and the lone DHAP lines waiting for a late connection), pending
+parent/child links (both ways), the arrival sequence and the per-appliance clocks. A restored stitcher writes the same
 documents as one that never stopped (tested by cutting a stream at many points).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+import heapq
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from enricher.sessions.session import CONNECTION, Key, Session, key_from_v3
@@ -55,6 +56,8 @@ def snapshot(st: Stitcher) -> dict[str, Any]:
         "by_ip": [[app, ip, icid] for (app, ip), icid in st._by_ip.items()],
         "detached": [x.to_state() for x in detached.values()],
         "pending_links": [[list(k), v] for k, v in st._pending_links.items()],
+        "pending_children": [[list(k), v] for k, v in st._pending_children.items()],
+        "dhap_waiting": [[app, ip, [list(k) for k in keys]] for (app, ip), keys in st._dhap_waiting.items()],
     }
 
 
@@ -101,6 +104,12 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
         if not found:
             found = conns[(sess.appliance, icid)] = [Session(CONNECTION, sess.appliance, icid, sess.first_ts)]
         sess.conn = next((c for c in found if c.mids and sess.ident in c.mids), found[-1])
-    st._grace = {app: deque((d, tuple(k)) for d, k in q) for app, q in snap["grace"].items()}  # type: ignore[misc]
+    # A heap per appliance; heapified again, as snapshots written before it was one hold a queue.
+    st._grace = {app: [(d, tuple(k)) for d, k in q] for app, q in snap["grace"].items()}  # type: ignore[misc]
+    for q in st._grace.values():
+        heapq.heapify(q)
     st._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
     st._pending_links = {tuple(k): v for k, v in snap["pending_links"]}  # type: ignore[misc]
+    st._pending_children = {tuple(k): v for k, v in snap.get("pending_children", ())}  # type: ignore[misc]
+    # Absent from snapshots written before it existed: their lone DHAP lines are written alone, as then.
+    st._dhap_waiting = {(app, ip): [tuple(k) for k in keys] for app, ip, keys in snap.get("dhap_waiting", ())}  # type: ignore[misc]

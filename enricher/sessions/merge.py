@@ -22,6 +22,22 @@ _NO_FIELDS: dict[str, Any] = {}
 Merge = Callable[[Session, Event], None]
 
 
+_INF = float("inf")
+
+
+def keep_earliest(d: dict[str, Any], key: str, ts: float | None, value: Any) -> None:
+    """Set `d[key]` to `value` unless it holds one of an earlier line (by stamp, then by value): not the first
+    to arrive, as a line late within the grace period must not change the choice. The chosen line's stamp
+    is kept beside it (`<key>_ts`, in no document)."""
+    key_ts = key + "_ts"
+    if key in d:
+        kept = d.get(key_ts)
+        if (_INF if ts is None else ts, value) >= (_INF if kept is None else kept, d[key]):
+            return
+    d[key] = value
+    d[key_ts] = ts  # None (a line without a stamp) sorts last; JSON has no infinity
+
+
 def _append(d: dict[str, Any], key: str, value: Any) -> None:
     lst = d.get(key)
     if lst is None:
@@ -90,6 +106,12 @@ RCPT_REJECTS = (
 )
 
 
+def _reject(s: Session, ev: Event, item: dict[str, Any]) -> None:
+    """One refused recipient; the earliest refusal (`first_rejected`: [reason, by]) is the message's reason."""
+    _append(s.data, "rejected", item)
+    keep_earliest(s.data, "first_rejected", ev.ts, [item["reason"], item.get("by") or ""])
+
+
 def _rejected(s: Session, ev: Event) -> None:
     item = {k: v for k, v in (ev.data or {}).items() if k in ("address", "by", "detail")}
     by = item.get("by", "")
@@ -99,7 +121,7 @@ def _rejected(s: Session, ev: Event) -> None:
             break
     else:
         item["reason"] = "rcpt_rejected_other"
-    _append(s.data, "rejected", item)
+    _reject(s, ev, item)
 
 
 def _invalid_rcpt(s: Session, ev: Event) -> None:
@@ -108,14 +130,14 @@ def _invalid_rcpt(s: Session, ev: Event) -> None:
     item = {"by": "Invalid recipient address", "reason": "rcpt_rejected_other"}
     if f.get("detail"):
         item["detail"] = f.get("detail")
-    _append(s.data, "rejected", item)
+    _reject(s, ev, item)
 
 
 def _ldap_reject(s: Session, ev: Event) -> None:
     """`LDAP: Drop|Bounce query <name> MID m RID r address a`: the LDAP accept query, run in the work queue."""
     f = ev.data or _NO_FIELDS
     by = f"LDAP {f.get('query', '')} query {f.get('name', '')}"
-    _append(s.data, "rejected", {"address": f.get("address", ""), "by": by, "reason": "rcpt_rejected_ldap"})
+    _reject(s, ev, {"address": f.get("address", ""), "by": by, "reason": "rcpt_rejected_ldap"})
 
 
 def _note(s: Session, ev: Event) -> None:
@@ -236,6 +258,22 @@ def _delivery(s: Session, ev: Event) -> dict[str, Any]:
     return d
 
 
+# A delivery's status when more than one line sets it: the most final (a `Possible Delivery:` before its
+# `Message done`, a recipient delayed and another delivered on one connection), never the last to arrive.
+_STATUS_RANK = {"possible_delivery": 0, "delayed": 1, "bounced": 2}  # the others (delivered, …): 3
+
+
+def _status(d: dict[str, Any], status: str) -> None:
+    old = d.get("status")
+    if old is None or (_STATUS_RANK.get(status, 3), status) > (_STATUS_RANK.get(old, 3), old):
+        d["status"] = status
+
+
+def _ended(d: dict[str, Any], ts: float | None) -> None:
+    if ts is not None and (d.get("end_ts") is None or ts > d["end_ts"]):
+        d["end_ts"] = ts
+
+
 def _delivery_start(s: Session, ev: Event) -> None:
     f = ev.data or _NO_FIELDS
     d = _delivery(s, ev)
@@ -250,14 +288,15 @@ def _delivery_start(s: Session, ev: Event) -> None:
 def _message_done(s: Session, ev: Event) -> None:
     f = ev.data or _NO_FIELDS
     d = _delivery(s, ev)
-    d["end_ts"] = ev.ts
+    _ended(d, ev.ts)
     # RCID: handed to the appliance's own spam quarantine, not delivered to the recipient.
-    d["status"] = "to_spam_quarantine" if f.get("ctype") == "RCID" else "delivered"
+    status = "to_spam_quarantine" if f.get("ctype") == "RCID" else "delivered"
     if f.get("rids") is not None:
         d["rids"] = f.get("rids")
     extra = (f.get("extra") or "").strip()
     if extra.startswith("(external quarantine)"):
-        d["status"] = "quarantined_external"
+        status = "quarantined_external"
+    _status(d, status)
 
 
 _BOUNCE_FIELDS = ("rid", "code", "reason", "response", "from", "to")
@@ -278,8 +317,8 @@ def _bounced(s: Session, ev: Event) -> None:
     _append(s.data, "bounces", item)
     if ev.dcid is not None:
         d = _delivery(s, ev)
-        d["status"] = "bounced"
-        d["end_ts"] = ev.ts
+        _status(d, "bounced")
+        _ended(d, ev.ts)
 
 
 def _bounce_log(s: Session, ev: Event) -> None:
@@ -292,12 +331,12 @@ def _delayed(s: Session, ev: Event) -> None:
     _append(s.data, "delays", _bounce_item(ev))
     if ev.dcid is not None:
         d = _delivery(s, ev)
-        d["status"] = "delayed"
+        _status(d, "delayed")
 
 
 def _possible(s: Session, ev: Event) -> None:
     d = _delivery(s, ev)
-    d["status"] = "possible_delivery"
+    _status(d, "possible_delivery")
     s.data["possible_delivery"] = True
 
 
@@ -440,13 +479,13 @@ def _flag(key: str, field: str | None = None) -> Merge:
     return rule
 
 
-def _first(key: str, field: str, default: str) -> Merge:
-    """Keep the first value: later lines of the same kind add detail, not a new verdict."""
+def _earliest(key: str, field: str, default: str) -> Merge:
+    """Keep the value of the earliest line (see `keep_earliest`): later lines of the same kind add detail, not
+    a new verdict."""
 
     def rule(s: Session, ev: Event) -> None:
         f = ev.data or _NO_FIELDS
-        if key not in s.data:
-            s.data[key] = f.get(field) or default
+        keep_earliest(s.data, key, ev.ts, f.get(field) or default)
 
     return rule
 
@@ -471,7 +510,7 @@ CONNECTION_RULES: dict[str, Merge] = {
     "new_icid": _new_icid,
     "hat": _hat,
     "sbrs": _sbrs,
-    "delayed_hat_reject": _first("delayed_hat_reject", "detail", "Delayed HAT REJECT"),
+    "delayed_hat_reject": _earliest("delayed_hat_reject", "detail", "Delayed HAT REJECT"),
     "icid_tls": _tls,
     "icid_tls_required": _flag("tls_required_not_initiated", "detail"),
     "receiving_failed": _flag("receiving_failed", "reason"),
@@ -492,3 +531,12 @@ DCID_RULES: dict[str, Merge] = {
     "dcid_tls": _tls,
     "connection_error": _set_fields("connection_error", "domain", "destination_ip", "detail"),
 }
+
+# A fixed order of the line kinds, for choices among lines of one second (the log gives no order within a
+# second, and the order they arrive in must not decide): the order of the rule tables, a session's life.
+_KIND_ORDER = {kind: i for i, kind in enumerate((*MESSAGE_RULES, *CONNECTION_RULES))}
+
+
+def later_kind(kind: str, last: str) -> bool:
+    """Whether a line of `kind` rather than one of `last`, both of a session's newest second, is its newest."""
+    return not last or _KIND_ORDER.get(kind, -1) > _KIND_ORDER.get(last, -1)

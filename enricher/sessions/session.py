@@ -149,7 +149,7 @@ class Session:
         # `bytes` grown by concatenation like `raw`: a `bytearray` costs another object and over-allocates.
         self.hashes: bytes | None = None
         self.late = False  # opened by a line of a session already written and forgotten (see LATE)
-        self.last_kind = ""  # kind of its newest line (ties: the later arrival), for an ending never logged
+        self.last_kind = ""  # kind of its newest line (ties: see merge.later_kind), for an ending never logged
         # How the stitcher closed it without a terminal line (window, its setting, event time of the close);
         # None when closed complete. Set at every close and read when its document is built, so it is not
         # part of the durable state.

@@ -28,7 +28,9 @@ cdef class Stitcher:
     cdef public object _digests
     cdef public double _retention
     cdef public dict _by_ip
+    cdef public dict _dhap_waiting
     cdef public dict _pending_links
+    cdef public dict _pending_children
     cdef public list _out
     cdef public Py_ssize_t _session_lines
 
@@ -49,12 +51,12 @@ cdef class Stitcher:
     cpdef _revive_messages(self, Session c, ts)
     @cython.locals(other=Session, key=tuple)
     cpdef _link(self, app, other_mid, field_name, value)
-    @cython.locals(rec=Session)
-    cpdef _join_delivery(self, Session s, ev)
+    @cython.locals(rec=Session, key=tuple)
+    cpdef _join_delivery(self, Session s, ev, ts)
     cpdef _copy_delivery(self, Session rec, Session s)
     @cython.locals(c=Session, key=tuple)
     cpdef Session _connection(self, app, icid, ts)
-    @cython.locals(c=Session, old=Session, key=tuple, lk=bytes)
+    @cython.locals(c=Session, old=Session, key=tuple, lk=bytes, fresh=bint)
     cpdef _on_connection(self, ev, ts)
     cpdef _apply(self, Session c, bytes lk, str raw)
     @cython.locals(c=Session, held=Session, key=tuple)
@@ -63,6 +65,9 @@ cdef class Stitcher:
     cpdef _on_icid_zero(self, ev, ts)
     @cython.locals(c=Session, held=Session, lk=bytes)
     cpdef _on_dhap(self, ev, ts)
+    @cython.locals(g=Session, key=tuple)
+    cpdef _adopt_dhap(self, Session c, ts, waiting)
+    cpdef _unwait(self, Session s)
     @cython.locals(rec=Session, msg=Session, key=tuple, lk=bytes)
     cpdef _on_delivery_connection(self, ev, ts)
     cpdef _schedule(self, app, ts, tuple key)

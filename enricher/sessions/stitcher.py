@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import zlib
 from array import array
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import Any
 
 from enricher.models import Event
 from enricher.parsing.shapes import HEADER_KINDS, SYSTEM_KINDS
 from enricher.sessions.expiry import BUCKET_SECONDS, ExpiryIndex
-from enricher.sessions.merge import CONNECTION_RULES, DCID_RULES, MESSAGE_RULES
+from enricher.sessions.merge import CONNECTION_RULES, DCID_RULES, MESSAGE_RULES, later_kind
 from enricher.sessions.session import (
     COMPLETE,
     CONNECTION,
@@ -50,6 +51,8 @@ from enricher.sessions.session import (
     sum_key,
 )
 
+# A session's first line: for a key already written with another first second, the counter was reused.
+_START_KINDS = frozenset(("start_mid", "new_icid"))
 _DELIVERY_KINDS = frozenset(("delivery_start", "message_done", "bounced", "delayed", "possible_delivery"))
 _DCID_KINDS = frozenset(DCID_RULES) | {"dcid_close", "dcid_other"}
 # Message line kinds that need more than their merge rule (see Stitcher._on_message).
@@ -63,8 +66,6 @@ _FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
     "mid_unrecognized",
     "ready",
 }
-# A session's first line: for a key already written with another first second, the counter was reused.
-_START_KINDS = frozenset(("start_mid", "new_icid"))
 # What `Stitcher._reopen` answers for a duplicate line: a session that no key names.
 _DUPLICATE = Session(DELIVERY, "", 0, 0.0)
 _ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
@@ -144,6 +145,15 @@ class StitchStats:
         self.closed[state] = self.closed.get(state, 0) + 1
 
 
+def _add_child(s: Session, value: dict[str, object]) -> None:
+    """A child MID link on its parent's session (a reinjection releases the parent from quarantine)."""
+    kids = s.data.setdefault("children", [])
+    if value not in kids:
+        kids.append(value)
+    if value.get("relation") == "reinjected":
+        s.data.setdefault("quarantine", {})["status"] = "released"
+
+
 class Stitcher:
     """Feeds events into sessions; returns the sessions that are ready to be written."""
 
@@ -158,14 +168,21 @@ class Stitcher:
         self._watermark: dict[str, float] = {}
         self._arrival: dict[str, float] = {}
         self._expiry: dict[str, ExpiryIndex] = {}
-        self._grace: dict[str, deque[tuple[float, Key]]] = {}
+        # Per appliance, a heap of (due, key): a terminal line late within the grace period is due before
+        # lines scheduled ahead of it (a queue in arrival order would hold it back behind them).
+        self._grace: dict[str, list[tuple[float, Key]]] = {}
         self._dormant: OrderedDict[Key, Session] = OrderedDict()
         self._closed: OrderedDict[Key, Session] = OrderedDict()  # written, kept for late lines (close order)
         self._digests: OrderedDict[Key, int] = OrderedDict()  # forgotten: key → first second
         retention = self.config.closed_retention_seconds
         self._retention = self.config.idle_timeout_seconds if retention is None else retention
         self._by_ip: dict[tuple[str, str], int] = {}
+        # DHAP lines that found no connection for their IP, written alone unless that connection's late
+        # `New SMTP ICID` arrives within their grace period (see _adopt_dhap): (appliance, IP) → their keys.
+        self._dhap_waiting: dict[tuple[str, str], list[Key]] = {}
         self._pending_links: dict[Key, dict[str, object]] = {}
+        # Children links for a parent not seen yet: its lines may arrive later (late within the grace period).
+        self._pending_children: dict[Key, list[dict[str, object]]] = {}
         self._out: list[Session] = []
         self._session_lines = 0  # lines applied to a message or connection session (see line_outcomes)
 
@@ -327,6 +344,9 @@ class Stitcher:
                 link = self._pending_links.pop(key, None)
                 if link is not None:
                     s.data["parent"] = link
+                if self._pending_children:
+                    for kid in self._pending_children.pop(key, ()):
+                        _add_child(s, kid)
                 self._hold(s)
         elif ts <= s.last_ts and s.repeats(lk, ev.raw, ev.level):  # a duplicate is never later than the session
             self.stats.duplicates += 1
@@ -345,23 +365,29 @@ class Stitcher:
             s.seqs.append(self._seq & 0xFFFFFFFF)
         # Its expiry bucket can change only when its clock moves or when it is not filed yet (new, revived):
         # the bucket arithmetic at the end is skipped for the other lines (most of them).
+        # Its newest line is what an ending never logged reports (`last_kind`).
         if ts > s.last_ts:
             s.last_ts = ts
+            s.last_kind = kind
             refile = True
         else:
             refile = s.bucket < 0
-            if ts < s.first_ts and not s.emitted:
+            if ts == s.last_ts:
+                if later_kind(kind, s.last_kind):
+                    s.last_kind = kind
+            elif ts < s.first_ts and not s.emitted:
                 # An earlier line that arrived late: the session starts at its stamp (so does the id, until
                 # a document is written under it), as if the lines had come in order.
                 s.first_ts = ts
-        if ts == s.last_ts:  # its newest line (what an ending never logged reports)
-            s.last_kind = kind
         icid = ev.icid
         if icid is not None and s.conn is None:
             if icid == 0:
                 s.data["generated_by_appliance"] = True
             else:
                 conn = self._connection(app, icid, ts)
+                if not conn.nlines and ts < conn.first_ts and not conn.emitted:
+                    # Only message lines named it so far: it spans the earliest of them, whichever came first.
+                    conn.first_ts = conn.last_ts = ts
                 s.conn = conn
                 if conn.mids is None:
                     conn.mids = []
@@ -369,7 +395,7 @@ class Stitcher:
                     conn.mids.append(mid)
         if kind in _FOLLOW_UP_KINDS:  # one set test keeps the common lines off this chain
             if ev.dcid is not None and kind in _DELIVERY_KINDS:
-                self._join_delivery(s, ev)
+                self._join_delivery(s, ev, ts)
             elif kind == "split" or kind == "rewritten":
                 self._link(app, ev.get("child"), "parent", {"mid": mid, "relation": kind})
             elif kind == "generated" or kind == "generated_bounce" or kind == "reinjected":
@@ -485,25 +511,33 @@ class Stitcher:
             if other is not None:
                 self._revive(other, wm)
         if other is None:
+            # Its own lines come later (a child's; or a parent's, arriving late): attach the link when its
+            # session opens.
             if field_name == "parent":
-                # The child's own lines come later: attach the link when its session opens.
-                self._pending_links[key] = value
-                while len(self._pending_links) > self.config.max_dormant_sessions:
-                    self._pending_links.pop(next(iter(self._pending_links)))
+                pending: dict[Key, Any] = self._pending_links
+                pending[key] = value
+            else:
+                pending = self._pending_children
+                kids = pending.setdefault(key, [])
+                if value not in kids:
+                    kids.append(value)
+            while len(pending) > self.config.max_dormant_sessions:
+                pending.pop(next(iter(pending)))
             return
         if field_name == "parent":
             other.data["parent"] = value
         else:
-            kids = other.data.setdefault("children", [])
-            if value not in kids:
-                kids.append(value)
-            if value.get("relation") == "reinjected":
-                other.data.setdefault("quarantine", {})["status"] = "released"
+            _add_child(other, value)
 
-    def _join_delivery(self, s: Session, ev: Event) -> None:
-        rec = self._open.get(("d", ev.appliance, ev.dcid))  # type: ignore[arg-type]
+    def _join_delivery(self, s: Session, ev: Event, ts: float) -> None:
+        key: Key = ("d", ev.appliance, ev.dcid)  # type: ignore[assignment]
+        rec = self._open.get(key)
         if rec is None:
-            return
+            # Its `New SMTP DCID` line may still come, late within the grace period: an empty record waits
+            # for it that long (dropped then if nothing came, see _advance) and copies it in when it does.
+            rec = Session(DELIVERY, ev.appliance, ev.dcid, ts)  # type: ignore[arg-type]
+            self._hold(rec)
+            self._schedule(ev.appliance, ts, key)
         if rec.mids is None:
             rec.mids = []
         if s.ident not in rec.mids and len(rec.mids) < 200:
@@ -572,22 +606,29 @@ class Stitcher:
             self._hold(c)
             self._file(c)
             self.stats.opened += 1
+        fresh = not c.nlines  # no line of its own yet (opened by a message line, or just now)
         CONNECTION_RULES[kind](c, ev)
         self._apply(c, lk, ev.raw)
         if kind == "icid_other":
             self.stats.unrecognized += 1
         elif kind in _FAILURE_KINDS:
             self._mark_in_flight(c)
-        if ts > c.last_ts:
+        if ts > c.last_ts or fresh:  # its own first line sets its clock, even before the message lines'
+            if ts < c.first_ts and not c.emitted:
+                c.first_ts = ts
             c.last_ts = ts
+            c.last_kind = kind
+        elif ts == c.last_ts:
+            if later_kind(kind, c.last_kind):
+                c.last_kind = kind
         elif ts < c.first_ts and not c.emitted:
             c.first_ts = ts  # an earlier line that arrived late (see _on_message)
-        if ts == c.last_ts:
-            c.last_kind = kind
         if kind == "new_icid":
             source_ip = ev.get("source_ip")
             if source_ip:
                 self._by_ip[(app, source_ip)] = icid  # type: ignore[assignment]
+                if self._dhap_waiting:
+                    self._adopt_dhap(c, ts, self._dhap_waiting.pop((app, source_ip), None))
         elif kind == "icid_close":
             self._schedule(app, ts, key)
         if c.bucket != int(c.last_ts) // BUCKET_SECONDS:
@@ -658,16 +699,47 @@ class Stitcher:
             if c is None:
                 return
             c.data["source_ip"] = ip
+            if ip:
+                self._dhap_waiting.setdefault((ev.appliance, ip), []).append(c.key)
         else:
             self._mark_in_flight(c)
         if ts > c.last_ts:
             c.last_ts = ts
+            c.last_kind = ev.kind
             if c.bucket != int(ts) // BUCKET_SECONDS:
                 self._file(c)
-        if ts == c.last_ts:
+        elif ts == c.last_ts and later_kind(ev.kind, c.last_kind):
             c.last_kind = ev.kind
         CONNECTION_RULES["dhap_drop"](c, ev)
         self._apply(c, lk, ev.raw)
+
+    def _adopt_dhap(self, c: Session, ts: float, waiting: list[Key] | None) -> None:
+        """A connection's `New SMTP ICID` (at `ts`) that arrives after DHAP lines for its IP written no earlier:
+        they are its own, late within their grace period. Each joins it as if it had come in order, and its
+        one-line document (not written yet) is no more."""
+        for key in waiting or ():
+            g = self._open.get(key)
+            if g is None or g.emitted or g.first_ts < ts:
+                continue  # written already, or older than the connection: not its DHAP line
+            self._open.pop(key)
+            g.open = False
+            self.stats.opened -= 1
+            c.data["dhap_drop"] = g.data["dhap_drop"]
+            hs = c.hashes
+            c.hashes = bytearray(g.hashes or b"") if hs is None else hs + (g.hashes or b"")
+            if g.seqs is None:
+                c.nlines += g.nlines
+            else:
+                for seq, line in zip(g.seqs, g.lines(), strict=True):
+                    c.add_line(seq, line)
+            if g.first_ts > c.last_ts:
+                c.last_ts = g.first_ts
+                c.last_kind = "dhap_drop"
+                if c.bucket != int(c.last_ts) // BUCKET_SECONDS:
+                    self._file(c)
+            elif g.first_ts == c.last_ts and later_kind("dhap_drop", c.last_kind):
+                c.last_kind = "dhap_drop"
+            self._mark_in_flight(c)
 
     def _on_delivery_connection(self, ev: Event, ts: float) -> None:
         key: Key = ("d", ev.appliance, ev.dcid)  # type: ignore[assignment]
@@ -675,8 +747,10 @@ class Stitcher:
             self.stats.delivery_connection += 1
             rec = self._open.get(key)
             if rec is not None:
+                # Dropped once the grace period has passed: a `DCID n TLS …` line may arrive after the close.
                 rec.nlines += 1
-                self._drop(rec)
+                rec.closed_ts = ts
+                self._schedule(ev.appliance, ts, key)
             else:
                 self.stats.dcid_unmatched += 1
             return
@@ -724,19 +798,22 @@ class Stitcher:
     def _schedule(self, app: str, ts: float, key: Key) -> None:
         q = self._grace.get(app)
         if q is None:
-            q = self._grace[app] = deque()
-        q.append((ts + self.config.grace_seconds, key))
+            q = self._grace[app] = []
+        heappush(q, (ts + self.config.grace_seconds, key))
 
     def _advance(self, app: str, wm: float) -> None:
         q = self._grace.get(app)
         while q and q[0][0] <= wm:
-            _, key = q.popleft()
+            _, key = heappop(q)
             s = self._open.get(key)
             if s is None:
                 continue
             if s.kind == MESSAGE:
                 if s.finished_ts is not None:
                     self._close(s, COMPLETE)
+            elif s.kind == DELIVERY:
+                if s.closed_ts is not None or not s.nlines:  # closed, or waited for its lines in vain
+                    self._drop(s)
             elif s.closed_ts is not None:
                 self._close(s, COMPLETE)
         closed = self._closed
@@ -803,6 +880,8 @@ class Stitcher:
         """Write `s` with `state`; `ending` says which window closed it when that was not its own ending.
         `keep` False (end of input: no line can follow) keeps it neither for late lines nor as a digest."""
         self._drop(s)
+        if self._dhap_waiting and "dhap_drop" in s.data:
+            self._unwait(s)
         s.state = LATE if s.late else state
         s.ending = ending
         s.written_ts = self._watermark.get(s.appliance, s.last_ts)
@@ -825,6 +904,15 @@ class Stitcher:
                 self._forget(closed.popitem(last=False)[1])
         else:
             self._forget(s)
+
+    def _unwait(self, s: Session) -> None:
+        """A DHAP line's own document is written: no connection adopts it any more."""
+        ipkey = (s.appliance, s.data.get("source_ip"))
+        waiting = self._dhap_waiting.get(ipkey)  # type: ignore[arg-type]
+        if waiting is not None and s.key in waiting:
+            waiting.remove(s.key)
+            if not waiting:
+                del self._dhap_waiting[ipkey]  # type: ignore[arg-type]
 
     # -- durable state --------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
