@@ -409,6 +409,11 @@ class Service:
                 raise RuntimeError(f"a dead letter could not be written to {self.cfg.kafka.dead_letter_topic}: {f.exception!r}")
 
     # -- flushing and checkpoints -------------------------------------------------------------------------
+    def _sink_names(self) -> str:
+        """The outputs that may be refusing writes, as /healthz and the log name them."""
+        names = {"elasticsearch": "Elasticsearch", "kafka": f"the sessions topic ({self.cfg.kafka.sessions_topic})"}
+        return " or ".join(names[o] for o in self.cfg.service.outputs)
+
     def _keep_alive(self) -> None:
         """While the sink waits for Elasticsearch: pause, keep polling so the group keeps us."""
         if self._flushing:
@@ -417,8 +422,9 @@ class Service:
                 self.consumer.pause(*assignment)  # every time: a partition may have been assigned meanwhile
             if not self._paused:
                 self._paused = True
-                self._healthy = (False, "a sink is unavailable: partitions paused, retrying")
-                log.warning("a sink (Elasticsearch or the sessions topic) refuses writes: consumer paused, retrying")
+                sinks = self._sink_names()
+                self._healthy = (False, f"{sinks} refuses writes: partitions paused, retrying")
+                log.warning("%s refuses writes: consumer paused, retrying", sinks)
         t0 = time.monotonic()
         got = self.consumer.poll(timeout_ms=0)
         for tp, records in (got or {}).items():
