@@ -105,7 +105,10 @@ def test_props_and_eventtypes_select_the_sourcetype_of_the_searches() -> None:
     st = splunk.sourcetype()
     assert set(props) == {"default", st} and props["default"] == {}
     assert props[st]["KV_MODE"] == "json" and "INDEXED_EXTRACTIONS" not in props[st]
-    assert int(props[st]["TRUNCATE"]) >= 1_000_000  # the enriched-sessions topic's largest document
+    from enricher.config import Config
+
+    # The largest document the enriched-sessions topic carries by default (larger ones go to the dead letters).
+    assert int(props[st]["TRUNCATE"]) >= Config().kafka.sessions_max_bytes
     for name, stanza in parse_conf((app / "eventtypes.conf").read_text()).items():
         assert name == "default" or stanza["search"].startswith(f'sourcetype="{st}"')
     tags = parse_conf((app / "tags.conf").read_text())
