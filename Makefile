@@ -20,10 +20,10 @@ $(STAMP): pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
 	@$(MAKE) --no-print-directory native
 	@touch $@
 
-# Compiled copies of the hot modules (Cython, enricher/_speedups.py): rebuilt only when a source changed; a
+# Compiled copies of the hot modules (Cython, enricher/accel/compiled.py): rebuilt only when a source changed; a
 # module edited since is imported from its .py. Optional like the native core; ESA_COMPILED=1 (CI) requires it.
 speedups: $(STAMP) ## compile the hot modules with Cython into enricher/_compiled (skipped when up to date)
-	@$(BIN)/python -m enricher._build_speedups || { \
+	@$(BIN)/python -m enricher.accel.build || { \
 	  [ "$${ESA_COMPILED:-}" != 1 ] || exit 1; \
 	  echo "warning: compiled modules not built; the Python sources are used" >&2; }
 

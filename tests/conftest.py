@@ -26,7 +26,7 @@ def replay_in_process(path: Path, args: list[str] | tuple[str, ...] = ()) -> tup
     """`esa-enricher replay PATH ARGS` in process: the pipeline (its summary) and the documents."""
     from enricher.cli import _replay_overrides, build_parser, build_pipeline
     from enricher.config import load
-    from enricher.sources.files import open_input, read_lines
+    from enricher.edges.sources.files import open_input, read_lines
 
     a = build_parser().parse_args(["replay", str(path), *args])
     pipeline = build_pipeline(load(None, _replay_overrides(a)))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from enricher.accel import native
 from enricher.cli import main
-from enricher.parsing import native
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "input.log").exists())
@@ -82,9 +82,9 @@ def _replay_cases_elsewhere(tmp_path: Path, env: dict[str, str], prelude: str) -
 def test_goldens_in_pure_python(tmp_path: Path) -> None:
     """The reference: every case again in a process with neither the native core nor compiled modules."""
     prelude = (
-        "import enricher.documents, enricher.parsing.parser, enricher.sessions.session\n"
-        "assert enricher.documents.__file__.endswith('.py') and enricher.parsing.parser.Parser()._typer is None\n"
-        "assert enricher.sessions.session.__file__.endswith('.py')\n"
+        "import enricher.core.documents, enricher.core.parsing.parser, enricher.core.sessions.session\n"
+        "assert enricher.core.documents.__file__.endswith('.py') and enricher.core.parsing.parser.Parser()._typer is None\n"
+        "assert enricher.core.sessions.session.__file__.endswith('.py')\n"
     )
     _replay_cases_elsewhere(tmp_path, {**os.environ, "ESA_NATIVE": "0", "ESA_COMPILED": "0"}, prelude)
 
@@ -92,15 +92,15 @@ def test_goldens_in_pure_python(tmp_path: Path) -> None:
 def test_goldens_with_compiled_classes_used_from_python(tmp_path: Path) -> None:
     """Session and ExpiryIndex compiled (cdef classes, session.pxd / expiry.pxd), the modules that use them
     interpreted: what runs when one of those modules was edited since the build (it is imported from its .py)."""
-    from enricher import _speedups
+    from enricher.accel import compiled as _speedups
 
     finder = _speedups.install()
-    if finder is None or "enricher.sessions.session" not in finder.loaded:
+    if finder is None or "enricher.core.sessions.session" not in finder.loaded:
         pytest.skip("the compiled modules are not in use here (ESA_COMPILED=0 or not built)")
     prelude = (
-        "from enricher import _speedups\n"
-        "_speedups.MODULES = ('enricher.sessions.session', 'enricher.sessions.expiry')\n"
-        "import enricher.sessions.stitcher as st, enricher.sessions.session as se, enricher.documents as d\n"
+        "from enricher.accel import compiled as _speedups\n"
+        "_speedups.MODULES = ('enricher.core.sessions.session', 'enricher.core.sessions.expiry')\n"
+        "import enricher.core.sessions.stitcher as st, enricher.core.sessions.session as se, enricher.core.documents as d\n"
         "assert st.__file__.endswith('.py') and d.__file__.endswith('.py') and not se.__file__.endswith('.py')\n"
     )
     _replay_cases_elsewhere(tmp_path, {**os.environ, "ESA_COMPILED": "auto"}, prelude)

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from enricher.assets import sigma, splunk
-from enricher.documents import _ACTIONS
-from enricher.sinks.es_assets import mapped_fields
+from enricher.core.documents import _ACTIONS
+from enricher.edges.sinks.es_assets import mapped_fields
 
 ROOT = sigma.ROOT
 BIN = Path(sys.executable).parent
