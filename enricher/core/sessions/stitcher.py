@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import zlib
-from array import array
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -352,17 +351,7 @@ class Stitcher:
             self.stats.duplicates += 1
             return
         MESSAGE_RULES[kind](s, ev)
-        s.nlines += 1
-        self._session_lines += 1
-        hs = s.hashes
-        s.hashes = lk if hs is None else hs + lk
-        if self._keep_raw:  # Session.add_line, inlined: this runs for most lines
-            if s.seqs is None:
-                s.seqs = array("I")
-                s.raw = ev.raw
-            else:
-                s.raw = f"{s.raw}\n{ev.raw}"
-            s.seqs.append(self._seq & 0xFFFFFFFF)
+        self._apply(s, lk, ev.raw)
         # Its expiry bucket can change only when its clock moves or when it is not filed yet (new, revived):
         # the bucket arithmetic at the end is skipped for the other lines (most of them).
         # Its newest line is what an ending never logged reports (`last_kind`).
