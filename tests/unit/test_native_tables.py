@@ -13,14 +13,7 @@ import pytest
 from enricher.accel import dialect, native
 from enricher.core.event import Event
 from enricher.core.parsing.parser import Parser
-
-try:
-    native.module(True)
-    AVAILABLE = True
-except RuntimeError:
-    AVAILABLE = False
-
-needs_native = pytest.mark.skipif(not AVAILABLE, reason="native core not installed (make install builds it with cargo)")
+from tests.unit.test_native import needs_native
 
 
 def _patterns(tables: dict[str, Any]) -> list[tuple[str, str, int]]:
