@@ -409,4 +409,14 @@ def by_cim() -> dict[str, str]:
 
 def array_paths() -> frozenset[str]:
     """Paths whose value is a JSON array (of values, or of objects)."""
-    return frozenset(f.name for f in TABLE if f.array)
+    return _ARRAYS
+
+
+_ARRAYS = frozenset(f.name for f in TABLE if f.array)
+
+
+def splunk_name(field: str) -> str:
+    """The name Splunk's JSON extraction gives a field: `{}` after each array on its path
+    (`esa.deliveries{}.rids{}`)."""
+    parts = field.split(".")
+    return ".".join(p + "{}" if ".".join(parts[: i + 1]) in _ARRAYS else p for i, p in enumerate(parts))
