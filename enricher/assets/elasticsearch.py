@@ -27,8 +27,8 @@ _META = {
     "managed_by": "esa-enricher",
 }
 _MAPPINGS_META = {
-    "description": "Explicit mapping of every field esa-enricher documents carry (enricher/core/documents.py, "
-    "enricher/core/pipeline.py error_document). dynamic: strict -- a field not listed here is a rejected document, "
+    "description": "Explicit mapping of every field esa-enricher documents carry, generated from the field list "
+    "(enricher/core/fields.py, make assets). dynamic: strict -- a field not listed here is a rejected document, "
     "not a silent new mapping.",
     "version": MAPPING_VERSION,
 }
