@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from enricher import __version__
-from enricher.assets import sigma
+from enricher.assets import sigma, sigma_pipeline
 from enricher.core import fields
 
 APP_NAME = "TA-esa-enricher"
@@ -76,7 +76,7 @@ _TIMESPAN_MINUTES = {"s": 1 / 60, "m": 1, "h": 60, "d": 1440}
 
 def sourcetype() -> str:
     """The sourcetype of the session documents, as pipelines/sigma/pipeline-splunk.yml adds it to every search."""
-    return sigma.SPLUNK_SOURCETYPE
+    return sigma_pipeline.SPLUNK_SOURCETYPE
 
 
 def cim_fields() -> tuple[dict[str, str], dict[str, str]]:
