@@ -13,9 +13,9 @@ from typing import Any
 
 def _cmd_assets(a: argparse.Namespace) -> int:
     if a.asset == "elasticsearch":
-        from enricher.assets import elasticsearch
+        from enricher.assets import es_mapping
 
-        return elasticsearch.main(["--check"] if a.check else [])
+        return es_mapping.main(["--check"] if a.check else [])
     if a.asset == "kibana":
         from enricher.assets import kibana
 

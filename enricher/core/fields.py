@@ -1,7 +1,7 @@
 """Every field of the session documents, defined once: name, type, description, and what the assets need of it.
 
 A rule table. `make assets` generates from it the Elasticsearch mapping (`pipelines/elasticsearch/
-esa-sessions-mappings.json`, `enricher/assets/elasticsearch.py`), the Kibana data view's field formats and
+esa-sessions-mappings.json`, `enricher/assets/es_mapping.py`), the Kibana data view's field formats and
 descriptions (`enricher/assets/kibana.py`), the Sigma pipeline's field map (`pipelines/sigma/pipeline.yml`,
 `enricher/assets/sigma.py`), the Splunk add-on's CIM aliases (`enricher/assets/splunk.py`) and `docs/fields.md`;
 tests fail when one of them is stale, and when a document carries a field that is not here. The document builder

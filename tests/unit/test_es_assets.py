@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from enricher.assets import elasticsearch
+from enricher.assets import es_mapping
 from enricher.core import fields
 from enricher.edges.sinks import es_assets
 from enricher.edges.sinks.elasticsearch import encode
@@ -113,7 +113,7 @@ def _array_paths(value: Any, path: str, out: set[str]) -> None:
 def _mapping_types() -> tuple[dict[str, str], set[str]]:
     """Leaf path → mapping type (`float!` / `ip!` when malformed values are ignored), and the object paths, of the
     mapping the field list (enricher/core/fields.py) generates."""
-    leaves = es_assets.leaf_types({es_assets.MAPPINGS: elasticsearch.component_template()})
+    leaves = es_assets.leaf_types({es_assets.MAPPINGS: es_mapping.component_template()})
     objects = {p.rsplit(".", i)[0] for p in leaves for i in range(1, p.count(".") + 1)}
     return leaves, objects
 
@@ -152,8 +152,8 @@ def test_every_array_the_documents_carry_is_an_array_in_the_field_list(documents
 
 
 def test_generated_mapping_and_field_reference_are_up_to_date() -> None:
-    assert elasticsearch.stale() == [], "run: make assets (python -m enricher.assets.elasticsearch)"
-    assert es_assets.load_assets()["mappings"] == elasticsearch.component_template()
+    assert es_mapping.stale() == [], "run: make assets (python -m enricher.assets.es_mapping)"
+    assert es_assets.load_assets()["mappings"] == es_mapping.component_template()
 
 
 def test_the_field_list_is_consistent() -> None:

@@ -1,6 +1,6 @@
 """Generate the Elasticsearch mapping (`pipelines/elasticsearch/esa-sessions-mappings.json`) from the field list.
 
-`python -m enricher.assets.elasticsearch` rewrites the mapping component template and `docs/fields.md`,
+`python -m enricher.assets.es_mapping` rewrites the mapping component template and `docs/fields.md`,
 `--check` exits 1 when either differs from a fresh build. The fields, their types and what each type maps to
 are `enricher/core/fields.py`; the other Elasticsearch assets (settings, index template, lifecycle) are
 hand-written next to it and installed by `enricher/edges/sinks/es_assets.py`.
@@ -83,8 +83,8 @@ def stale() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m enricher.assets.elasticsearch [--check]`."""
-    ap = argparse.ArgumentParser(prog="python -m enricher.assets.elasticsearch", description=__doc__.splitlines()[0])
+    """`python -m enricher.assets.es_mapping [--check]`."""
+    ap = argparse.ArgumentParser(prog="python -m enricher.assets.es_mapping", description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 when a generated file is not up to date")
     a = ap.parse_args(argv)
     if a.check:
