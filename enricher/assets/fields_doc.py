@@ -25,14 +25,14 @@ def _type(f: fields.Field) -> str:
         notes.append("not indexed")
     if spec.get("ignore_malformed"):
         notes.append("malformed ignored")
-    return spec["type"] + (f" ({', '.join(notes)})" if notes else "")
+    return str(spec["type"]) + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _kibana(f: fields.Field) -> str:
     if not f.kibana:
         return ""
     unit = f.kibana.get("params", {}).get("inputFormat")
-    return f.kibana["id"] + (f" ({unit})" if unit else "")
+    return str(f.kibana["id"]) + (f" ({unit})" if unit else "")
 
 
 def _cell(text: str) -> str:
