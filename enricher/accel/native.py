@@ -79,7 +79,7 @@ def module(want: bool | None = None) -> Any:
         return None
     if _module is _UNSET:
         try:
-            import esa_enricher_native  # type: ignore[import-not-found]
+            import esa_enricher_native
 
             _module = esa_enricher_native
         except ImportError as exc:
