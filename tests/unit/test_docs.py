@@ -61,7 +61,7 @@ def test_every_documented_slug_is_written_by_the_code() -> None:
 
 def test_every_ecs_field_of_the_mapping_is_in_the_ecs_doc() -> None:
     """docs/ecs.md names every field outside `esa.*` the mapping has (and so every ECS field a document can carry)."""
-    from enricher.edges.sinks.es_assets import mapped_fields
+    from enricher.edges.sinks.elasticsearch.assets import mapped_fields
 
     doc = (ROOT / "docs" / "ecs.md").read_text()
     named = set(re.findall(r"`([@a-z_][a-z0-9_.]*)`", doc))

@@ -17,7 +17,7 @@ import yaml
 
 from enricher.assets import sigma, splunk
 from enricher.core.documents import _ACTIONS
-from enricher.edges.sinks.es_assets import mapped_fields
+from enricher.edges.sinks.elasticsearch.assets import mapped_fields
 
 ROOT = sigma.ROOT
 BIN = Path(sys.executable).parent
