@@ -35,4 +35,5 @@ def make_consumer(k: KafkaSettings, session_timeout_ms: int) -> Source:
         return ConfluentConsumer(k, **common)
     from enricher.edges.kafka.kafka_python import make_group_consumer
 
-    return make_group_consumer(k, **common)
+    consumer: Source = make_group_consumer(k, **common)  # kafka-python's KafkaConsumer (untyped)
+    return consumer

@@ -182,9 +182,10 @@ class ConfluentConsumer:
         return {TopicPartition(p.topic, p.partition) for p in self._c.assignment()}
 
     # -- reading ------------------------------------------------------------------------------------------
-    def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[TopicPartition, list[Record]]:
-        """Up to `max_records` records, grouped by partition in offset order (rebalance callbacks run here)."""
-        msgs = self._c.consume(max_records, timeout_ms / 1000.0)
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
+        """Up to `max_records` (default 500) records, grouped by partition in offset order (rebalance callbacks run
+        here)."""
+        msgs = self._c.consume(max_records or 500, timeout_ms / 1000.0)
         out: dict[TopicPartition, list[Record]] = {}
         if not msgs:
             return out

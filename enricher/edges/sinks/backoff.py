@@ -10,7 +10,7 @@ from collections.abc import Callable
 def backoff_delay(attempt: int, initial: float, cap: float) -> float:
     """Seconds to wait before retry number `attempt` (1, 2, …): doubling from `initial` up to `cap`, with jitter
     (many consumers must not retry in step)."""
-    delay = min(cap, initial * (2 ** min(attempt - 1, 16)))
+    delay = min(cap, initial * float(1 << min(attempt - 1, 16)))
     return delay * (0.5 + random.random() / 2)
 
 
