@@ -5,10 +5,8 @@ Why: kafka-python decodes every record in Python (≈19 µs a record, more than 
 decodes in C on its own threads. `kafka.client = "confluent"` selects this adapter; the service does not know
 which client it drives.
 
-The subset: `subscribe(topics, listener=…)` (a listener with `on_partitions_revoked` / `on_partitions_assigned`),
-`poll(timeout_ms, max_records) -> {TopicPartition: [record]}` (records with `.offset`, `.key`, `.value`),
-`pause`, `resume`, `seek`, `assignment`, `commit({tp: OffsetAndMetadata})`, `highwater`, `close(autocommit=False)`.
-Partitions are kafka-python `TopicPartition`s on this side, so they compare equal whichever client made them.
+The subset is the `Source` port (enricher/edges/ports.py). Partitions are kafka-python `TopicPartition`s on
+this side, so they compare equal whichever client made them.
 
 Semantics kept from kafka-python:
 - Offsets are only ever committed explicitly (`enable.auto.commit` and `enable.auto.offset.store` off); a commit
