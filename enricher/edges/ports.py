@@ -62,7 +62,8 @@ class Record(Protocol):
 @runtime_checkable
 class Source(Protocol):
     """A consumer group member (the subset of kafka-python's `KafkaConsumer` the service uses). Partitions are
-    kafka-python `TopicPartition`s whichever client reads them."""
+    kafka-python `TopicPartition`s whichever client reads them. A source whose listener runs inside `poll()` on
+    the polling thread says so with a true `callbacks_on_poll_thread` attribute (optional: absent means false)."""
 
     def subscribe(self, topics: list[str], listener: Any = None) -> None:
         """Join the group; `listener` hears `on_partitions_revoked(tps)` / `on_partitions_assigned(tps)`."""
