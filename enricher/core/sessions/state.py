@@ -123,11 +123,11 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
             found = conns[(sess.appliance, icid)] = [Session(CONNECTION, sess.appliance, icid, sess.first_ts)]
         sess.conn = next((c for c in found if c.mids and sess.ident in c.mids), found[-1])
     # A heap per appliance; heapified again, as snapshots written before it was one hold a queue.
-    st._grace = {app: [(d, tuple(k)) for d, k in q] for app, q in snap["grace"].items()}  # type: ignore[misc]
+    st._grace = {app: [(d, tuple(k)) for d, k in q] for app, q in snap["grace"].items()}
     for q in st._grace.values():
         heapq.heapify(q)
     st._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
-    st._pending_links = {tuple(k): v for k, v in snap["pending_links"]}  # type: ignore[misc]
-    st._pending_children = {tuple(k): v for k, v in snap.get("pending_children", ())}  # type: ignore[misc]
+    st._pending_links = {tuple(k): v for k, v in snap["pending_links"]}
+    st._pending_children = {tuple(k): v for k, v in snap.get("pending_children", ())}
     # Absent from snapshots written before it existed: their lone DHAP lines are written alone, as then.
-    st._dhap_waiting = {(app, ip): [tuple(k) for k in keys] for app, ip, keys in snap.get("dhap_waiting", ())}  # type: ignore[misc]
+    st._dhap_waiting = {(app, ip): [tuple(k) for k in keys] for app, ip, keys in snap.get("dhap_waiting", ())}

@@ -68,7 +68,8 @@ def check_access(k: KafkaSettings, timeout: float = 30.0) -> None:
         if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
             refused.append(err.str())
 
-    admin = AdminClient({**confluent_options(k), "error_cb": on_error, "logger": log})
+    conf: dict[str, Any] = {**confluent_options(k), "error_cb": on_error, "logger": log}
+    admin = AdminClient(conf)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -187,8 +188,9 @@ class ConfluentConsumer:
         out: dict[TopicPartition, list[Record]] = {}
         if not msgs:
             return out
-        by_key: dict[tuple[str, int], list[Record]] = {}
-        last_key: tuple[str, int] | None = None
+        # A consumed message without an error always names its topic, partition and offset (typed optional).
+        by_key: dict[tuple[Any, Any], list[Record]] = {}
+        last_key: tuple[Any, Any] | None = None
         last: list[Record] = []
         for m in msgs:
             if m.error() is not None:
@@ -198,7 +200,7 @@ class ConfluentConsumer:
             if key != last_key:
                 last_key = key
                 last = by_key.get(key) or by_key.setdefault(key, [])
-            last.append(Record(m.offset(), m.key(), m.value()))
+            last.append(Record(m.offset(), m.key(), m.value()))  # type: ignore[arg-type]
         for (topic, partition), records in by_key.items():
             out[TopicPartition(topic, partition)] = records
         return out
