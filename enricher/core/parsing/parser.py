@@ -10,7 +10,14 @@ from typing import Any
 
 from enricher.accel import native as native_core
 from enricher.core.event import Event
-from enricher.core.parsing.envelope import _FAST_BSD, _FAST_NATIVE, Envelope, EnvelopeParser, is_bare_body
+from enricher.core.parsing.envelope import (
+    _FAST_BSD,
+    _FAST_NATIVE,
+    OFFSET_HEADER,
+    Envelope,
+    EnvelopeParser,
+    is_bare_body,
+)
 from enricher.core.parsing.shapes import HEADER_KINDS, UNRECOGNIZED_KINDS, type_body, untyped_kind
 from enricher.core.parsing.timestamps import MONTHS, TimeResolver
 from enricher.core.sessions.stitcher import StitchConfig
@@ -185,7 +192,7 @@ class Parser:
         m = _FAST_BSD.match(line)
         if m is not None:
             stamp, app, tag, level, body = m.groups()
-            if (body[3:4] == " " and body[4:7] in MONTHS) or body.startswith("Time offset"):
+            if (body[3:4] == " " and body[4:7] in MONTHS) or body.startswith(OFFSET_HEADER):
                 return None  # a native line inside syslog, or a header whose offset must apply first
             ts = self.times.bsd_stamp(app, stamp)
         else:
@@ -193,7 +200,7 @@ class Parser:
             if m is None:
                 return None
             stamp, level, body = m.groups()
-            if body.startswith("Time offset"):
+            if body.startswith(OFFSET_HEADER):
                 return None
             app, tag = default, None
             ts = self.times.native_stamp(app, stamp)
