@@ -61,7 +61,7 @@ def _rejected(s: Session, ev: Event) -> None:
 def _invalid_rcpt(s: Session, ev: Event) -> None:
     """`Invalid recipient address: 'RCPT TO:<…>'`: the SMTP dialogue refused a malformed recipient."""
     f = ev.data or NO_FIELDS
-    item = {"by": "Invalid recipient address", "reason": RCPT_REJECTED_OTHER}
+    item: dict[str, Any] = {"by": "Invalid recipient address", "reason": RCPT_REJECTED_OTHER}
     if f.get("detail"):
         item["detail"] = f.get("detail")
     _reject(s, ev, item)
@@ -199,7 +199,7 @@ _REPUTATION_SHA256 = re.compile(r"\bsha256 ?= ?([0-9A-Fa-f]{64})\b", re.I)
 
 def _amp_reputation(s: Session, ev: Event) -> None:
     f = ev.data or NO_FIELDS
-    item = {n: f[n] for n in ("filename", "disposition", "malware") if n in f}
+    item: dict[str, Any] = {n: f[n] for n in ("filename", "disposition", "malware") if n in f}
     m = _REPUTATION_SHA256.search(f.get("detail") or "")
     if m is not None:
         item["sha256"] = m.group(1).lower()

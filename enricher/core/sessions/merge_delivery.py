@@ -12,7 +12,7 @@ from enricher.core.sessions.session import Session
 
 def _delivery(s: Session, ev: Event) -> dict[str, Any]:
     f = ev.data or NO_FIELDS
-    deliveries = s.data.setdefault("deliveries", {})
+    deliveries: dict[str, dict[str, Any]] = s.data.setdefault("deliveries", {})
     key = str(ev.dcid)
     d = deliveries.get(key)
     if d is None:
