@@ -63,7 +63,6 @@ _FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
     "reinjected",
     "message_finished",
     "mid_unrecognized",
-    "ready",
 }
 # What `Stitcher._reopen` answers for a duplicate line: a session that no key names.
 _DUPLICATE = Session(DELIVERY, "", 0, 0.0)
@@ -315,6 +314,10 @@ class Stitcher:
         """An open session by key (tests, diagnostics)."""
         return self._open.get(key)
 
+    def held(self, key: Key) -> Session | None:
+        """A session by key still in memory: open, or written and kept (closed or dormant) for late lines."""
+        return self._open.get(key) or self._closed.get(key) or self._dormant.get(key)
+
     # -- routing ------------------------------------------------------------------------------------------
     def _hold(self, s: Session) -> None:
         """Start holding a session as open."""
@@ -394,10 +397,6 @@ class Stitcher:
                 self._schedule(app, ts, key)
             elif kind == "mid_unrecognized":
                 self.stats.unrecognized += 1
-            elif kind == "ready":
-                conn = s.conn
-                if conn is not None and conn.data.get("in_flight_mid") == mid:
-                    del conn.data["in_flight_mid"]  # received after all (lines of one second, out of order)
         if refile and s.bucket != int(s.last_ts) // BUCKET_SECONDS:
             self._file(s)
 
@@ -774,8 +773,9 @@ class Stitcher:
 
     def _mark_in_flight(self, c: Session) -> None:
         """At a line that may be the connection's own failure, record the message it was receiving (still
-        open, not yet `ready`), or that there was none. The classifier gives that message the connection's
-        failure and leaves the connection without a document of its own (docs/abort-taxonomy.md)."""
+        open, not yet `ready`), or that there was none: what the stream showed at that line, which only the
+        stitcher sees. The classifier decides from it and the messages (`classify.connections.was_receiving`:
+        a `ready` arriving after the failure line, out of order, means received after all)."""
         mids = c.mids
         m = self._open.get(("m", c.appliance, mids[-1])) if mids else None
         if m is not None and "ready_ts" not in m.data:
