@@ -4,11 +4,12 @@
 cimport cython
 
 from enricher.sessions.expiry cimport ExpiryIndex
-from enricher.sessions.session cimport Session
+from enricher.sessions.merge cimport later_kind
+from enricher.sessions.session cimport Session, body_sum, sum_key
 
 
 cpdef unsigned int _body_sum(ev)
-cpdef bytes _line_key(ev, ts)
+cpdef bytes _line_key(ev, double ts)
 
 
 cdef class Stitcher:
