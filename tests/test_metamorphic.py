@@ -113,7 +113,7 @@ LATE_BUGS = (
     "as that line left it: late-message-finished with records 22-24 (`Start MID 8004 ICID 6001`, its From and "
     "To) 2 s late -> MID 8001 is written before MID 8004 joins the connection (esa.connection.message_count 4 "
     "-> 3): needs the pipeline to build the documents of sessions closed by a clock advance before the line is "
-    "applied (enricher/pipeline.py, three feed call sites). Likewise (not yet seen by the search) a connection "
+    "applied (enricher/core/pipeline.py, three feed call sites). Likewise (not yet seen by the search) a connection "
     "line (close, lost) late past the moment a message of that connection is written: missing from that "
     "message's document unless the message is written again"
 )
