@@ -19,8 +19,9 @@ cdef class Session:
     cdef public str appliance
     cdef public object ident
     cdef public tuple key
-    cdef public object first_ts
-    cdef public object last_ts
+    # Never None, compared on every line: C doubles (a float object per field and session no longer kept).
+    cdef public double first_ts
+    cdef public double last_ts
     cdef public dict data
     cdef public str raw
     cdef public object seqs
