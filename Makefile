@@ -20,10 +20,10 @@ $(STAMP): pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
 	@$(MAKE) --no-print-directory native
 	@touch $@
 
-# Compiled copies of the hot modules (Cython, enricher/_speedups.py): rebuilt only when a source changed; a
+# Compiled copies of the hot modules (Cython, enricher/accel/compiled.py): rebuilt only when a source changed; a
 # module edited since is imported from its .py. Optional like the native core; ESA_COMPILED=1 (CI) requires it.
 speedups: $(STAMP) ## compile the hot modules with Cython into enricher/_compiled (skipped when up to date)
-	@$(BIN)/python -m enricher._build_speedups || { \
+	@$(BIN)/python -m enricher.accel.build || { \
 	  [ "$${ESA_COMPILED:-}" != 1 ] || exit 1; \
 	  echo "warning: compiled modules not built; the Python sources are used" >&2; }
 
@@ -58,8 +58,9 @@ test-integration: $(STAMP) speedups ## only the tests against real Kafka and Ela
 test-crash-full: $(STAMP) speedups ## kill -9 test on the 1.1M-line corpus (>= 50,000 messages), as CI runs it
 	ESA_FULL_CRASH_TEST=1 $(BIN)/pytest -q -s tests/integration/test_crash.py
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, and mypy (strict on enricher/core)
 	$(BIN)/ruff check enricher tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP) speedups ## replay throughput vs syslog-ng grouping-by, and memory per open session
 	@# syslog-ng: the installed one, else Debian's package unpacked under bench/.data by bench/syslog-ng.sh

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from enricher.cli import build_pipeline  # noqa: E402
 from enricher.config import load  # noqa: E402
-from enricher.sessions.snapshots import KafkaSnapshotStore, encode_state  # noqa: E402
+from enricher.edges.state.kafka import KafkaSnapshotStore, encode_state  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

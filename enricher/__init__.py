@@ -1,6 +1,6 @@
 """esa-enricher: stitch Cisco ESA mail_logs lines into one enriched document per message."""
 
-from enricher import _speedups
+from enricher.accel import compiled as _speedups
 
 __version__ = "0.1.0"
 

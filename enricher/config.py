@@ -13,10 +13,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from enricher.classify.rules import ClassifyConfig
+from enricher.core.classify.rules import ClassifyConfig
+from enricher.core.parsing.timestamps import parse_iso, parse_zone
+from enricher.core.sessions.stitcher import StitchConfig
 from enricher.errors import ConfigError
-from enricher.parsing.timestamps import parse_iso, parse_zone
-from enricher.sessions.stitcher import StitchConfig
 
 
 class _Section(BaseModel):
@@ -229,7 +229,7 @@ class ServiceSettings(_Section):
         30.0,
         ge=0,
         description="`run` and `replay`: Python's cyclic garbage collection runs this often instead of automatically "
-        "(it cost 6-12 % of the CPU; see enricher/gcpace.py); 0 = Python's automatic collection.",
+        "(it cost 6-12 % of the CPU; see enricher/accel/gcpace.py); 0 = Python's automatic collection.",
     )
 
     @field_validator("outputs")

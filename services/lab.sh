@@ -174,7 +174,7 @@ expected_sessions() {
 
 replay() {
   say "replaying $SAMPLE over syslog (TCP 127.0.0.1:$SYSLOG_PORT) as $APPLIANCE"
-  "$PY" -m enricher.sources.syslog send "$SAMPLE" --host 127.0.0.1 --port "$SYSLOG_PORT" --transport tcp \
+  "$PY" -m enricher.edges.sources.syslog send "$SAMPLE" --host 127.0.0.1 --port "$SYSLOG_PORT" --transport tcp \
     --hostname "$APPLIANCE" >&2
 }
 
@@ -221,7 +221,7 @@ EOF
   "$PY" "${setup_args[@]}" >&2 || die "esa-enricher setup failed"
 
   local listen=(-m enricher listen)
-  "$PY" -m enricher listen --help >/dev/null 2>&1 || listen=(-m enricher.sources.syslog listen) # not wired into the CLI yet
+  "$PY" -m enricher listen --help >/dev/null 2>&1 || listen=(-m enricher.edges.sources.syslog listen) # not wired into the CLI yet
   start_bg listen "${listen[@]}" -c "$CONFIG" --bind 127.0.0.1 --udp-port "$SYSLOG_PORT" --tcp-port "$SYSLOG_PORT" \
     --metrics-port "$LISTEN_METRICS"
   start_bg run -m enricher run -c "$CONFIG"
@@ -250,7 +250,7 @@ The lab is up.
   sessions        curl -s '$ESA_ES_URL/$PREFIX/_search?size=20&sort=@timestamp:desc&pretty'
   aborted ones    curl -s -H 'Content-Type: application/json' '$ESA_ES_URL/$PREFIX/_search?pretty' -d '{"query":{"exists":{"field":"abort_reason"}},"_source":["@timestamp","observer.hostname","email.local_id","abort_reason","abort_layer","esa.abort.evidence"]}'
   by reason       curl -s -H 'Content-Type: application/json' '$ESA_ES_URL/$PREFIX/_search?size=0&pretty' -d '{"aggs":{"r":{"terms":{"field":"abort_reason"}}}}'
-  syslog in       127.0.0.1:$SYSLOG_PORT UDP and TCP → topic $TOPIC   (send more: $PY -m enricher.sources.syslog send FILE --port $SYSLOG_PORT --hostname HOST)
+  syslog in       127.0.0.1:$SYSLOG_PORT UDP and TCP → topic $TOPIC   (send more: $PY -m enricher.edges.sources.syslog send FILE --port $SYSLOG_PORT --hostname HOST)
   metrics         collector http://127.0.0.1:$LISTEN_METRICS/metrics   enricher http://127.0.0.1:$RUN_METRICS/metrics   (/healthz on both)
   logs            $STATE/listen.log  $STATE/run.log
   stop            ${STATE_HINT}services/lab.sh down

@@ -26,7 +26,7 @@ def replay_in_process(path: Path, args: list[str] | tuple[str, ...] = ()) -> tup
     """`esa-enricher replay PATH ARGS` in process: the pipeline (its summary) and the documents."""
     from enricher.cli import _replay_overrides, build_parser, build_pipeline
     from enricher.config import load
-    from enricher.sources.files import open_input, read_lines
+    from enricher.edges.sources.files import open_input, read_lines
 
     a = build_parser().parse_args(["replay", str(path), *args])
     pipeline = build_pipeline(load(None, _replay_overrides(a)))
@@ -39,7 +39,7 @@ def replay_in_process(path: Path, args: list[str] | tuple[str, ...] = ()) -> tup
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--update-golden", action="store_true", help="rewrite tests/golden/*/expected.ndjson from the current output"
+        "--update-golden", action="store_true", help="rewrite tests/golden/*/expected.json (+ .ndjson.sha256) from the current output"
     )
 
 

@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 
 from enricher.cli import _replay_overrides, build_parser, build_pipeline
 from enricher.config import Config, load
-from enricher.parsing.envelope import EnvelopeParser, is_bare_body
-from enricher.parsing.timestamps import TimeResolver
-from enricher.pipeline import Pipeline
-from enricher.sessions.snapshots import decode_state, encode_state
+from enricher.core.parsing.envelope import EnvelopeParser, is_bare_body
+from enricher.core.parsing.timestamps import TimeResolver
+from enricher.core.pipeline import Pipeline
+from enricher.edges.state.kafka import decode_state, encode_state
 from tests.conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"

@@ -8,9 +8,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enricher.documents import DocumentConfig, build_document
-from enricher.parsing.parser import Parser
-from enricher.sessions.stitcher import StitchConfig, Stitcher
+from enricher.core.documents import DocumentConfig, build_document
+from enricher.core.parsing.parser import Parser
+from enricher.core.sessions.stitcher import StitchConfig, Stitcher
 from tests.conftest import ROOT, SAMPLES
 
 CORPUS = [

@@ -64,7 +64,7 @@ CIM_ARRAYS = {
     "file_name": "email.attachments.file.name",
     "file_hash": "email.attachments.file.hash.sha256",
 }
-# esa.disposition (enricher/classify/rules.py) -> CIM Email `action` (prescribed: delivered, blocked, quarantined,
+# esa.disposition (enricher/core/classify/rules.py) -> CIM Email `action` (prescribed: delivered, blocked, quarantined,
 # deleted; `deferred` for mail still on its way).
 CIM_ACTIONS = {
     "delivered": "delivered",

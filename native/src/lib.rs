@@ -1,6 +1,6 @@
 //! Native typing core of esa-enricher.
 //!
-//! The pure-Python parser (`enricher/parsing/`) is the reference: this module types only the lines it is
+//! The pure-Python parser (`enricher/core/parsing/`) is the reference: this module types only the lines it is
 //! sure to type exactly as the Python fast path does, and *declines* everything else, which the Python
 //! parser then handles. Declined are: lines with any byte outside printable ASCII (Python's `\s`, `\d`,
 //! `str.strip()` and `int()` are Unicode-aware, the rules here are not), envelopes other than the two fast
@@ -197,7 +197,7 @@ fn level_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
     None
 }
 
-/// `enricher.sessions.session.body_sum`: Adler-32 of the line from the first occurrence of its level word
+/// `enricher.core.sessions.session.body_sum`: Adler-32 of the line from the first occurrence of its level word
 /// on (the whole line when there is none). `b` is printable ASCII, so its byte offsets are `str.find`'s.
 fn body_sum(b: &[u8], level: &str) -> u32 {
     let from = memchr::memmem::find(b, level.as_bytes()).unwrap_or(0);
@@ -855,7 +855,7 @@ impl<'py> Times<'py> {
 
 #[pymethods]
 impl Typer {
-    /// `Typer(event_cls, tables, limit)`: `tables` as made by `enricher.parsing.native.rule_tables()`.
+    /// `Typer(event_cls, tables, limit)`: `tables` as made by `enricher.accel.native.rule_tables()`.
     #[new]
     fn new(
         py: Python<'_>,

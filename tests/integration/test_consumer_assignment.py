@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from enricher.config import KafkaSettings
-from enricher.sources.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from enricher.edges.sources.kafka import ensure_topics, make_admin, make_consumer, make_producer
 
 pytestmark = pytest.mark.integration
 

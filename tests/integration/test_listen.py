@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from enricher.parsing.parser import Parser
-from enricher.sources.syslog_framing import to_syslog
+from enricher.core.parsing.parser import Parser
+from enricher.edges.sources.syslog_framing import to_syslog
 from tests.integration.harness import GOLDEN, PY, REPO, SEEDS, Stack, by_id, clean_env, parse_metrics, wait_until
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def listen_module() -> str:
     from enricher.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    return "enricher" if "listen" in sub.choices else "enricher.sources.syslog"  # type: ignore[attr-defined]
+    return "enricher" if "listen" in sub.choices else "enricher.edges.sources.syslog"  # type: ignore[attr-defined]
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -148,7 +148,7 @@ class Listener:
 
 
 def send(path: Path, port: int, transport: str, framing: str, ca: Path | None = None) -> dict[str, Any]:
-    args = [PY, "-m", "enricher.sources.syslog", "send", str(path), "--port", str(port), "--transport", transport,
+    args = [PY, "-m", "enricher.edges.sources.syslog", "send", str(path), "--port", str(port), "--transport", transport,
             "--framing", framing]  # fmt: skip
     if transport == "udp":
         args += ["--rate", "2000"]  # loopback UDP is lossless at this pace; the listener would count any drop

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from enricher.sinks.ndjson import dumps
+from enricher.edges.sinks.ndjson import dumps
 from tests.integration.conftest import EsOutage
 from tests.integration.harness import KAFKA_CLIENTS, Stack, by_id, generate_corpus, wait_until
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from enricher.sources.syslog_framing import KeyExtractor
+from enricher.edges.sources.syslog_framing import KeyExtractor
 from tests.integration.harness import PY, REPO, clean_env, wait_until
 
 pytestmark = pytest.mark.integration
@@ -144,7 +144,7 @@ def _logger(port: int, *args: str) -> None:
 
 def _send(port: int, path: Path, transport: str) -> None:
     p = subprocess.run(
-        [PY, "-m", "enricher.sources.syslog", "send", str(path), "--port", str(port), "--transport", transport],
+        [PY, "-m", "enricher.edges.sources.syslog", "send", str(path), "--port", str(port), "--transport", transport],
         capture_output=True, text=True, env=clean_env(), timeout=60,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
@@ -239,7 +239,7 @@ def test_rsyslog_to_sessions_in_elasticsearch(make_stack: Any, es_client: Any, k
     with _running_rsyslogd(tmp_path, kafka_bootstrap, stack.topic) as rs:
         for host, (case, _, _) in seeds.items():
             p = subprocess.run(
-                [PY, "-m", "enricher.sources.syslog", "send", str(REPO / "tests" / "golden" / case / "input.log"),
+                [PY, "-m", "enricher.edges.sources.syslog", "send", str(REPO / "tests" / "golden" / case / "input.log"),
                  "--port", str(rs["port"]), "--transport", "tcp", "--hostname", host],
                 capture_output=True, text=True, env=clean_env(), timeout=60,
             )  # fmt: skip

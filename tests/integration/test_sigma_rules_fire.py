@@ -22,8 +22,8 @@ import pytest
 from enricher.assets import sigma_es
 from enricher.assets.sigma import OUT_DIR, SCHEDULE_MINUTES
 from enricher.config import Config
-from enricher.sinks import elasticsearch as es_sink
-from enricher.sinks.es_assets import install
+from enricher.edges.sinks import elasticsearch as es_sink
+from enricher.edges.sinks.es_assets import install
 from tests.integration.test_kibana_queries import CORPUS, DEMO, cleanup, file_lines, query_string, replay
 from tests.integration.test_sigma_es import SIG1, SIG2, SIG3, Lines
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from enricher.sinks.elasticsearch import ElasticsearchSink, FlushDeadline
+from enricher.edges.sinks.elasticsearch import ElasticsearchSink, FlushDeadline
 from tests.integration.harness import REPO, Stack
 
 pytestmark = pytest.mark.integration

@@ -48,10 +48,10 @@ def test_every_line_is_accounted_for(path: Path, args_file: Path | None) -> None
 
 def test_lines_in_no_document_are_counted_by_reason() -> None:
     """Delivery-connection, ICID 0 and uncorrelated lines make no document of their own: each has its count."""
-    from enricher.parsing.parser import Parser
-    from enricher.parsing.timestamps import TimeResolver
-    from enricher.pipeline import Pipeline
-    from enricher.sessions.stitcher import Stitcher
+    from enricher.core.parsing.parser import Parser
+    from enricher.core.parsing.timestamps import TimeResolver
+    from enricher.core.pipeline import Pipeline
+    from enricher.core.sessions.stitcher import Stitcher
 
     lines = [
         "Thu Nov 27 10:00:00 2026 Info: New SMTP DCID 7 interface 192.0.2.10 address 203.0.113.5 port 25",

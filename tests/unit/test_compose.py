@@ -149,7 +149,7 @@ def _argv(svc: dict[str, Any]) -> tuple[str | None, list[str]]:
         return "esa-enricher", [str(c) for c in command]
     if entry == [LAB_INIT, "enricher"]:  # lab-init.sh exports the Kibana password, then execs esa-enricher
         return "esa-enricher", [str(c) for c in command]
-    if entry == ["python", "-m", "enricher.sources.syslog"]:
+    if entry == ["python", "-m", "enricher.edges.sources.syslog"]:
         return "syslog", [str(c) for c in command]
     if entry[:3] == ["python", "-m", "enricher"]:
         return "esa-enricher", [str(c) for c in [*entry[3:], *command]]
@@ -171,7 +171,7 @@ def _parse(parser: argparse.ArgumentParser, args: list[str]) -> argparse.Namespa
 
 def test_every_enricher_command_and_flag_exists(compose: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     from enricher.cli import build_parser
-    from enricher.sources.syslog import build_parser as build_syslog_parser
+    from enricher.edges.sources.syslog import build_parser as build_syslog_parser
 
     seen = set()
     for name, svc in _services(compose).items():

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from enricher.documents import DocumentConfig, build_document
-from enricher.ecs import ECS_VERSION
-from enricher.sessions.session import CONNECTION, MESSAGE, Session
+from enricher.core.documents import DocumentConfig, build_document
+from enricher.core.ecs import ECS_VERSION
+from enricher.core.sessions.session import CONNECTION, MESSAGE, Session
 
 
 def _message() -> Session:
@@ -61,7 +61,7 @@ def test_raw_lines_of_message_and_connection_in_arrival_order() -> None:
     import random
     from array import array
 
-    from enricher.sessions.session import _in_order
+    from enricher.core.sessions.session import _in_order
 
     rnd = random.Random(7)
     for _ in range(3000):
@@ -83,7 +83,7 @@ def test_raw_lines_of_message_and_connection_in_arrival_order() -> None:
     assert conn.raw_lines() == ["c0", "c1", "c4", "c6"]
 
 
-# --- ECS copies of ESA data (enricher/ecs.py) ---------------------------------------------------------------
+# --- ECS copies of ESA data (enricher/core/ecs.py) ---------------------------------------------------------------
 SHA_A = "ab" * 32
 SHA_B = "CD" * 32
 

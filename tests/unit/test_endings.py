@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from enricher.parsing.parser import Parser
-from enricher.pipeline import Pipeline
-from enricher.sessions.stitcher import StitchConfig, Stitcher
+from enricher.core.parsing.parser import Parser
+from enricher.core.pipeline import Pipeline
+from enricher.core.sessions.stitcher import StitchConfig, Stitcher
 
 NEW = (
     "New SMTP ICID {icid} interface Data 1 (192.0.2.1) address 198.51.100.{icid} "

@@ -6,8 +6,8 @@ import calendar
 
 import pytest
 
-from enricher.parsing.parser import Parser
-from enricher.parsing.timestamps import TimeResolver, parse_zone
+from enricher.core.parsing.parser import Parser
+from enricher.core.parsing.timestamps import TimeResolver, parse_zone
 
 REF = calendar.timegm((2026, 11, 28, 0, 0, 0))
 T_2026_11_27_12 = calendar.timegm((2026, 11, 27, 12, 0, 0))

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
-from enricher.sinks import es_assets
-from enricher.sinks.elasticsearch import encode
-from enricher.sinks.es_assets import bulk_action, index_name, leaf_paths, load_assets, mapped_fields
+from enricher.edges.sinks import es_assets
+from enricher.edges.sinks.elasticsearch import encode
+from enricher.edges.sinks.es_assets import bulk_action, index_name, leaf_paths, load_assets, mapped_fields
 from tests.conftest import ROOT, SAMPLES, replay_in_process
 
 GOLDEN = ROOT / "tests" / "golden"

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from enricher.sinks import elasticsearch as es_sink
-from enricher.sinks.elasticsearch import ElasticsearchSink, encode
+from enricher.edges.sinks import elasticsearch as es_sink
+from enricher.edges.sinks.elasticsearch import ElasticsearchSink, encode
 
 
 class FakeBulk:

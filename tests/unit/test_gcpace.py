@@ -6,7 +6,7 @@ import gc
 import time
 import weakref
 
-from enricher.gcpace import paced_collection
+from enricher.accel.gcpace import paced_collection
 
 
 class _Node:

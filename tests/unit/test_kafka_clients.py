@@ -7,9 +7,9 @@ import logging
 import pytest
 
 from enricher.config import KafkaSettings, load
+from enricher.edges.sources.kafka import client_options, make_consumer
+from enricher.edges.sources.kafka_confluent import ConfluentConsumer, confluent_options
 from enricher.errors import ConfigError
-from enricher.sources.kafka import client_options, make_consumer
-from enricher.sources.kafka_confluent import ConfluentConsumer, confluent_options
 
 
 def test_plaintext_maps_servers_and_client_id_only() -> None:

@@ -13,11 +13,11 @@ import pytest
 from confluent_kafka import KafkaError
 
 from enricher.config import KafkaSettings, load
+from enricher.edges.sinks.elasticsearch import FlushDeadline
+from enricher.edges.sinks.fanout import Fanout
+from enricher.edges.sinks.kafka_topic import KafkaTopicSink, topic_configs
+from enricher.edges.sinks.ndjson import dumps
 from enricher.errors import ConfigError
-from enricher.sinks.elasticsearch import FlushDeadline
-from enricher.sinks.fanout import Fanout
-from enricher.sinks.kafka_topic import KafkaTopicSink, topic_configs
-from enricher.sinks.ndjson import dumps
 
 
 class Producer:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from enricher.assets import kibana
-from enricher.sinks.es_assets import mapped_fields
+from enricher.edges.sinks.es_assets import mapped_fields
 
 STABLE_IDS = {  # ids are part of the contract: dashboards, links and bookmarks point at them
     ("index-pattern", "esa-sessions"),

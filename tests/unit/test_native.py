@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from enricher.accel import native
+from enricher.core.event import Event
+from enricher.core.parsing.parser import Parser
+from enricher.core.sessions.session import body_sum
 from enricher.errors import ConfigError
-from enricher.models import Event
-from enricher.parsing import native
-from enricher.parsing.parser import Parser
-from enricher.sessions.session import body_sum
 from tests.conftest import ROOT, SAMPLES
 
 try:
@@ -51,7 +51,7 @@ def _fields(ev: Event) -> tuple:
 
 def both(lines: list[str], appliance: str | None = None, reference_time: float = 1795780800.0) -> tuple[list, list]:
     """Events of the Python parser and of the native one, as comparable tuples."""
-    from enricher.parsing.timestamps import TimeResolver
+    from enricher.core.parsing.timestamps import TimeResolver
 
     out = []
     for want in (False, True):
@@ -211,7 +211,7 @@ def test_same_events_on_edge_bodies(body: str) -> None:
 def test_same_events_when_the_stamp_cache_is_cleared_all_the_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The core remembers each appliance's last stamp within a call; a cleared resolver cache (here after
     every few stamps) and a New Year inside the input must not make it disagree with Python."""
-    from enricher.parsing import timestamps
+    from enricher.core.parsing import timestamps
 
     monkeypatch.setattr(timestamps, "_CACHE_MAX", 3)
     new_year = (ROOT / "tests" / "golden" / "core-new-year-syslog" / "input.log").read_text().splitlines()
@@ -225,7 +225,7 @@ def test_a_parser_made_in_one_thread_works_in_another() -> None:
     there and used by the main loop."""
     import threading
 
-    from enricher.parsing.timestamps import TimeResolver
+    from enricher.core.parsing.timestamps import TimeResolver
 
     made: list[Parser] = []
     t = threading.Thread(
@@ -240,7 +240,7 @@ def test_a_parser_made_in_one_thread_works_in_another() -> None:
 @needs_native
 def test_parse_records_matches_parse_record_one_by_one() -> None:
     """The service types a whole poll at once; each record must come out as `parse_record` makes it."""
-    from enricher.parsing.timestamps import TimeResolver
+    from enricher.core.parsing.timestamps import TimeResolver
 
     rng = random.Random(11)
     texts = rng.sample(_REAL, 500) + ["", "x\ny", "Thu Nov 27 11:59:58 2026 Info: MID 5 queued for delivery", "é"]

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from enricher.cli import main
-from enricher.parsing.envelope import EnvelopeParser, is_bare_body
-from enricher.parsing.parser import Parser
-from enricher.parsing.timestamps import TimeResolver
+from enricher.core.parsing.envelope import EnvelopeParser, is_bare_body
+from enricher.core.parsing.parser import Parser
+from enricher.core.parsing.timestamps import TimeResolver
 from tests.conftest import ROOT
 
 REAL_WORLD = ROOT / "tests" / "data" / "real-world"

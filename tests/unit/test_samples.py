@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from enricher.parsing.parser import Parser
-from enricher.parsing.shapes import UNRECOGNIZED_KINDS
+from enricher.core.parsing.parser import Parser
+from enricher.core.parsing.shapes import UNRECOGNIZED_KINDS
 from tests.conftest import SAMPLES
 
 SAMPLE_FILES = sorted(p for p in SAMPLES.glob("*") if p.suffix in (".log", ".s"))

@@ -1,4 +1,4 @@
-"""The compiled copies of the hot modules (enricher/_speedups.py) load only when built from the current source."""
+"""The compiled copies of the hot modules (enricher/accel/compiled.py) load only when built from the current source."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from enricher import _speedups
+from enricher.accel import compiled as _speedups
 from enricher.errors import ConfigError
 
 
@@ -23,12 +23,12 @@ def test_compiled_modules_in_use_when_required() -> None:
 
 
 def _manifest(tmp_path: Path, sha: str) -> Path:
-    (tmp_path / "enricher.documents.so").write_bytes(b"not really a module")
+    (tmp_path / "enricher.core.documents.so").write_bytes(b"not really a module")
     (tmp_path / _speedups.MANIFEST).write_text(
         json.dumps(
             {
                 "python": sys.implementation.cache_tag,
-                "modules": {"enricher.documents": {"file": "enricher.documents.so", "sha256": sha}},
+                "modules": {"enricher.core.documents": {"file": "enricher.core.documents.so", "sha256": sha}},
             }
         )
     )
@@ -36,28 +36,28 @@ def _manifest(tmp_path: Path, sha: str) -> Path:
 
 
 def test_a_copy_built_from_the_current_source_is_found(tmp_path: Path) -> None:
-    finder = _speedups.CompiledFinder(_manifest(tmp_path, _speedups.module_digest("enricher.documents")))
-    spec = finder.find_spec("enricher.documents")
-    assert spec is not None and spec.origin == str(tmp_path / "enricher.documents.so")
+    finder = _speedups.CompiledFinder(_manifest(tmp_path, _speedups.module_digest("enricher.core.documents")))
+    spec = finder.find_spec("enricher.core.documents")
+    assert spec is not None and spec.origin == str(tmp_path / "enricher.core.documents.so")
     assert finder.find_spec("enricher.cli") is None  # not in the list: the normal finders' business
 
 
 def test_a_stale_copy_is_not_used(tmp_path: Path) -> None:
     finder = _speedups.CompiledFinder(_manifest(tmp_path, "0" * 64))
     with pytest.warns(UserWarning, match="edited since the build"):
-        assert finder.find_spec("enricher.documents") is None
-    assert finder.stale == ["enricher.documents"]
+        assert finder.find_spec("enricher.core.documents") is None
+    assert finder.stale == ["enricher.core.documents"]
     required = _speedups.CompiledFinder(_manifest(tmp_path, "0" * 64), required=True)
     with pytest.raises(ImportError, match="edited since the build"):
-        required.find_spec("enricher.documents")
+        required.find_spec("enricher.core.documents")
 
 
 def test_a_copy_for_another_interpreter_is_not_used(tmp_path: Path) -> None:
-    d = _manifest(tmp_path, _speedups.module_digest("enricher.documents"))
+    d = _manifest(tmp_path, _speedups.module_digest("enricher.core.documents"))
     data = json.loads((d / _speedups.MANIFEST).read_text())
     data["python"] = "cpython-27"
     (d / _speedups.MANIFEST).write_text(json.dumps(data))
-    assert _speedups.CompiledFinder(d).find_spec("enricher.documents") is None
+    assert _speedups.CompiledFinder(d).find_spec("enricher.core.documents") is None
 
 
 def test_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from enricher.documents import DocumentConfig, build_document
-from enricher.models import Event
-from enricher.parsing.parser import Parser
-from enricher.parsing.shapes import SYSTEM_KINDS
-from enricher.pipeline import Pipeline
-from enricher.sessions.session import (
+from enricher.core.documents import DocumentConfig, build_document
+from enricher.core.event import Event
+from enricher.core.parsing.parser import Parser
+from enricher.core.parsing.shapes import SYSTEM_KINDS
+from enricher.core.pipeline import Pipeline
+from enricher.core.sessions.session import (
     COMPLETE,
     EVICTED,
     EXPIRED,
@@ -21,8 +21,8 @@ from enricher.sessions.session import (
     key_from_v3,
     line_key,
 )
-from enricher.sessions.snapshots import decode_state, encode_state
-from enricher.sessions.stitcher import StitchConfig, Stitcher
+from enricher.core.sessions.stitcher import StitchConfig, Stitcher
+from enricher.edges.state.kafka import decode_state, encode_state
 
 
 def _lines(*bodies: tuple[str, str], host: str = "esa1") -> list[str]:
@@ -140,7 +140,7 @@ def test_connection_with_messages_is_not_a_document_of_its_own() -> None:
         ("12:00:03", "Message finished MID 10 done"),
         ("12:01:00", "ICID 99 close"),
     )
-    from enricher.pipeline import Pipeline
+    from enricher.core.pipeline import Pipeline
 
     pipe = Pipeline(Parser(), Stitcher())
     docs = [*pipe.process_lines(lines), *pipe.flush()]
@@ -241,7 +241,7 @@ def test_a_line_that_both_closes_and_revives_a_session_writes_it_once() -> None:
         ("14:01:03", "Message finished MID 9772 done"),
         ("14:40:00", 'MID 9772 deleted from quarantine "Policy" (manual)'),
     )
-    from enricher.pipeline import Pipeline
+    from enricher.core.pipeline import Pipeline
 
     pipe = Pipeline(Parser(), Stitcher())
     docs = [*pipe.process_lines(lines), *pipe.flush()]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enricher.sources.syslog_framing import (
+from enricher.edges.sources.syslog_framing import (
     Frame,
     KeyExtractor,
     StreamFramer,
@@ -206,7 +206,7 @@ def test_key_defaults_per_sender_and_continuations_follow_their_record() -> None
 
 
 def test_key_matches_the_parser_used_by_the_consumer() -> None:
-    from enricher.parsing.parser import Parser
+    from enricher.core.parsing.parser import Parser
 
     parser = Parser(default_appliance="DEFAULT")
     keys = KeyExtractor("DEFAULT")
@@ -231,7 +231,7 @@ def test_native_lines_as_syslog() -> None:
 
 
 def test_rewritten_lines_parse_back_to_the_same_appliance_and_body() -> None:
-    from enricher.parsing.parser import Parser
+    from enricher.core.parsing.parser import Parser
 
     native = "Thu Aug 14 11:05:36 2014 Info: Message aborted MID 1404 Receiving aborted"
     for style in ("rfc3164", "rfc3164-native", "rfc5424"):

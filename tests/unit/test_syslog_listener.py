@@ -10,8 +10,8 @@ import threading
 import time
 from typing import Any
 
-from enricher.sources.syslog import ListenMetrics, ListenOptions, SyslogListener
-from enricher.sources.syslog_framing import octet_frame
+from enricher.edges.sources.syslog import ListenMetrics, ListenOptions, SyslogListener
+from enricher.edges.sources.syslog_framing import octet_frame
 
 
 class _Done:

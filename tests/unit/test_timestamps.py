@@ -6,8 +6,8 @@ import calendar
 
 import pytest
 
+from enricher.core.parsing.timestamps import TimeResolver, format_iso, parse_iso, parse_zone
 from enricher.errors import ConfigError
-from enricher.parsing.timestamps import TimeResolver, format_iso, parse_iso, parse_zone
 
 
 def ts(*a: int) -> float:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from enricher.parsing import native
-from enricher.parsing.parser import Parser
-from enricher.parsing.timestamps import TimeResolver
+from enricher.accel import native
+from enricher.core.parsing.parser import Parser
+from enricher.core.parsing.timestamps import TimeResolver
 
 T = 1408014270.0  # Thu Aug 14 11:04:30 2014 UTC
 BOUNCE = "Double bounce: the notification for MID 1404 could not be delivered"

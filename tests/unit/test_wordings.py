@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from enricher.parsing.parser import Parser
-from enricher.parsing.shapes import SYSTEM_KINDS, UNRECOGNIZED_KINDS, type_body
-from enricher.parsing.timestamps import TimeResolver
+from enricher.core.parsing.parser import Parser
+from enricher.core.parsing.shapes import SYSTEM_KINDS, UNRECOGNIZED_KINDS, type_body
+from enricher.core.parsing.timestamps import TimeResolver
 from tests.conftest import ROOT
 from tests.unit.test_native import AVAILABLE, both, needs_native
 

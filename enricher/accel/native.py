@@ -1,0 +1,91 @@
+"""The optional native typing core (`native/`, Rust): loading it, and the rule tables it is built from.
+
+The Python parser is the reference. The native `Typer` types only the lines it is sure to type exactly as
+`Parser._fast` would (printable ASCII, the two common envelopes, a body some rule types) and declines the
+rest, which the Python parser then handles; it is built from the rule tables of `shapes.py` (pattern
+strings included), so a shape is defined once. Tests compare both on the golden cases, the samples and
+random input.
+
+`ESA_NATIVE=0` turns it off; `ESA_NATIVE=1` makes its absence an error (CI sets it, so a broken build
+cannot silently fall back); unset, it is used when installed (`make install` builds it when cargo exists).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from enricher.accel.compiled import env_switch
+from enricher.core.parsing import shapes
+
+log = logging.getLogger(__name__)
+
+
+def _specs(rules: list[shapes.Rule]) -> list[tuple[str, str, int, list[tuple[str, int]]]]:
+    return [(kind, rx.pattern, rx.flags, sorted(rx.groupindex.items(), key=lambda kv: kv[1])) for kind, rx, _ in rules]
+
+
+def rule_tables() -> dict[str, Any]:
+    """The body rules of `shapes.py` in the form the native `Typer` compiles."""
+    return {
+        "mid": {word: _specs(rules) for word, rules in shapes._MID_RULES.items()},
+        "icid_routes": {word: _specs(rules) for word, rules in shapes._ICID_ROUTES.items()},
+        "icid": _specs(shapes._ICID_RULES),
+        "dcid": _specs(shapes._DCID_RULES),
+        # File headers are left to the parser: they do not move its clock (`Parser._last_ts`).
+        "other": {
+            word: _specs(kept)
+            for word, rules in shapes._OTHER_RULES.items()
+            if (kept := [r for r in rules if r[0] not in shapes.HEADER_KINDS])
+        },
+        "int_fields": sorted(shapes._INT_FIELDS),
+        "quoted": sorted(shapes._QUOTED),
+    }
+
+
+def mode() -> str:
+    """`off`, `required` or `auto`, from ESA_NATIVE."""
+    return env_switch("ESA_NATIVE")
+
+
+_UNSET = object()
+_module: Any = _UNSET
+
+
+def module(want: bool | None = None) -> Any:
+    """The extension module, or None when it is off or not installed (an error when required).
+
+    `want` overrides ESA_NATIVE: False never loads it, True requires it."""
+    global _module
+    m = mode() if want is None else "required" if want else "off"
+    if m == "off":
+        return None
+    if _module is _UNSET:
+        try:
+            import esa_enricher_native  # type: ignore[import-not-found]
+
+            _module = esa_enricher_native
+        except ImportError as exc:
+            _module = None
+            log.debug("native typing core not installed (%s); the Python parser types every line", exc)
+    if _module is None and m == "required":
+        raise RuntimeError("the native typing core is required (ESA_NATIVE=1) but not installed: make install builds it")
+    return _module
+
+
+_local = threading.local()
+
+
+def make_typer(event_cls: type, limit: int, want: bool | None = None) -> Any:
+    """A native Typer for a parser, or None (see `module`); shared by the parsers of one thread (a Typer
+    holds no parser state, and compiling the rules costs milliseconds)."""
+    m = module(want)
+    if m is None:
+        return None
+    cache = _local.__dict__.setdefault("typers", {})
+    key = (event_cls, limit)
+    typer = cache.get(key)
+    if typer is None:
+        typer = cache[key] = m.Typer(event_cls, rule_tables(), limit)
+    return typer

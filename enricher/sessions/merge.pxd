@@ -1,2 +1,0 @@
-# Compiled-mode declarations (Cython pure Python mode): Session fields as C struct members.
-from enricher.sessions.session cimport Session
