@@ -267,14 +267,15 @@ def with_copies(records: Sequence[Record], copies: Sequence[tuple[int, int]]) ->
 
 
 def joins_another_record(inp: Input, order: Sequence[int]) -> bool:
-    """Whether, in this order of `inp`'s records, the parser joins a record without header onto the record
-    before it (which is then another than its own predecessor: in the input's own order no record joins
-    another). The parser decides in context (it does not join onto a record older than its appliance's
-    clock), so the whole stream is parsed; only orders where a record without header moved are."""
-    moved = any(
-        order[k - 1] != order[k] - 1 and not _has_header(inp.records[order[k]].raw) for k in range(1, len(order))
-    )
-    return moved and len(records_of((inp.records[i].raw for i in order), inp.config)) != len(order)
+    """Whether a record without header, in this order of `inp`'s records, follows another record than its
+    own predecessor and the parser joins it onto that one (a known bug: KNOWN_GLUE in test_metamorphic.py)."""
+    for k in range(1, len(order)):
+        i, before = order[k], order[k - 1]
+        if before == i - 1 or _has_header(inp.records[i].raw):
+            continue
+        if len(records_of([inp.records[before].raw, inp.records[i].raw], inp.config)) == 1:
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=4096)
@@ -289,7 +290,7 @@ _ENVELOPES = EnvelopeParser(TimeResolver())
 @st.composite
 def duplications(draw: st.DrawFn) -> tuple[Input, list[tuple[int, int]]]:
     """An input and where copies of its records arrive: (before position, original), each within L; never
-    where a line without header would still be joined onto a record before it (see LATE_GLUE)."""
+    where a line without header would join the copy before it (KNOWN_GLUE, pinned by its own test)."""
     inp = draw(inputs())
     n = len(inp.records)
     originals = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=min(12, n)))

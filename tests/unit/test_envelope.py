@@ -142,19 +142,6 @@ def test_wrapped_lines_join_the_previous_record() -> None:
     assert events[1].get("sbrs") == "not enabled"
 
 
-def test_a_line_without_header_is_not_joined_onto_a_record_older_than_the_clock() -> None:
-    """A copy or a late record (stamped before its appliance's newest stamp) is never the head of a wrap: the
-    line after it stays a record of its own. After the newest record the same line joins, as before."""
-    start = "Thu Aug 14 11:04:35 2014 Info: MID 1404 ICID 10293 From: <sender@example.com>"
-    close = "Thu Aug 14 11:04:37 2014 Info: ICID 10293 close"
-    bare = "Double bounce: the notification for MID 1404 could not be delivered"
-    copied = list(Parser().parse_lines([start, close, start, bare]))
-    assert [e.raw for e in copied] == [start, close, start, bare]
-    assert copied[3].kind == "unparsed" and copied[3].ts == copied[1].ts  # dated by the clock, as in order
-    joined = list(Parser().parse_lines([start, bare]))
-    assert [e.raw for e in joined] == [f"{start} {bare}"]  # the seed's rule: it makes a `From:` record
-
-
 def test_bare_bodies_are_records_not_continuations() -> None:
     lines = ["MID 68119155 queued for delivery", "Message finished MID 68119155 done"]
     events = list(Parser().parse_lines(lines))

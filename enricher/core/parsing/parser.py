@@ -150,7 +150,7 @@ class Parser:
                     pending, pending_env = ev, None
                     continue
                 env = self._envelope(line, default)
-                if env is None and pending is not None and not is_bare_body(line.lstrip()) and self._may_wrap(pending):
+                if env is None and pending is not None and not is_bare_body(line.lstrip()):
                     # A wrapped line joins the previous record with one space, but only when that makes a
                     # record some shape types, and of the same kind when the previous one was typed already:
                     # a typed record is never damaged by the line after it (`ICID 5 close` + `Double
@@ -176,16 +176,6 @@ class Parser:
             yield [pending]
 
     # -- internals --------------------------------------------------------------------------------------
-    def _may_wrap(self, head: Event) -> bool:
-        """Whether a line without a header may continue `head`: not when `head` is stamped before its
-        appliance's clock. A wrapped record is split where the appliance writes it, so its head is the newest
-        record of that appliance; an older one is a copy (a second relay, a re-read) or a late record, and the
-        line after it is not its continuation (tests/test_metamorphic.py, property a)."""
-        if head.ts_inferred or head.ts is None:
-            return True  # dated by the clock (or a copy's original): no stamp of its own to compare
-        clock = self._last_ts.get(head.appliance)
-        return clock is None or head.ts >= clock
-
     def _fast(self, line: str, default: str) -> Event | None:
         """The two shapes nearly all traffic has (RFC 3164 with host and tag; native file lines), typed
         straight into the Event the general path would make; None for anything else (and file headers)."""
