@@ -128,14 +128,14 @@ def cmd_replay(a: argparse.Namespace) -> int:
                 try:
                     lines = read_lines(f, progress.advance if progress else None)
                     for doc in pipeline.process_lines(lines):
-                        sink.write(doc)
+                        sink.add(doc)
                 finally:
                     if progress:
                         progress.close()
                     if f is not sys.stdin.buffer:
                         f.close()
             for doc in pipeline.flush():
-                sink.write(doc)
+                sink.add(doc)
         sink.flush()
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (`| head`): not an error worth a traceback
@@ -189,8 +189,8 @@ def _service_config(a: argparse.Namespace) -> Config:
 
 def cmd_produce(a: argparse.Namespace) -> int:
     """Publish log files to the raw topic, keyed by appliance host."""
-    from enricher.edges.sources.kafka import produce_records, records_from_lines
-    from enricher.edges.sources.kafka_confluent import check_access
+    from enricher.edges.kafka.confluent import check_access
+    from enricher.edges.kafka.kafka_python import produce_records, records_from_lines
 
     cfg = _service_config(a)
     check_access(cfg.kafka)
@@ -219,8 +219,8 @@ def cmd_setup(a: argparse.Namespace) -> int:
     cfg = load(a.config, {**env_overrides(), **kibana_import.setup_overrides(a)})
     report: dict[str, Any] = {}
     if not a.skip_kafka:
-        from enricher.edges.sources.kafka import ensure_topics
-        from enricher.edges.sources.kafka_confluent import check_access
+        from enricher.edges.kafka.confluent import check_access
+        from enricher.edges.kafka.kafka_python import ensure_topics
 
         check_access(cfg.kafka)
 
@@ -228,8 +228,8 @@ def cmd_setup(a: argparse.Namespace) -> int:
             cfg.kafka, a.partitions, a.replication, sessions="kafka" in cfg.service.outputs
         )
     if not a.skip_elasticsearch:
-        from enricher.edges.sinks import es_assets
         from enricher.edges.sinks.elasticsearch import access_error, make_client
+        from enricher.edges.sinks.elasticsearch import assets as es_assets
 
         client = make_client(cfg.elasticsearch)
         try:
@@ -249,12 +249,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     """The streaming service: Kafka → enricher → Elasticsearch and/or the sessions topic (`service.outputs`)."""
     import logging
 
-    from kafka import KafkaConsumer
-
+    from enricher.edges.kafka import make_consumer
+    from enricher.edges.kafka.confluent import check_access
+    from enricher.edges.kafka.kafka_python import make_producer, make_reader
     from enricher.edges.sinks.elasticsearch import make_client
-    from enricher.edges.sources.kafka import client_options, make_consumer, make_producer
-    from enricher.edges.sources.kafka_confluent import check_access
-    from enricher.edges.state.kafka import KafkaSnapshotStore
+    from enricher.edges.state.kafka import KafkaStateStore
     from enricher.service.loop import Service
     from enricher.telemetry import HealthServer, Metrics
 
@@ -279,20 +278,19 @@ def cmd_run(a: argparse.Namespace) -> int:
         ) from None
     k = cfg.kafka
     check_access(k)
-    opts = client_options(k)
     # A member that died (kill -9, crash) is noticed after _SESSION_TIMEOUT_MS, then its partitions move; the
     # clients' default (45 s) would hold them that long.
     consumer = make_consumer(k, _SESSION_TIMEOUT_MS)
     producer = make_producer(k)
-    snapshots = KafkaSnapshotStore(
+    snapshots = KafkaStateStore(
         # No producer compression: the chunks are zlib-compressed already (encode_state); gzip on top spent CPU on
         # the sender thread for nothing.
-        make_producer(k, max_request_size=8 << 20), lambda: KafkaConsumer(**opts, enable_auto_commit=False), k.state_topic
+        make_producer(k, max_request_size=8 << 20), lambda: make_reader(k), k.state_topic
     )
     sessions_producer = None
     if "kafka" in cfg.service.outputs:
-        from enricher.edges.sinks.kafka_topic import make_producer as make_sessions_producer
-        from enricher.edges.sources.kafka import ensure_sessions_topic
+        from enricher.edges.kafka.confluent import make_sessions_producer
+        from enricher.edges.kafka.kafka_python import ensure_sessions_topic
 
         if ensure_sessions_topic(k):
             logging.getLogger("esa_enricher").info("created the sessions topic %s (compacted)", k.sessions_topic)
