@@ -10,6 +10,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from enricher.core.classify.rules import connection_document_verdict
@@ -18,7 +19,7 @@ from enricher.core.ecs import ECS_VERSION
 from enricher.core.event import Event
 from enricher.core.parsing.parser import Parser
 from enricher.core.parsing.timestamps import format_iso
-from enricher.core.sessions.session import CONNECTION, Session
+from enricher.core.sessions.session import CONNECTION, Key, Session
 from enricher.core.sessions.stitcher import Stitcher
 
 
@@ -87,6 +88,28 @@ def error_document(ev: Event) -> dict[str, Any]:
     return doc
 
 
+class _AtHand:
+    """The messages at hand for a connection's classification: held by the stitcher, or written with it (at
+    the end of input no written session is kept). The batch is indexed only when a message is asked for."""
+
+    __slots__ = ("stitcher", "written", "index")
+
+    def __init__(self, stitcher: Stitcher, written: list[Session]) -> None:
+        self.stitcher = stitcher
+        self.written = written
+        self.index: dict[Key, Session] | None = None
+
+    def message(self, appliance: str, mid: int) -> Session | None:
+        """The message `mid` of `appliance`, if at hand."""
+        key: Key = ("m", appliance, mid)
+        m = self.stitcher.held(key)
+        if m is None:
+            if self.index is None:
+                self.index = {x.key: x for x in self.written}
+            m = self.index.get(key)
+        return m
+
+
 class Pipeline:
     """Parser + stitcher + document builder with shared counters."""
 
@@ -108,13 +131,14 @@ class Pipeline:
         self._early: dict[int, tuple[Session, int, int, str, dict[str, Any] | None]] = {}
         stitcher.before_apply = self._build_early
 
-    def _document(self, s: Session) -> dict[str, Any] | None:
-        """The document of one closed session, None when it has none of its own (counters untouched)."""
+    def _document(self, s: Session, at_hand: _AtHand) -> dict[str, Any] | None:
+        """The document of one closed session (`at_hand`: the messages held or written with it), None when it
+        has none of its own (counters untouched)."""
         cfg = self.doc_config
         verdict = None
         if s.kind == CONNECTION and s.mids:
-            # A connection that carried messages is in their documents (see connection_document_verdict).
-            verdict = connection_document_verdict(s, cfg.classify)
+            # A connection that carried messages is in their documents, unless classify decides otherwise.
+            verdict = connection_document_verdict(s, partial(at_hand.message, s.appliance), cfg.classify)
             if verdict is None:
                 return None
         return build_document(s, cfg, self.stitcher.appliances.get(s.appliance), verdict)
@@ -124,7 +148,8 @@ class Pipeline:
         closed them (a message's connection before that line joins it: late within the grace period or not,
         the same document)."""
         seq = self.stitcher._seq
-        self._early = {id(s): (s, seq, s.nlines, s.state, self._document(s)) for s in sessions}
+        at_hand = _AtHand(self.stitcher, sessions)
+        self._early = {id(s): (s, seq, s.nlines, s.state, self._document(s, at_hand)) for s in sessions}
 
     def documents(self, sessions: list[Session]) -> Iterator[dict[str, Any]]:
         """Documents of closed sessions (and their counters)."""
@@ -132,13 +157,14 @@ class Pipeline:
         if early:
             self._early = {}
             seq = self.stitcher._seq
+        at_hand = _AtHand(self.stitcher, sessions)
         for s in sessions:
             pre = early.get(id(s)) if early else None
             # A session the line revived (`Stitcher._revive`) and closed again has another state or line count.
             if pre is not None and pre[0] is s and pre[1] == seq and pre[2] == s.nlines and pre[3] == s.state:
                 doc = pre[4]  # built before the closing line was applied
             else:
-                doc = self._document(s)
+                doc = self._document(s, at_hand)
             if doc is None:
                 continue
             for r in (doc.get("esa") or {}).get("envelope", {}).get("rejected_recipients", ()):
