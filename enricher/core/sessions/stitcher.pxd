@@ -34,6 +34,7 @@ cdef class Stitcher:
     cdef public dict _pending_children
     cdef public list _out
     cdef public Py_ssize_t _session_lines
+    cdef public object before_apply
 
     @cython.locals(out=list)
     cpdef list feed(self, ev, now=*)
