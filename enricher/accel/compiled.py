@@ -43,6 +43,8 @@ MODULES = (
     "enricher.core.parsing.timestamps",
     "enricher.core.sessions.session",
     "enricher.core.sessions.expiry",
+    "enricher.core.sessions.table",
+    "enricher.core.sessions.joins",
     "enricher.core.sessions.stitcher",
     "enricher.core.sessions.merge",
     "enricher.core.sessions.merge_base",

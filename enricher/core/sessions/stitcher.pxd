@@ -2,83 +2,14 @@
 # The per-line methods are cpdef (called from compiled code without a Python call) and their session
 # locals are typed, so field access is a C struct member access. Python sees the same class.
 cimport cython
-
 from enricher.core.sessions.expiry cimport ExpiryIndex
 from enricher.core.sessions.merge cimport later_kind
 from enricher.core.sessions.session cimport Session, body_sum, sum_key
+from enricher.core.sessions.joins cimport Joins
 
 
-cpdef unsigned int _body_sum(ev)
-cpdef bytes _line_key(ev, double ts)
-
-
-cdef class Stitcher:
-    cdef public object config
-    cdef public bint _keep_raw
-    cdef public Py_ssize_t _max_open
-    cdef public object stats
-    cdef public dict appliances
-    cdef public dict _open
-    cdef public Py_ssize_t _seq
-    cdef public dict _watermark
-    cdef public dict _arrival
-    cdef public dict _expiry
-    cdef public dict _grace
-    cdef public object _dormant
-    cdef public object _closed
-    cdef public object _digests
-    cdef public double _retention
-    cdef public dict _by_ip
-    cdef public dict _dhap_waiting
-    cdef public dict _pending_links
-    cdef public dict _pending_children
-    cdef public list _out
-    cdef public Py_ssize_t _session_lines
-    cdef public object before_apply
-
+cdef class Stitcher(Joins):
     @cython.locals(out=list)
     cpdef list feed(self, ev, now=*)
-    cpdef _hold(self, Session s)
-    @cython.locals(idx=ExpiryIndex)
-    cpdef _file(self, Session s)
     @cython.locals(s=Session, conn=Session, refile=bint, key=tuple, lk=bytes)
     cpdef _on_message(self, ev, double ts, app, kind, mid)
-    @cython.locals(s=Session)
-    cpdef Session _recall(self, tuple key, ts, kind)
-    cpdef Session _reopen(self, tuple key, ts, kind, bytes lk, ev)
-    cpdef bint _was_forgotten(self, tuple key, ts, kind)
-    cpdef _forget(self, Session s)
-    cpdef _revive(self, Session s, ts)
-    @cython.locals(m=Session)
-    cpdef _revive_messages(self, Session c, ts)
-    @cython.locals(other=Session, key=tuple)
-    cpdef _link(self, app, other_mid, field_name, value)
-    @cython.locals(rec=Session, key=tuple)
-    cpdef _join_delivery(self, Session s, ev, ts)
-    cpdef _copy_delivery(self, Session rec, Session s)
-    @cython.locals(c=Session, key=tuple)
-    cpdef Session _connection(self, app, icid, ts)
-    @cython.locals(c=Session, old=Session, key=tuple, lk=bytes, fresh=bint)
-    cpdef _on_connection(self, ev, double ts)
-    cpdef _apply(self, Session c, bytes lk, str raw)
-    @cython.locals(c=Session, held=Session, key=tuple)
-    cpdef Session _standalone(self, ev, ts, bytes lk)
-    @cython.locals(c=Session, lk=bytes)
-    cpdef _on_icid_zero(self, ev, ts)
-    @cython.locals(c=Session, held=Session, lk=bytes)
-    cpdef _on_dhap(self, ev, ts)
-    @cython.locals(g=Session, key=tuple)
-    cpdef _adopt_dhap(self, Session c, ts, waiting)
-    cpdef _unwait(self, Session s)
-    @cython.locals(rec=Session, msg=Session, key=tuple, lk=bytes)
-    cpdef _on_delivery_connection(self, ev, ts)
-    cpdef _schedule(self, app, ts, tuple key)
-    @cython.locals(s=Session, idx=ExpiryIndex)
-    cpdef _advance(self, app, wm)
-    @cython.locals(s=Session, idx=ExpiryIndex)
-    cpdef _evict(self, app)
-    cpdef _drop(self, Session s)
-    cpdef _close(self, Session s, state, ending=*, bint keep=*)
-    cpdef dict _window(self, dict shared, Session s, str window, at=*)
-    @cython.locals(m=Session, mids=list)
-    cpdef _mark_in_flight(self, Session c)
