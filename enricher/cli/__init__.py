@@ -1,6 +1,6 @@
 """Command line: `esa-enricher COMMAND`, one module per command (replay, produce, setup, run, listen, assets,
 config-reference); `main` is the console script's entry point. Every command's settings are the configuration
-model's (enricher/config.py): `-c FILE` < environment < flags (enricher/cli/options.py)."""
+model's (enricher/config/): `-c FILE` < environment < flags (enricher/cli/options.py)."""
 
 from __future__ import annotations
 

@@ -1,21 +1,15 @@
-"""Configuration, declared once: typed, validated, unknown keys rejected, every field described.
+"""The configuration's sections: typed, validated, unknown keys rejected, every field described.
 
-Every command's settings are here (the CLI's flags only override keys of this model). Files are TOML; the
-environment overrides the file and a command-line flag overrides both (`load_layers`). A bad value fails at
-start with its dotted key path (`sessions.grace_seconds: …`). The core's own settings (`StitchConfig`,
-`ClassifyConfig`) keep their defaults in the core; the sections below read them from there, so a default is
-written once. docs/configuration.md is generated from these models (`esa-enricher config-reference`).
+The core's own settings (`StitchConfig`, `ClassifyConfig`) keep their defaults in the core; the sections below read
+them from there, so a default is written once. Loading, the environment and the precedence: enricher/config/loading.py.
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from enricher.core.classify.rules import ClassifyConfig
 from enricher.core.parsing.timestamps import parse_iso, parse_zone
@@ -326,139 +320,3 @@ class Config(_Section):
     def classify_config(self) -> ClassifyConfig:
         """The classifier's settings."""
         return ClassifyConfig(**self.classify.model_dump())
-
-
-def default_of(key: str) -> Any:
-    """The model's default of a dotted key (what CLI help shows); KeyError for a key the model does not have."""
-    model: type[BaseModel] = Config
-    *sections, name = key.split(".")
-    for part in sections:
-        ann = model.model_fields[part].annotation
-        assert isinstance(ann, type) and issubclass(ann, BaseModel), key
-        model = ann
-    return model.model_fields[name].get_default(call_default_factory=True)
-
-
-def _key_path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "<root>"
-
-
-def validate(data: dict[str, Any]) -> Config:
-    """Build a Config from a dict; the first error names its key path."""
-    try:
-        return Config.model_validate(data)
-    except ConfigError:
-        raise
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        ctx_err = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, ConfigError):
-            raise ctx_err from None
-        raise ConfigError(_key_path(err["loc"]), msg) from None
-
-
-# Friendly environment variables; any key can also be set as ESA__SECTION__KEY (double underscores).
-ENV_ALIASES = {
-    "ESA_KAFKA_BOOTSTRAP": "kafka.bootstrap_servers",
-    "ESA_KAFKA_SASL_USERNAME": "kafka.sasl_username",
-    "ESA_KAFKA_SASL_PASSWORD": "kafka.sasl_password",
-    "ESA_KAFKA_SSL_PASSWORD": "kafka.ssl_password",
-    "ESA_ES_URL": "elasticsearch.url",
-    "ESA_ES_API_KEY": "elasticsearch.api_key",
-    "ESA_ES_USERNAME": "elasticsearch.username",
-    "ESA_ES_PASSWORD": "elasticsearch.password",
-    "ESA_KIBANA_URL": "kibana.url",
-    "ESA_KIBANA_API_KEY": "kibana.api_key",
-    "ESA_KIBANA_USERNAME": "kibana.username",
-    "ESA_KIBANA_PASSWORD": "kibana.password",
-}
-
-
-def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Dotted-key overrides from the environment (values are parsed as TOML scalars when they can be)."""
-    env = os.environ if environ is None else environ
-    out: dict[str, Any] = {}
-    for name, value in env.items():
-        if name in ENV_ALIASES:
-            out[ENV_ALIASES[name]] = value
-        elif name.startswith("ESA__"):
-            key = ".".join(p.lower() for p in name[5:].split("__") if p)
-            try:
-                out[key] = tomllib.loads(f"v = {value}")["v"]
-            except tomllib.TOMLDecodeError:
-                out[key] = value
-    return out
-
-
-# Dotted key ("sessions.grace_seconds") or key path (("time", "timezones", "esa1.example.net")) → value.
-Overrides = Mapping[Any, Any]
-
-
-def load_layers(path: str | None, flags: Overrides | None = None, environ: Mapping[str, str] | None = None) -> Config:
-    """What every command runs with, one precedence rule: the file (`-c`), then the environment over it, then the
-    command line's flags (dotted keys) over both."""
-    return load(path, {**env_overrides(environ), **(flags or {})})
-
-
-def load(path: str | None, overrides: Overrides | None = None) -> Config:
-    """Load a TOML file (or defaults), then apply dotted-key overrides in order (a later one wins)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("<file>", f"{path}: no such file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("<file>", f"{path}: invalid TOML: {exc}") from None
-    for dotted, value in (overrides or {}).items():
-        node = data
-        # A tuple is a key path whose parts may hold dots themselves (a host name in `time.timezones`).
-        parts = list(dotted) if isinstance(dotted, tuple) else dotted.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return validate(data)
-
-
-def reference_markdown() -> str:
-    """docs/configuration.md, generated from the models (`esa-enricher config-reference`)."""
-    out = [
-        "# Configuration reference",
-        "",
-        "Generated by `esa-enricher config-reference` from `enricher/config.py`; do not edit by hand.",
-        "",
-        "Every command reads the same model: a TOML file (`-c FILE`), unknown keys are errors that name the key.",
-        "Every key can also be set from the environment as `ESA__SECTION__KEY` (e.g. `ESA__SESSIONS__GRACE_SECONDS=10`;",
-        "values are read as TOML when they parse, e.g. `ESA__LISTEN__PEERS='{\"192.0.2.10\" = \"esa1\"}'`), plus the",
-        "aliases " + ", ".join(f"`{k}` ({v})" for k, v in ENV_ALIASES.items()) + ".",
-        "",
-        "**Precedence**, for every command: defaults < file < environment < command-line flag. A flag only overrides",
-        "its key (`esa-enricher COMMAND --help` names each flag's default, read from this model).",
-        "",
-        "Secrets (`SecretStr` keys: passwords, API keys) come from the file, the environment or a `<key>_file`",
-        "holding them (used when the key itself is not set); they are never logged or printed.",
-        "",
-    ]
-
-    def section(model: type[BaseModel], prefix: str) -> None:
-        rows = []
-        for name, f in model.model_fields.items():
-            ann = f.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                continue
-            default = f.get_default(call_default_factory=True)
-            shown = "—" if default is None else f"`{default!r}`".replace("'", '"')
-            rows.append(f"| `{prefix}{name}` | {shown} | {f.description or ''} |")
-        if rows:
-            title = prefix.rstrip(".") or "top level"
-            out.extend([f"## {title}", "", (model.__doc__ or "").strip(), "", "| key | default | meaning |", "|---|---|---|", *rows, ""])
-        for name, f in model.model_fields.items():
-            ann = f.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                section(ann, f"{prefix}{name}.")
-
-    section(Config, "")
-    return "\n".join(out)
