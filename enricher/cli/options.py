@@ -70,7 +70,7 @@ def _flag_of(parser: argparse.ArgumentParser, command: str | None, key: str) -> 
         if isinstance(action, argparse._SubParsersAction) and command in action.choices:
             for sub_action in action.choices[command]._actions:
                 if sub_action.dest == _PREFIX + key:
-                    return sub_action.option_strings[0]
+                    return str(sub_action.option_strings[0])
     return None
 
 

@@ -38,9 +38,10 @@ def cmd_setup(a: argparse.Namespace) -> int:
         except Exception as exc:
             raise (access_error(exc) or exc) from None
     if cfg.kibana.url:
-        from enricher.assets import kibana_import
+        from enricher.assets.kibana import BUNDLE
+        from enricher.assets.kibana_import import import_bundle
 
-        report["kibana"] = kibana_import.import_bundle(cfg.kibana, a.kibana_bundle or kibana_import.BUNDLE)
+        report["kibana"] = import_bundle(cfg.kibana, a.kibana_bundle or BUNDLE)
     sys.stderr.write(orjson.dumps(report).decode() + "\n")
     return EXIT_OK
 
