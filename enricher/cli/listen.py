@@ -141,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     register(sub)
-    from enricher.edges.sources.syslog_send import register_send
+    from enricher.cli import send
 
-    register_send(sub)
+    send.register(sub)
     return parser
 
 

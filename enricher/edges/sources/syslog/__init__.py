@@ -13,7 +13,7 @@
 - SIGTERM/SIGINT: stop accepting, publish what was received, flush the producer, print a JSON summary on stderr.
 
 `python -m enricher.edges.sources.syslog send FILE…` is the matching sender (the lab's replayer, the tests);
-`python -m enricher.edges.sources.syslog listen …` is `esa-enricher listen` (both: enricher/cli/listen.py).
+`python -m enricher.edges.sources.syslog listen …` is `esa-enricher listen` (enricher/cli/send.py, listen.py).
 """
 
 from enricher.edges.sources.syslog.listener import SyslogListener, tls_context

@@ -1,4 +1,4 @@
-"""The matching sender: `python -m enricher.edges.sources.syslog send FILE…` (the lab's replayer, the tests).
+"""`python -m enricher.edges.sources.syslog send FILE…`: the listener's matching sender (the lab's replayer, the tests).
 
 Reads log files as the parser does (wrapped lines joined) and sends one syslog message per record over
 UDP, TCP (newline or octet-counted framing) or TLS; native file lines can be rewritten as syslog from a
@@ -98,7 +98,7 @@ def cmd_send(a: argparse.Namespace) -> int:
     return 0
 
 
-def register_send(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add `send` (the sender) to a sub-command parser."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "send", help="send log files to a syslog receiver", description=cmd_send.__doc__
