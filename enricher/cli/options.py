@@ -64,13 +64,24 @@ def config_of(a: argparse.Namespace, extra: dict[Any, Any] | None = None) -> Con
     return load_layers(getattr(a, "config", None), {**flag_overrides(a), **(extra or {})})
 
 
+def flags_by_key(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
+    """Config key → the `COMMAND --flag`s that set it (for docs/configuration.md)."""
+    out: dict[str, list[str]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, sub in action.choices.items():
+                for sub_action in sub._actions:
+                    if sub_action.dest.startswith(_PREFIX):
+                        out.setdefault(sub_action.dest[len(_PREFIX) :], []).append(f"{command} {sub_action.option_strings[0]}")
+    return out
+
+
 def _flag_of(parser: argparse.ArgumentParser, command: str | None, key: str) -> str | None:
     """The flag of `command` that sets config `key`, if it has one."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
-            for sub_action in action.choices[command]._actions:
-                if sub_action.dest == _PREFIX + key:
-                    return str(sub_action.option_strings[0])
+    for flag in flags_by_key(parser).get(key, ()):
+        name, _, option = flag.partition(" ")
+        if name == command:
+            return option
     return None
 
 

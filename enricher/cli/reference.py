@@ -6,14 +6,20 @@ import argparse
 import sys
 from typing import Any
 
-from enricher.cli.options import EXIT_OK
+from enricher.cli.options import EXIT_OK, flags_by_key
+
+
+def markdown() -> str:
+    """docs/configuration.md: the models' reference, with the flags of every command that set each key."""
+    from enricher.cli import build_parser
+    from enricher.config import reference_markdown
+
+    return reference_markdown(flags_by_key(build_parser()))
 
 
 def cmd_config_reference(a: argparse.Namespace) -> int:
     """Print docs/configuration.md."""
-    from enricher.config import reference_markdown
-
-    sys.stdout.write(reference_markdown())
+    sys.stdout.write(markdown())
     return EXIT_OK
 
 

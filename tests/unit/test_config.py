@@ -12,7 +12,7 @@ import pytest
 
 from enricher.cli import build_parser
 from enricher.cli.options import config_of
-from enricher.config import Config, ListenSettings, default_of, load, load_layers, reference_markdown
+from enricher.config import Config, ListenSettings, default_of, load, load_layers
 from enricher.core.classify.rules import ClassifyConfig
 from enricher.core.sessions.stitcher import StitchConfig
 from enricher.errors import ConfigError
@@ -144,7 +144,11 @@ def test_secrets_from_the_environment_are_not_in_errors(capsys: pytest.CaptureFi
 
 
 def test_the_reference_documents_every_section_and_the_precedence() -> None:
-    doc = reference_markdown()
+    from enricher.cli.reference import markdown
+
+    doc = markdown()
+    assert "| `listen.queue_size` | `10000` | Messages between the network and the producer (back-pressure beyond it). Flag: `listen --queue-size`. |" in doc
+    assert "Flag: `replay --appliance`, `produce --appliance`, `listen --appliance`." in doc
     assert "## listen" in doc and "`listen.queue_size`" in doc and "`kafka.topic_partitions`" in doc
     assert "defaults < file < environment < command-line flag" in doc
 
