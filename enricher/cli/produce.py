@@ -15,8 +15,8 @@ from enricher.edges.sources.files import open_input, read_lines
 
 def cmd_produce(a: argparse.Namespace) -> int:
     """Publish log files to the raw topic, keyed by appliance host."""
-    from enricher.edges.sources.kafka import produce_records, records_from_lines
-    from enricher.edges.sources.kafka_confluent import check_access
+    from enricher.edges.kafka.confluent import check_access
+    from enricher.edges.kafka.kafka_python import produce_records, records_from_lines
 
     cfg = config_of(a)
     check_access(cfg.kafka)

@@ -86,14 +86,14 @@ def cmd_replay(a: argparse.Namespace) -> int:
                 try:
                     lines = read_lines(f, progress.advance if progress else None)
                     for doc in pipeline.process_lines(lines):
-                        sink.write(doc)
+                        sink.add(doc)
                 finally:
                     if progress:
                         progress.close()
                     if f is not sys.stdin.buffer:
                         f.close()
             for doc in pipeline.flush():
-                sink.write(doc)
+                sink.add(doc)
         sink.flush()
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (`| head`): not an error worth a traceback

@@ -18,12 +18,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     """The streaming service: Kafka → enricher → Elasticsearch and/or the sessions topic (`service.outputs`)."""
     import logging
 
-    from kafka import KafkaConsumer
-
+    from enricher.edges.kafka import make_consumer
+    from enricher.edges.kafka.confluent import check_access
+    from enricher.edges.kafka.kafka_python import make_producer, make_reader
     from enricher.edges.sinks.elasticsearch import make_client
-    from enricher.edges.sources.kafka import client_options, make_consumer, make_producer
-    from enricher.edges.sources.kafka_confluent import check_access
-    from enricher.edges.state.kafka import KafkaSnapshotStore
+    from enricher.edges.state.kafka import KafkaStateStore
     from enricher.service.loop import Service
     from enricher.telemetry import HealthServer, Metrics
 
@@ -48,20 +47,19 @@ def cmd_run(a: argparse.Namespace) -> int:
         ) from None
     k = cfg.kafka
     check_access(k)
-    opts = client_options(k)
     # A member that died (kill -9, crash) is noticed after _SESSION_TIMEOUT_MS, then its partitions move; the
     # clients' default (45 s) would hold them that long.
     consumer = make_consumer(k, _SESSION_TIMEOUT_MS)
     producer = make_producer(k)
-    snapshots = KafkaSnapshotStore(
+    snapshots = KafkaStateStore(
         # No producer compression: the chunks are zlib-compressed already (encode_state); gzip on top spent CPU on
         # the sender thread for nothing.
-        make_producer(k, max_request_size=8 << 20), lambda: KafkaConsumer(**opts, enable_auto_commit=False), k.state_topic
+        make_producer(k, max_request_size=8 << 20), lambda: make_reader(k), k.state_topic
     )
     sessions_producer = None
     if "kafka" in cfg.service.outputs:
-        from enricher.edges.sinks.kafka_topic import make_producer as make_sessions_producer
-        from enricher.edges.sources.kafka import ensure_sessions_topic
+        from enricher.edges.kafka.confluent import make_sessions_producer
+        from enricher.edges.kafka.kafka_python import ensure_sessions_topic
 
         if ensure_sessions_topic(k):
             logging.getLogger("esa_enricher").info("created the sessions topic %s (compacted)", k.sessions_topic)

@@ -17,8 +17,8 @@ def cmd_setup(a: argparse.Namespace) -> int:
     cfg = config_of(a)
     report: dict[str, Any] = {}
     if not a.skip_kafka:
-        from enricher.edges.sources.kafka import ensure_topics
-        from enricher.edges.sources.kafka_confluent import check_access
+        from enricher.edges.kafka.confluent import check_access
+        from enricher.edges.kafka.kafka_python import ensure_topics
 
         check_access(cfg.kafka)
 
@@ -29,8 +29,8 @@ def cmd_setup(a: argparse.Namespace) -> int:
             sessions="kafka" in cfg.service.outputs,
         )
     if not a.skip_elasticsearch:
-        from enricher.edges.sinks import es_assets
         from enricher.edges.sinks.elasticsearch import access_error, make_client
+        from enricher.edges.sinks.elasticsearch import assets as es_assets
 
         client = make_client(cfg.elasticsearch)
         try:

@@ -44,10 +44,10 @@ import orjson
 
 from enricher.config import Config
 from enricher.core.pipeline import Pipeline
+from enricher.edges.ports import StateStore
 from enricher.edges.sinks.elasticsearch import ElasticsearchSink, FlushDeadline
 from enricher.edges.sinks.fanout import Fanout
 from enricher.edges.sinks.kafka_topic import KafkaTopicSink
-from enricher.edges.state.kafka import SnapshotStore
 from enricher.telemetry import Metrics
 
 log = logging.getLogger("esa_enricher.service")
@@ -87,7 +87,7 @@ class Service:
         consumer: Any,
         producer: Any,
         es_client: Any,
-        snapshots: SnapshotStore,
+        snapshots: StateStore,
         build_pipeline: Any,
         metrics: Metrics | None = None,
         sessions_producer: Any = None,
