@@ -24,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (replay, produce, setup, run, assets, listen, reference):
+    for command in (replay, produce, setup, run, assets, listen):
         command.register(sub)
+    reference.register(sub, parser)  # it lists the flags of every command: handed the whole parser
     return parser
 
 

@@ -141,9 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     register(sub)
-    from enricher.cli import send
+    from enricher.cli.send import register as register_send
 
-    send.register(sub)
+    register_send(sub)
     return parser
 
 

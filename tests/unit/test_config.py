@@ -146,7 +146,7 @@ def test_secrets_from_the_environment_are_not_in_errors(capsys: pytest.CaptureFi
 def test_the_reference_documents_every_section_and_the_precedence() -> None:
     from enricher.cli.reference import markdown
 
-    doc = markdown()
+    doc = markdown(build_parser())
     assert "| `listen.queue_size` | `10000` | Messages between the network and the producer (back-pressure beyond it). Flag: `listen --queue-size`. |" in doc
     assert "Flag: `replay --appliance`, `produce --appliance`, `listen --appliance`." in doc
     assert "## listen" in doc and "`listen.queue_size`" in doc and "`kafka.topic_partitions`" in doc
