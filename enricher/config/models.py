@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from enricher.core.classify.rules import ClassifyConfig
+from enricher.core.classify.verdict import ClassifyConfig
 from enricher.core.parsing.timestamps import parse_iso, parse_zone
 from enricher.core.sessions.stitcher import StitchConfig
 from enricher.edges.sources.syslog_framing import DEFAULT_MAX_BYTES, SYSLOG_PORT
