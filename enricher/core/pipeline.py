@@ -125,21 +125,48 @@ class Pipeline:
         self.doc_config = doc_config or DocumentConfig(keep_raw=stitcher.config.keep_raw)
         self.emit_unparsed = emit_unparsed
         self.stats = PipelineStats()
+        # Documents built before the line that closed their sessions was applied (`_build_early`), by id of
+        # the session: (session, the line it was built at, its line count and state then, the document or
+        # None when it has none). Used only for that line, only if the line left the session as it was.
+        self._early: dict[int, tuple[Session, int, int, str, dict[str, Any] | None]] = {}
+        stitcher.before_apply = self._build_early
+
+    def _document(self, s: Session, at_hand: _AtHand) -> dict[str, Any] | None:
+        """The document of one closed session (`at_hand`: the messages held or written with it), None when it
+        has none of its own (counters untouched)."""
+        cfg = self.doc_config
+        verdict = None
+        if s.kind == CONNECTION and s.mids:
+            # A connection that carried messages is in their documents, unless classify decides otherwise.
+            verdict = connection_document_verdict(s, partial(at_hand.message, s.appliance), cfg.classify)
+            if verdict is None:
+                return None
+        return build_document(s, cfg, self.stitcher.appliances.get(s.appliance), verdict)
+
+    def _build_early(self, sessions: list[Session]) -> None:
+        """`Stitcher.before_apply`: the documents of the sessions a line's clock closed, as they were when it
+        closed them (a message's connection before that line joins it: late within the grace period or not,
+        the same document)."""
+        seq = self.stitcher._seq
+        at_hand = _AtHand(self.stitcher, sessions)
+        self._early = {id(s): (s, seq, s.nlines, s.state, self._document(s, at_hand)) for s in sessions}
 
     def documents(self, sessions: list[Session]) -> Iterator[dict[str, Any]]:
         """Documents of closed sessions (and their counters)."""
-        cfg = self.doc_config
-        at_hand: _AtHand | None = None
+        early = self._early
+        if early:
+            self._early = {}
+            seq = self.stitcher._seq
+        at_hand = _AtHand(self.stitcher, sessions)
         for s in sessions:
-            verdict = None
-            if s.kind == CONNECTION and s.mids:
-                # A connection that carried messages is in their documents, unless classify decides otherwise.
-                if at_hand is None:
-                    at_hand = _AtHand(self.stitcher, sessions)
-                verdict = connection_document_verdict(s, partial(at_hand.message, s.appliance), cfg.classify)
-                if verdict is None:
-                    continue
-            doc = build_document(s, cfg, self.stitcher.appliances.get(s.appliance), verdict)
+            pre = early.get(id(s)) if early else None
+            # A session the line revived (`Stitcher._revive`) and closed again has another state or line count.
+            if pre is not None and pre[0] is s and pre[1] == seq and pre[2] == s.nlines and pre[3] == s.state:
+                doc = pre[4]  # built before the closing line was applied
+            else:
+                doc = self._document(s, at_hand)
+            if doc is None:
+                continue
             for r in (doc.get("esa") or {}).get("envelope", {}).get("rejected_recipients", ()):
                 self.stats.recipient_rejects[r.get("reason", "")] += 1
             self.stats.sessions += 1
@@ -193,14 +220,17 @@ class Pipeline:
 
     def flush(self) -> Iterator[dict[str, Any]]:
         """End of input: documents of every open session."""
+        self._early = {}  # no line is applied here: anything built early is from a line that revived it
         yield from self.documents(self.stitcher.flush())
 
     def drain(self) -> Iterator[dict[str, Any]]:
         """Documents of every open session, keeping unfinished ones open (see `Stitcher.drain`)."""
+        self._early = {}
         yield from self.documents(self.stitcher.drain())
 
     def tick(self, now: float) -> Iterator[dict[str, Any]]:
         """Processing-time fallback for quiet appliances."""
+        self._early = {}
         yield from self.documents(self.stitcher.tick(now))
 
     def snapshot(self) -> dict[str, Any]:

@@ -248,6 +248,27 @@ def test_a_line_that_both_closes_and_revives_a_session_writes_it_once() -> None:
     assert [(d["abort_reason"], d["esa"]["session"]["state"]) for d in docs] == [("quarantine_deleted", "complete")]
 
 
+def test_a_message_document_shows_its_connection_as_it_was_when_the_message_closed() -> None:
+    """A message's document is built before the line whose clock closed it is applied: that line (here the
+    next message's `Start MID` on the same connection, at the end of the grace period) is not in it, and the
+    same line arriving late, after a later line closed the message, gives the same document."""
+    head = _lines(
+        ("15:00:00", "New SMTP ICID 6001 interface Data 1 (192.0.2.10) address 198.51.100.121"),
+        ("15:00:01", "Start MID 8001 ICID 6001"),
+        ("15:00:02", "Message finished MID 8001 done"),
+    )
+    start, ready = _lines(("15:00:07", "Start MID 8002 ICID 6001"), ("15:00:08", "MID 8002 ready 100 bytes from <a@b>"))
+
+    def first(lines: list[str]) -> dict:
+        pipe = Pipeline(Parser(), Stitcher())
+        return next(d for d in [*pipe.process_lines(lines), *pipe.flush()] if d["event"]["id"].startswith("esa1:m8001"))
+
+    in_order = first([*head, start, ready])
+    assert in_order["esa"]["connection"]["message_count"] == 1
+    assert start not in in_order["esa"]["raw"]
+    assert first([*head, ready, start]) == in_order
+
+
 # -- duplicates and late lines ------------------------------------------------------------------------------
 GOLDEN = Path(__file__).parent.parent / "golden"
 

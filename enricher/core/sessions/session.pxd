@@ -5,8 +5,9 @@
 
 cimport cython
 
-cdef Py_ssize_t _SEQ_MASK
+cdef unsigned long long _SEQ_MASK
 cdef unsigned long long _SPREAD
+cdef object _pack_key
 
 
 @cython.locals(na=Py_ssize_t, nb=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, out=list)
@@ -18,8 +19,9 @@ cdef class Session:
     cdef public str appliance
     cdef public object ident
     cdef public tuple key
-    cdef public object first_ts
-    cdef public object last_ts
+    # Never None, compared on every line: C doubles (a float object per field and session no longer kept).
+    cdef public double first_ts
+    cdef public double last_ts
     cdef public dict data
     cdef public str raw
     cdef public object seqs
@@ -48,6 +50,6 @@ cdef class Session:
 
 
 cpdef unsigned int body_sum(str raw, level)
-@cython.locals(sec=cython.ulonglong, k=cython.uint)
-cpdef bytes sum_key(unsigned int body, ts)
+@cython.locals(sec=cython.ulonglong)
+cpdef bytes sum_key(unsigned int body, double ts)
 cpdef bytes line_key(str raw, level, ts)

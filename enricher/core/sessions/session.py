@@ -9,6 +9,7 @@ connection and message lines can be merged in arrival order when the document is
 
 from __future__ import annotations
 
+import struct
 import zlib
 from array import array
 from typing import Any
@@ -34,6 +35,7 @@ _SEQ_MASK = 0xFFFFFFFF
 # replaced, once the body is confirmed on the kept raw line (see `Session.repeats`).
 _SPREAD = 0x9E3779B1
 _adler32 = zlib.adler32
+_pack_key = struct.Struct("<I").pack  # a line key: 4 bytes, little-endian
 
 
 def body_sum(raw: str, level: str | None) -> int:
@@ -47,9 +49,14 @@ def body_sum(raw: str, level: str | None) -> int:
 def sum_key(body: int, ts: float) -> bytes:
     """The duplicate-memory key of a line from its `body_sum` and event time: 4 bytes little-endian,
     `body ^ (second * _SPREAD mod 2**32)`. Stable across processes (it is durable state)."""
-    sec = int(ts) & _SEQ_MASK
-    k = body ^ ((sec * _SPREAD) & _SEQ_MASK)
-    return k.to_bytes(4, "little")
+    # It runs for every line. The compiled copy (session.pxd types `ts` and these locals) converts a second in
+    # range without a Python integer; `_pack_key` makes the bytes in one call (`int.to_bytes` costs an
+    # attribute lookup, a bound method and keyword-free argument parsing more).
+    if 0.0 <= ts < 4294967296.0:
+        sec = int(ts)
+    else:
+        sec = int(ts) & _SEQ_MASK
+    return _pack_key(body ^ ((sec * _SPREAD) & _SEQ_MASK))
 
 
 def line_key(raw: str, level: str | None, ts: float) -> bytes:

@@ -4,11 +4,12 @@
 cimport cython
 
 from enricher.core.sessions.expiry cimport ExpiryIndex
-from enricher.core.sessions.session cimport Session
+from enricher.core.sessions.merge cimport later_kind
+from enricher.core.sessions.session cimport Session, body_sum, sum_key
 
 
 cpdef unsigned int _body_sum(ev)
-cpdef bytes _line_key(ev, ts)
+cpdef bytes _line_key(ev, double ts)
 
 
 cdef class Stitcher:
@@ -33,6 +34,7 @@ cdef class Stitcher:
     cdef public dict _pending_children
     cdef public list _out
     cdef public Py_ssize_t _session_lines
+    cdef public object before_apply
 
     @cython.locals(out=list)
     cpdef list feed(self, ev, now=*)
@@ -40,7 +42,7 @@ cdef class Stitcher:
     @cython.locals(idx=ExpiryIndex)
     cpdef _file(self, Session s)
     @cython.locals(s=Session, conn=Session, refile=bint, key=tuple, lk=bytes)
-    cpdef _on_message(self, ev, ts, app, kind, mid)
+    cpdef _on_message(self, ev, double ts, app, kind, mid)
     @cython.locals(s=Session)
     cpdef Session _recall(self, tuple key, ts, kind)
     cpdef Session _reopen(self, tuple key, ts, kind, bytes lk, ev)
@@ -57,7 +59,7 @@ cdef class Stitcher:
     @cython.locals(c=Session, key=tuple)
     cpdef Session _connection(self, app, icid, ts)
     @cython.locals(c=Session, old=Session, key=tuple, lk=bytes, fresh=bint)
-    cpdef _on_connection(self, ev, ts)
+    cpdef _on_connection(self, ev, double ts)
     cpdef _apply(self, Session c, bytes lk, str raw)
     @cython.locals(c=Session, held=Session, key=tuple)
     cpdef Session _standalone(self, ev, ts, bytes lk)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from typing import Any
@@ -183,6 +183,9 @@ class Stitcher:
         self._pending_children: dict[Key, list[dict[str, object]]] = {}
         self._out: list[Session] = []
         self._session_lines = 0  # lines applied to a message or connection session (see line_outcomes)
+        # Called with the sessions a line's clock advance closed, before that line is applied (the pipeline
+        # builds their documents there: as of their closing, not as the closing line leaves their connection).
+        self.before_apply: Callable[[list[Session]], None] | None = None
 
     # -- public API ---------------------------------------------------------------------------------------
     def feed(self, ev: Event, now: float | None = None) -> list[Session]:
@@ -205,6 +208,11 @@ class Stitcher:
             self._watermark[app] = ts
             # Close what is due first: a line later than a session's grace period does not join it.
             self._advance(app, ts)
+            if out and self.before_apply is not None:
+                # Their documents are built now, as of their closing (whichever line showed it: one late
+                # within the grace period must not change them). A session this line revives leaves `out`
+                # (`_revive`), and its early document is not written.
+                self.before_apply(out)
         mid = ev.mid
         if mid is not None:
             if kind in MESSAGE_RULES:
@@ -465,8 +473,8 @@ class Stitcher:
             del self._closed[key]
         rest = [x for x in self._out if x is not s]
         if len(rest) != len(self._out):
-            # Closed by this very line's clock advance: its document is not built yet and would show the
-            # state after this line. Take the closing back; the session closes again later, once.
+            # Closed by this very line's clock advance: take the closing back (its document, built early by
+            # `before_apply`, is not written); the session closes again later, once.
             self._out[:] = rest  # in place: feed() returns this list
             s.emitted -= 1
             self.stats.closed[s.state] -= 1
