@@ -45,7 +45,8 @@ if str(ROOT) not in sys.path:
 import orjson  # noqa: E402
 
 from enricher.accel.gcpace import paced_collection  # noqa: E402
-from enricher.cli import _replay_overrides, build_parser, build_pipeline  # noqa: E402
+from enricher.cli import build_parser, build_pipeline  # noqa: E402
+from enricher.cli.replay import overrides as replay_overrides  # noqa: E402
 from enricher.config import load  # noqa: E402
 from enricher.core.sessions.state import decode_state, encode_state  # noqa: E402
 from enricher.core.sessions.stitcher import Stitcher  # noqa: E402
@@ -251,7 +252,7 @@ def run(n: int, seed: int, corpus_n: int, checkpoint_every: int, max_examples: i
     t0, c0 = time.monotonic(), time.process_time()
     mut = Mutator(seed, real_lines(), corpus_lines(corpus_n, seed))
     a = build_parser().parse_args(["replay", "-", "--reference-time", REFERENCE_TIME])
-    cfg = load(None, _replay_overrides(a))
+    cfg = load(None, replay_overrides(a))
     pipeline = build_pipeline(cfg)
     types = es_assets.leaf_types()
     docs = 0

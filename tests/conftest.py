@@ -24,12 +24,13 @@ SAMPLES = ROOT / "tests" / "data" / "samples" / "esa"
 
 def replay_in_process(path: Path, args: list[str] | tuple[str, ...] = ()) -> tuple[Any, list[dict[str, Any]]]:
     """`esa-enricher replay PATH ARGS` in process: the pipeline (its summary) and the documents."""
-    from enricher.cli import _replay_overrides, build_parser, build_pipeline
+    from enricher.cli import build_parser, build_pipeline
+    from enricher.cli.replay import overrides as replay_overrides
     from enricher.config import load
     from enricher.edges.sources.files import open_input, read_lines
 
     a = build_parser().parse_args(["replay", str(path), *args])
-    pipeline = build_pipeline(load(None, _replay_overrides(a)))
+    pipeline = build_pipeline(load(None, replay_overrides(a)))
     f, _ = open_input(str(path))
     with f:
         docs = list(pipeline.process_lines(read_lines(f)))

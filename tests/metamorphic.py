@@ -24,7 +24,8 @@ import orjson
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from enricher.cli import _replay_overrides, build_parser, build_pipeline
+from enricher.cli import build_parser, build_pipeline
+from enricher.cli.replay import overrides as replay_overrides
 from enricher.config import Config, load
 from enricher.core.parsing.envelope import EnvelopeParser, is_bare_body
 from enricher.core.parsing.timestamps import TimeResolver
@@ -69,7 +70,7 @@ class Input:
 def replay_config(args: Sequence[str] = ()) -> Config:
     """The Config `esa-enricher replay <args>` runs with (no config file)."""
     ns = build_parser().parse_args(["replay", "-", *args])
-    return load(None, _replay_overrides(ns))
+    return load(None, replay_overrides(ns))
 
 
 def records_of(lines: Iterable[str], cfg: Config) -> tuple[Record, ...]:

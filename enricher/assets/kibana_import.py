@@ -14,7 +14,6 @@ of accepting objects under ids nobody links to.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import http.client
@@ -174,34 +173,3 @@ def import_bundle(kb: KibanaSettings, path: Path = BUNDLE) -> dict[str, Any]:
     space = kb.space or "default"
     objects = _object_results(answer, space)
     return {"url": kb.url, "space": space, "imported": len(objects), "objects": objects}
-
-
-def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `setup` options of the Kibana import; each overrides its `kibana.*` key."""
-    g = parser.add_argument_group("Kibana (overrides of kibana.* of the config; secrets only from config or environment)")
-    g.add_argument("--kibana", metavar="URL", help="import the saved objects into this Kibana (kibana.url)")
-    g.add_argument("--kibana-space", help="Kibana space (kibana.space; default: the default space)")
-    g.add_argument("--kibana-user", help="basic auth user (kibana.username, env ESA_KIBANA_USERNAME)")
-    g.add_argument("--kibana-ca-certs", metavar="FILE", help="CA bundle that issued Kibana's certificate (kibana.ca_certs)")
-    g.add_argument("--kibana-fingerprint", metavar="SHA256", help="pin Kibana's certificate (kibana.ssl_assert_fingerprint)")
-    g.add_argument(
-        "--kibana-no-verify", action="store_true", help="do not verify Kibana's certificate (kibana.verify_certs = false)"
-    )
-    g.add_argument("--kibana-bundle", type=Path, default=BUNDLE, help="NDJSON to import (default: the bundled one)")
-
-
-_FLAG_KEYS = {
-    "kibana": "kibana.url",
-    "kibana_space": "kibana.space",
-    "kibana_user": "kibana.username",
-    "kibana_ca_certs": "kibana.ca_certs",
-    "kibana_fingerprint": "kibana.ssl_assert_fingerprint",
-}
-
-
-def setup_overrides(a: argparse.Namespace) -> dict[str, Any]:
-    """Dotted config overrides from the `setup` flags that were given."""
-    out: dict[str, Any] = {key: getattr(a, dest) for dest, key in _FLAG_KEYS.items() if getattr(a, dest, None)}
-    if getattr(a, "kibana_no_verify", False):
-        out["kibana.verify_certs"] = False
-    return out

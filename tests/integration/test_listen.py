@@ -226,7 +226,7 @@ def test_listen_stops_cleanly_and_refuses_bad_flags(make_stack: Callable[..., St
         [PY, "-m", mod, "listen", "-c", str(stack.config_path), "--tls-port", "0"],
         capture_output=True, text=True, env=clean_env(), timeout=60,
     )  # fmt: skip
-    assert p.returncode == 2 and "--tls-cert" in p.stderr
+    assert p.returncode == 3 and "listen.tls_cert" in p.stderr and "--tls-cert" in p.stderr
     # SIGTERM with nothing received: exit 0 at once, empty summary.
     log = stack.dir / "idle.log"
     with log.open("wb") as f:

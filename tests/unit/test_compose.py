@@ -171,7 +171,9 @@ def _parse(parser: argparse.ArgumentParser, args: list[str]) -> argparse.Namespa
 
 def test_every_enricher_command_and_flag_exists(compose: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     from enricher.cli import build_parser
-    from enricher.edges.sources.syslog import build_parser as build_syslog_parser
+    from enricher.cli.listen import build_parser as build_syslog_parser
+    from enricher.cli.options import flag_overrides
+    from enricher.config import load
 
     seen = set()
     for name, svc in _services(compose).items():
@@ -187,7 +189,8 @@ def test_every_enricher_command_and_flag_exists(compose: dict[str, Any], capsys:
         # Healthchecks poke the metrics port the command binds.
         test = " ".join(map(str, (svc.get("healthcheck") or {}).get("test", [])))
         if args[0] in ("listen", "run") and test:
-            port = getattr(ns, "metrics_port", None) or 9464
+            cfg = load(None, flag_overrides(ns))  # the command's settings, as its flags make them
+            port = cfg.listen.metrics_port if args[0] == "listen" else cfg.service.metrics_port
             assert f":{port}/healthz" in test, f"{name}: healthcheck does not ask the metrics port {port}"
     assert {"setup", "listen", "run", "send"} <= seen
     capsys.readouterr()

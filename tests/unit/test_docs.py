@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from enricher.config import reference_markdown
+from enricher.cli import build_parser
+from enricher.cli.reference import markdown as configuration_reference
 from enricher.telemetry import Metrics
 from tests.conftest import ROOT
 from tests.goldens import all_expected_documents
@@ -12,7 +13,7 @@ from tests.goldens import all_expected_documents
 
 def test_configuration_reference_is_generated_from_the_models() -> None:
     committed = (ROOT / "docs" / "configuration.md").read_text()
-    assert committed == reference_markdown(), "run: esa-enricher config-reference > docs/configuration.md"
+    assert committed == configuration_reference(build_parser()), "run: esa-enricher config-reference > docs/configuration.md"
 
 
 def test_every_metric_is_in_the_telemetry_contract() -> None:

@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from enricher.assets import kibana, kibana_import
+from enricher.assets import kibana
 from enricher.assets.kibana_import import KibanaImportError, import_bundle
-from enricher.cli import main
+from enricher.cli import build_parser, main
+from enricher.cli.options import flag_overrides
 from enricher.config import KibanaSettings
 from tests.tls_ca import TestCA, fingerprint
 
@@ -191,4 +192,4 @@ def test_config_file_settings_and_a_bad_ca_file(tls_kibana: FakeKibana, ca: Test
     assert tls_kibana.seen[0]["headers"]["authorization"] == "ApiKey k=="
     with pytest.raises(KibanaImportError, match="kibana.ca_certs: cannot load"):
         import_bundle(KibanaSettings(url=tls_kibana.url, ca_certs=str(tmp_path / "missing.pem")))
-    assert kibana_import.setup_overrides(type("A", (), {"kibana_no_verify": False})()) == {}
+    assert flag_overrides(build_parser().parse_args(["setup"])) == {}  # no flag given: the file decides

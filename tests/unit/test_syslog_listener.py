@@ -10,7 +10,8 @@ import threading
 import time
 from typing import Any
 
-from enricher.edges.sources.syslog import ListenMetrics, ListenOptions, SyslogListener
+from enricher.config import ListenSettings
+from enricher.edges.sources.syslog import ListenMetrics, SyslogListener
 from enricher.edges.sources.syslog_framing import octet_frame
 
 
@@ -56,8 +57,8 @@ def value(m: ListenMetrics, name: str, **labels: str) -> float:
 
 async def started(producer: Any, **kw: Any) -> tuple[SyslogListener, ListenMetrics]:
     m = ListenMetrics()
-    opts = ListenOptions(topic="t", appliance="dflt", udp_port=0, tcp_port=0, **kw)
-    lst = SyslogListener(opts, producer, m)
+    opts = ListenSettings(udp_port=0, tcp_port=0, **kw)
+    lst = SyslogListener(opts, "t", "dflt", producer, m)
     await lst.start()
     return lst, m
 
@@ -206,7 +207,7 @@ def test_truncation_and_connection_cap_are_counted() -> None:
 def test_stop_gives_up_on_a_kafka_that_never_comes_back_and_counts_it() -> None:
     async def main() -> None:
         prod = GatedProducer(open_=False)
-        lst, m = await started(prod, flush_timeout=1.0)
+        lst, m = await started(prod, flush_timeout_seconds=1.0)
 
         def client() -> None:
             with socket.create_connection(("127.0.0.1", lst.bound["tcp"][1])) as s:

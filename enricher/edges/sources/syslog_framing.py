@@ -18,6 +18,7 @@ from typing import NamedTuple
 from enricher.core.parsing.envelope import EnvelopeParser, is_bare_body
 from enricher.core.parsing.timestamps import MONTHS, TimeResolver
 
+SYSLOG_PORT = 5514  # the usual unprivileged syslog port (514 needs root): `listen` and `send` default to it
 DEFAULT_MAX_BYTES = 65536
 # How much of a record the key is read from: envelopes (relay prefixes included) are far shorter.
 _KEY_SCAN_CHARS = 8192

@@ -1,26 +1,49 @@
-"""Configuration, declared once: typed, validated, unknown keys rejected, every field described.
+"""The configuration's sections: typed, validated, unknown keys rejected, every field described.
 
-Files are TOML. A bad value fails at start with its dotted key path (`sessions.grace_seconds: …`).
-docs/configuration.md is generated from these models (`esa-enricher config-reference`).
+The core's own settings (`StitchConfig`, `ClassifyConfig`) keep their defaults in the core; the sections below read
+them from there, so a default is written once. Loading, the environment and the precedence: enricher/config/loading.py.
 """
 
 from __future__ import annotations
 
-import os
-import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from enricher.core.classify.verdict import ClassifyConfig
 from enricher.core.parsing.timestamps import parse_iso, parse_zone
 from enricher.core.sessions.stitcher import StitchConfig
+from enricher.edges.sources.syslog_framing import DEFAULT_MAX_BYTES, SYSLOG_PORT
 from enricher.errors import ConfigError
+
+# The core's defaults, read from its own settings classes (written there, once).
+_STITCH = StitchConfig()
+_CLASSIFY = ClassifyConfig()
+
+
+def _read_secret_file(path: str, key: str) -> SecretStr:
+    try:
+        return SecretStr(Path(path).read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read secret file {path}: {exc.strerror}") from None
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _section: ClassVar[str] = ""  # the key of the section, in error messages
+
+    @model_validator(mode="after")
+    def _secret_files(self) -> _Section:
+        """`<secret>_file` fills the secret `<secret>` from a file (when the secret itself is not set)."""
+        fields = type(self).model_fields
+        for name in fields:
+            secret = name.removesuffix("_file")
+            path = getattr(self, name)
+            if secret != name and secret in fields and path is not None and getattr(self, secret) is None:
+                object.__setattr__(self, secret, _read_secret_file(path, f"{self._section}.{name}"))
+        return self
 
 
 class TimeSettings(_Section):
@@ -61,61 +84,59 @@ class TimeSettings(_Section):
 class SessionSettings(_Section):
     """Windowing of the stitcher (seconds of event time)."""
 
-    grace_seconds: float = Field(5.0, ge=0, description="Wait after `Message finished` / `ICID close` for late lines.")
+    grace_seconds: float = Field(
+        _STITCH.grace_seconds, ge=0, description="Wait after `Message finished` / `ICID close` for late lines.")
     idle_timeout_seconds: float = Field(
-        3600.0, gt=0, description="Write a session as `expired` after this long without a line; revived if more come."
+        _STITCH.idle_timeout_seconds, gt=0, description="Write a session as `expired` after this long without a line; revived if more come."
     )
     max_open_sessions: int = Field(
-        200_000, ge=1, description="Cap on open sessions; beyond it the oldest is `evicted`."
+        _STITCH.max_open_sessions, ge=1, description="Cap on open sessions; beyond it the oldest is `evicted`."
     )
-    max_dormant_sessions: int = Field(20_000, ge=0, description="Expired sessions kept to be updated in place.")
-    dormant_horizon_seconds: float = Field(7 * 86400.0, ge=0, description="How long an expired session can be revived.")
+    max_dormant_sessions: int = Field(
+        _STITCH.max_dormant_sessions, ge=0, description="Expired sessions kept to be updated in place.")
+    dormant_horizon_seconds: float = Field(
+        _STITCH.dormant_horizon_seconds, ge=0, description="How long an expired session can be revived.")
     closed_retention_seconds: float | None = Field(
-        None,
+        _STITCH.closed_retention_seconds,
         ge=0,
         description="How long a written session is kept (event time, from when it was written) so that a late line "
         "merges into it, same id; unset: the idle timeout.",
     )
     max_closed_sessions: int = Field(
-        10_000, ge=0, description="Cap on written sessions kept for late lines (memory bound; oldest forgotten first)."
+        _STITCH.max_closed_sessions, ge=0, description="Cap on written sessions kept for late lines (memory bound; oldest forgotten first)."
     )
     max_closed_digests: int = Field(
-        100_000,
+        _STITCH.max_closed_digests,
         ge=0,
         description="Forgotten sessions remembered by key only: a late line for one is written as `late`, its own id.",
     )
     quiet_seconds: float = Field(
-        60.0, gt=0, description="Processing-time fallback: advance a quiet appliance's clock after this long."
+        _STITCH.quiet_seconds, gt=0, description="Processing-time fallback: advance a quiet appliance's clock after this long."
     )
-    keep_raw: bool = Field(True, description="Keep each session's raw lines in its document (`esa.raw`).")
+    keep_raw: bool = Field(
+        _STITCH.keep_raw, description="Keep each session's raw lines in its document (`esa.raw`).")
 
 
 class ClassifySettings(_Section):
     """Abort classification settings (docs/abort-taxonomy.md)."""
 
     inbound_timeout_seconds: float = Field(
-        300.0, gt=0, description="Listener timeout for unsuccessful inbound connections (AsyncOS default 300 s)."
+        _CLASSIFY.inbound_timeout_seconds, gt=0, description="Listener timeout for unsuccessful inbound connections (AsyncOS default 300 s)."
     )
-    inbound_timeout_tolerance_seconds: float = Field(5.0, ge=0, description="How close to the timeout counts as it.")
+    inbound_timeout_tolerance_seconds: float = Field(
+        _CLASSIFY.inbound_timeout_tolerance_seconds, ge=0, description="How close to the timeout counts as it.")
     inbound_timeouts: dict[str, float] = Field(
         default_factory=dict, description="Overrides per appliance (`esa1`) or appliance/listener (`esa1/Data 1`)."
     )
     lost_window_seconds: float = Field(
-        5.0, ge=0, description="`ICID lost` within this many seconds of the abort (before or after) means transport."
+        _CLASSIFY.lost_window_seconds, ge=0, description="`ICID lost` within this many seconds of the abort (before or after) means transport."
     )
-
-
-def _read_secret_file(path: str | None, key: str) -> SecretStr | None:
-    if path is None:
-        return None
-    try:
-        return SecretStr(Path(path).read_text(encoding="utf-8").strip())
-    except OSError as exc:
-        raise ConfigError(key, f"cannot read secret file {path}: {exc.strerror}") from None
 
 
 class KafkaSettings(_Section):
     """The Kafka source, state and dead-letter topics, and how to connect (TLS, SASL)."""
+
+    _section: ClassVar[str] = "kafka"
 
     client: Literal["kafka-python", "confluent"] = Field(
         "kafka-python",
@@ -140,6 +161,8 @@ class KafkaSettings(_Section):
         description="Largest document written to the sessions topic (bytes of JSON); larger ones are dead letters.",
     )
     client_id: str = Field("esa-enricher", description="Client id sent to the brokers.")
+    topic_partitions: int = Field(4, ge=1, description="`setup`: partitions of the topics it creates.")
+    topic_replication_factor: int = Field(1, ge=1, description="`setup`: replication factor of the topics it creates.")
     auto_offset_reset: Literal["earliest", "latest"] = Field("earliest", description="Where a new group starts.")
     max_poll_records: int = Field(5000, ge=1, description="Records per poll.")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
@@ -149,25 +172,19 @@ class KafkaSettings(_Section):
     ssl_certfile: str | None = Field(None, description="Client certificate (mutual TLS).")
     ssl_keyfile: str | None = Field(None, description="Client key (mutual TLS).")
     ssl_password: SecretStr | None = Field(None, description="Password of the client key (env ESA_KAFKA_SSL_PASSWORD).")
+    ssl_password_file: str | None = Field(None, description="File holding the password of the client key.")
     ssl_check_hostname: bool = Field(True, description="Verify the broker host name against its certificate.")
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(None, description="SASL mechanism.")
     sasl_username: str | None = Field(None, description="SASL user (env ESA_KAFKA_SASL_USERNAME).")
     sasl_password: SecretStr | None = Field(None, description="SASL password (env ESA_KAFKA_SASL_PASSWORD).")
     sasl_password_file: str | None = Field(None, description="File holding the SASL password (instead of the value).")
 
-    @model_validator(mode="after")
-    def _secret_files(self) -> KafkaSettings:
-        if self.sasl_password is None and self.sasl_password_file is not None:
-            object.__setattr__(self, "sasl_password", _read_secret_file(self.sasl_password_file, "kafka.sasl_password_file"))
-        return self
-
 
 class _HttpClientSettings(_Section):
     """How to reach and authenticate to an Elastic HTTP endpoint (TLS, API key or basic auth); one model for both."""
 
-    _section: ClassVar[str]  # the key of the section, in error messages
-
     api_key: SecretStr | None = Field(None, description="API key (its base64 `encoded` form).")
+    api_key_file: str | None = Field(None, description="File holding the API key.")
     username: str | None = Field(None, description="Basic auth user.")
     password: SecretStr | None = Field(None, description="Basic auth password.")
     password_file: str | None = Field(None, description="File holding the password.")
@@ -177,13 +194,6 @@ class _HttpClientSettings(_Section):
         None, description="Pin the server certificate's SHA-256 fingerprint (hex, colons allowed) instead of a CA."
     )
     request_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one request.")
-
-    @model_validator(mode="after")
-    def _secret_files(self) -> _HttpClientSettings:
-        if self.password is None and self.password_file is not None:
-            key = f"{self._section}.password_file"
-            object.__setattr__(self, "password", _read_secret_file(self.password_file, key))
-        return self
 
 
 class ElasticsearchSettings(_HttpClientSettings):
@@ -209,6 +219,56 @@ class KibanaSettings(_HttpClientSettings):
     url: str | None = Field(None, description="Kibana URL; when set (or `setup --kibana URL`), `setup` imports the saved objects.")
     space: str | None = Field(None, description="Space to import into (default: the default space).")
     request_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one request.")
+
+
+# Below the producer's and the broker's 1 MiB defaults, with room for the key and the framing.
+_KAFKA_MAX_LINE = 900_000
+
+
+class ListenSettings(_Section):
+    """`listen`: the syslog receiver (UDP, TCP, TLS) that publishes each message to the raw topic (`kafka.topic`)."""
+
+    _section: ClassVar[str] = "listen"
+
+    bind: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 for all).")
+    udp: bool = Field(True, description="Listen on UDP (`listen.udp_port`).")
+    udp_port: int = Field(SYSLOG_PORT, ge=0, le=65535, description="UDP port (0 = any free port).")
+    tcp: bool = Field(True, description="Listen on plain TCP (`listen.tcp_port`).")
+    tcp_port: int = Field(SYSLOG_PORT, ge=0, le=65535, description="TCP port (0 = any free port).")
+    tls_port: int | None = Field(
+        None, ge=0, le=65535, description="TCP port of syslog over TLS (RFC 5425); off unless set."
+    )
+    tls_cert: str | None = Field(None, description="Server certificate (PEM, with its chain); needed by TLS.")
+    tls_key: str | None = Field(None, description="Server private key (PEM); needed by TLS.")
+    tls_client_ca: str | None = Field(
+        None, description="Require client certificates issued by this CA (mutual TLS)."
+    )
+    peers: dict[str, str] = Field(
+        default_factory=dict,
+        description='Key of host-less messages per sender address, e.g. {"192.0.2.10" = "esa1"} (else `appliance`).',
+    )
+    appliance_from_peer: bool = Field(False, description="Key host-less messages by the sender's address.")
+    max_line_bytes: int = Field(
+        DEFAULT_MAX_BYTES, ge=1, le=_KAFKA_MAX_LINE, description="Longer messages are truncated (kept) and counted."
+    )
+    max_connections: int = Field(512, ge=1, description="Open TCP/TLS connections; more are closed at once and counted.")
+    queue_size: int = Field(
+        10_000, ge=1, description="Messages between the network and the producer (back-pressure beyond it)."
+    )
+    flush_timeout_seconds: float = Field(
+        30.0, gt=0, description="On SIGTERM: how long to wait for Kafka to take what was received."
+    )
+    metrics_host: str | None = Field(None, description="Address of /metrics and /healthz (unset: `service.metrics_host`).")
+    metrics_port: int = Field(9465, ge=0, le=65535, description="Port of /metrics and /healthz (0 = any; `run` has 9464).")
+
+    @model_validator(mode="after")
+    def _usable(self) -> ListenSettings:
+        if self.tls_port is not None and not (self.tls_cert and self.tls_key):
+            missing = "listen.tls_cert" if not self.tls_cert else "listen.tls_key"
+            raise ConfigError(missing, "listen.tls_port is set: TLS needs a certificate (tls_cert) and its key (tls_key)")
+        if not self.udp and not self.tcp and self.tls_port is None:
+            raise ConfigError("listen", "nothing to listen on (udp and tcp are off and tls_port is not set)")
+        return self
 
 
 class ServiceSettings(_Section):
@@ -251,6 +311,7 @@ class Config(_Section):
     elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)  # type: ignore[arg-type]
     kibana: KibanaSettings = Field(default_factory=KibanaSettings)  # type: ignore[arg-type]
     service: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]
+    listen: ListenSettings = Field(default_factory=ListenSettings)  # type: ignore[arg-type]
 
     def stitch_config(self) -> StitchConfig:
         """The stitcher's settings."""
@@ -259,111 +320,3 @@ class Config(_Section):
     def classify_config(self) -> ClassifyConfig:
         """The classifier's settings."""
         return ClassifyConfig(**self.classify.model_dump())
-
-
-def _key_path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "<root>"
-
-
-def validate(data: dict[str, Any]) -> Config:
-    """Build a Config from a dict; the first error names its key path."""
-    try:
-        return Config.model_validate(data)
-    except ConfigError:
-        raise
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        ctx_err = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, ConfigError):
-            raise ctx_err from None
-        raise ConfigError(_key_path(err["loc"]), msg) from None
-
-
-# Friendly environment variables; any key can also be set as ESA__SECTION__KEY (double underscores).
-ENV_ALIASES = {
-    "ESA_KAFKA_BOOTSTRAP": "kafka.bootstrap_servers",
-    "ESA_KAFKA_SASL_USERNAME": "kafka.sasl_username",
-    "ESA_KAFKA_SASL_PASSWORD": "kafka.sasl_password",
-    "ESA_KAFKA_SSL_PASSWORD": "kafka.ssl_password",
-    "ESA_ES_URL": "elasticsearch.url",
-    "ESA_ES_API_KEY": "elasticsearch.api_key",
-    "ESA_ES_USERNAME": "elasticsearch.username",
-    "ESA_ES_PASSWORD": "elasticsearch.password",
-    "ESA_KIBANA_URL": "kibana.url",
-    "ESA_KIBANA_API_KEY": "kibana.api_key",
-    "ESA_KIBANA_USERNAME": "kibana.username",
-    "ESA_KIBANA_PASSWORD": "kibana.password",
-}
-
-
-def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """Dotted-key overrides from the environment (values are parsed as TOML scalars when they can be)."""
-    env = os.environ if environ is None else environ
-    out: dict[str, Any] = {}
-    for name, value in env.items():
-        if name in ENV_ALIASES:
-            out[ENV_ALIASES[name]] = value
-        elif name.startswith("ESA__"):
-            key = ".".join(p.lower() for p in name[5:].split("__") if p)
-            try:
-                out[key] = tomllib.loads(f"v = {value}")["v"]
-            except tomllib.TOMLDecodeError:
-                out[key] = value
-    return out
-
-
-def load(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
-    """Load a TOML file (or defaults), then apply dotted-key overrides (from flags or environment)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("<file>", f"{path}: no such file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("<file>", f"{path}: invalid TOML: {exc}") from None
-    for dotted, value in (overrides or {}).items():
-        node = data
-        parts = dotted.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return validate(data)
-
-
-def reference_markdown() -> str:
-    """docs/configuration.md, generated from the models (`esa-enricher config-reference`)."""
-    out = [
-        "# Configuration reference",
-        "",
-        "Generated by `esa-enricher config-reference` from `enricher/config.py`; do not edit by hand.",
-        "",
-        "Configuration is a TOML file (`-c FILE`); unknown keys are errors that name the key. Every key can also",
-        "be set from the environment as `ESA__SECTION__KEY` (e.g. `ESA__SESSIONS__GRACE_SECONDS=10`), plus the",
-        "aliases " + ", ".join(f"`{k}` ({v})" for k, v in ENV_ALIASES.items()) + ".",
-        "Secrets are never logged; `*_file` keys read them from files.",
-        "",
-    ]
-
-    def section(model: type[BaseModel], prefix: str) -> None:
-        rows = []
-        for name, f in model.model_fields.items():
-            ann = f.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                continue
-            default = f.get_default(call_default_factory=True)
-            shown = "—" if default is None else f"`{default!r}`".replace("'", '"')
-            rows.append(f"| `{prefix}{name}` | {shown} | {f.description or ''} |")
-        if rows:
-            title = prefix.rstrip(".") or "top level"
-            out.extend([f"## {title}", "", (model.__doc__ or "").strip(), "", "| key | default | meaning |", "|---|---|---|", *rows, ""])
-        for name, f in model.model_fields.items():
-            ann = f.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                section(ann, f"{prefix}{name}.")
-
-    section(Config, "")
-    return "\n".join(out)

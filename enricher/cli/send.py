@@ -1,4 +1,4 @@
-"""The matching sender: `python -m enricher.edges.sources.syslog send FILE…` (the lab's replayer, the tests).
+"""`python -m enricher.edges.sources.syslog send FILE…`: the listener's matching sender (the lab's replayer, the tests).
 
 Reads log files as the parser does (wrapped lines joined) and sends one syslog message per record over
 UDP, TCP (newline or octet-counted framing) or TLS; native file lines can be rewritten as syslog from a
@@ -17,9 +17,7 @@ from typing import Any
 
 import orjson
 
-from enricher.edges.sources.syslog_framing import STYLES, octet_frame, to_syslog
-
-DEFAULT_PORT = 5514
+from enricher.edges.sources.syslog_framing import STYLES, SYSLOG_PORT, octet_frame, to_syslog
 
 
 def _records(path: str) -> Any:
@@ -100,14 +98,14 @@ def cmd_send(a: argparse.Namespace) -> int:
     return 0
 
 
-def register_send(subparsers: Any) -> argparse.ArgumentParser:
+def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add `send` (the sender) to a sub-command parser."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "send", help="send log files to a syslog receiver", description=cmd_send.__doc__
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="log files (plain or .gz), or - for stdin")
     p.add_argument("--host", default="127.0.0.1", help="receiver address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"receiver port (default {DEFAULT_PORT})")
+    p.add_argument("--port", type=int, default=SYSLOG_PORT, help=f"receiver port (default {SYSLOG_PORT})")
     p.add_argument("--transport", choices=("udp", "tcp", "tls"), default="tcp", help="default tcp")
     p.add_argument("--framing", choices=("lf", "octet"), default="lf", help="TCP/TLS framing: newline or octet counting (RFC 6587)")
     p.add_argument("--hostname", help="rewrite native file lines as syslog from this appliance host (others are sent as they are)")
