@@ -58,6 +58,13 @@ class Metrics:
         )
         self.bulk_retries = Counter("esa_bulk_retries", "Documents retried, by status.", ["status"], registry=r)
         self.dead_letters = Counter("esa_dead_letters", "Documents sent to the dead-letter topic.", ["reason"], registry=r)
+        self.processing_errors = Counter(
+            "esa_processing_errors",
+            "Records whose processing raised, by exception (dead-lettered, or the service stopped: "
+            "service.on_processing_error).",
+            ["exception"],
+            registry=r,
+        )
         self.consumer_lag = Gauge("esa_consumer_lag", "Records behind the end of each partition.", ["partition"], registry=r)
         self.checkpoints = Counter("esa_checkpoints", "State checkpoints written.", registry=r)
         self.checkpoint_seconds = Histogram(

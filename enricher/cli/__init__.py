@@ -255,7 +255,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from enricher.edges.sources.kafka import client_options, make_consumer, make_producer
     from enricher.edges.sources.kafka_confluent import check_access
     from enricher.edges.state.kafka import KafkaSnapshotStore
-    from enricher.service.loop import Service
+    from enricher.service import Service
     from enricher.telemetry import HealthServer, Metrics
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
