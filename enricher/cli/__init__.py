@@ -242,20 +242,12 @@ def cmd_setup(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_SESSION_TIMEOUT_MS = 10_000
-
 
 def cmd_run(a: argparse.Namespace) -> int:
     """The streaming service: Kafka → enricher → Elasticsearch and/or the sessions topic (`service.outputs`)."""
     import logging
 
-    from kafka import KafkaConsumer
-
-    from enricher.edges.sinks.elasticsearch import make_client
-    from enricher.edges.sources.kafka import client_options, make_consumer, make_producer
-    from enricher.edges.sources.kafka_confluent import check_access
-    from enricher.edges.state.kafka import KafkaSnapshotStore
-    from enricher.service import Service
+    from enricher.service.wiring import connect
     from enricher.telemetry import HealthServer, Metrics
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -277,33 +269,10 @@ def cmd_run(a: argparse.Namespace) -> int:
             f"cannot listen on {cfg.service.metrics_host}:{cfg.service.metrics_port}: {exc.strerror or exc} "
             "(another enricher on this machine? use another port, or 0 for any free one)",
         ) from None
-    k = cfg.kafka
-    check_access(k)
-    opts = client_options(k)
-    # A member that died (kill -9, crash) is noticed after _SESSION_TIMEOUT_MS, then its partitions move; the
-    # clients' default (45 s) would hold them that long.
-    consumer = make_consumer(k, _SESSION_TIMEOUT_MS)
-    producer = make_producer(k)
-    snapshots = KafkaSnapshotStore(
-        # No producer compression: the chunks are zlib-compressed already (encode_state); gzip on top spent CPU on
-        # the sender thread for nothing.
-        make_producer(k, max_request_size=8 << 20), lambda: KafkaConsumer(**opts, enable_auto_commit=False), k.state_topic
-    )
-    sessions_producer = None
-    if "kafka" in cfg.service.outputs:
-        from enricher.edges.sinks.kafka_topic import make_producer as make_sessions_producer
-        from enricher.edges.sources.kafka import ensure_sessions_topic
-
-        if ensure_sessions_topic(k):
-            logging.getLogger("esa_enricher").info("created the sessions topic %s (compacted)", k.sessions_topic)
-        sessions_producer = make_sessions_producer(k)
-    es_client = make_client(cfg.elasticsearch) if "elasticsearch" in cfg.service.outputs else None
-    service = Service(
-        cfg, consumer, producer, es_client, snapshots, lambda: build_pipeline(cfg), metrics, sessions_producer
-    )
+    service = connect(cfg, metrics, lambda: build_pipeline(cfg))
     health_box.append(service)
     health.start()
-    logging.getLogger("esa_enricher").info("consuming %s with the %s client", k.topic, k.client)
+    logging.getLogger("esa_enricher").info("consuming %s with the %s client", cfg.kafka.topic, cfg.kafka.client)
     logging.getLogger("esa_enricher").info(
         "metrics and health on http://%s:%d/metrics /healthz", cfg.service.metrics_host, health.port
     )

@@ -205,7 +205,8 @@ class Service:
         except Exception as exc:  # a sink's refusal that retrying cannot fix, or a bug: stop, commit nothing more
             self._abandoned = True
             raise ServiceError(
-                f"stopped: {type(exc).__name__}: {exc} (nothing past the last checkpoint was committed)"
+                f"stopped on an error that retrying cannot fix: {type(exc).__name__}: {exc} "
+                "(nothing past the last checkpoint was committed: a restart resumes from it)"
             ) from exc
         finally:
             self.health_state.stopped()

@@ -1,0 +1,48 @@
+"""The service connected to the configured Kafka and outputs (what `esa-enricher run` starts)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from enricher.config import Config
+from enricher.core.pipeline import Pipeline
+from enricher.service.loop import Service
+from enricher.telemetry import Metrics
+
+log = logging.getLogger("esa_enricher")
+
+# A member that died (kill -9, crash) is noticed after this long, then its partitions move; the clients'
+# default (45 s) would hold them that long.
+SESSION_TIMEOUT_MS = 10_000
+
+
+def connect(cfg: Config, metrics: Metrics, build_pipeline: Callable[[], Pipeline]) -> Service:
+    """A Service with its consumer, producers, state store and sinks made from `cfg` (access checked first)."""
+    from kafka import KafkaConsumer
+
+    from enricher.edges.sinks.elasticsearch import make_client
+    from enricher.edges.sources.kafka import client_options, make_consumer, make_producer
+    from enricher.edges.sources.kafka_confluent import check_access
+    from enricher.edges.state.kafka import KafkaSnapshotStore
+
+    k = cfg.kafka
+    check_access(k)
+    opts = client_options(k)
+    consumer = make_consumer(k, SESSION_TIMEOUT_MS)
+    producer = make_producer(k)
+    snapshots = KafkaSnapshotStore(
+        # No producer compression: the chunks are zlib-compressed already (encode_state); gzip on top spent CPU on
+        # the sender thread for nothing.
+        make_producer(k, max_request_size=8 << 20), lambda: KafkaConsumer(**opts, enable_auto_commit=False), k.state_topic
+    )
+    sessions_producer = None
+    if "kafka" in cfg.service.outputs:
+        from enricher.edges.sinks.kafka_topic import make_producer as make_sessions_producer
+        from enricher.edges.sources.kafka import ensure_sessions_topic
+
+        if ensure_sessions_topic(k):
+            log.info("created the sessions topic %s (compacted)", k.sessions_topic)
+        sessions_producer = make_sessions_producer(k)
+    es_client = make_client(cfg.elasticsearch) if "elasticsearch" in cfg.service.outputs else None
+    return Service(cfg, consumer, producer, es_client, snapshots, build_pipeline, metrics, sessions_producer)
