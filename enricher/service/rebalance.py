@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,6 +136,9 @@ class Partitions:
         """Rebalance callback: checkpoint the partitions leaving (when possible), then forget them."""
         leaving = [self.parts[tp] for tp in tps if tp in self.parts]
         ready = [w for w in leaving if w.restored]
+        if leaving:  # a revocation in the middle of a run is worth knowing about (and on which thread it ran)
+            log.info("partitions %s revoked (%s thread)", sorted(w.tp.partition for w in leaving),
+                     threading.current_thread().name)
         if ready and self.checkpoint_leaving is not None:
             try:
                 self.checkpoint_leaving(ready)
