@@ -94,7 +94,6 @@ class Service:
         self._abandoned = False  # stopping without a last checkpoint: nothing more may be committed
         self._flushing = False
         self._paused = False
-        self._resumed_at = 0.0
         self._last_flush = time.monotonic()
 
     def _make_sink(self, cfg: Config, es_client: Any, sessions_producer: Any) -> Any:
@@ -224,16 +223,23 @@ class Service:
 
     def _loop(self, exit_when_idle: float | None) -> None:
         partitions = self.partitions
-        last_data = time.monotonic()
+        # Idleness is the time spent in polls that came back empty since the last record or restore: not wall
+        # time, which also runs while the loop waits for the sinks (a slow bulk request, back-pressure, a
+        # checkpoint) or for the group (joining waits out a dead member's session), and nothing is read then.
+        idle = 0.0
         last_tick = 0.0
         while not self._stop:
+            polled = time.monotonic()
             batch = self.consumer.poll(timeout_ms=200, max_records=self.cfg.kafka.max_poll_records)
             now = time.time()
             if batch:
-                last_data = time.monotonic()
+                idle = 0.0
                 self._process(batch, now)  # skips (and rewinds) partitions whose state is not loaded yet
-            if partitions.restore_pending():
-                last_data = time.monotonic()
+            else:
+                idle += time.monotonic() - polled
+            # (librdkafka restores inside poll: restored_at moved during it.)
+            if partitions.restore_pending() or not partitions.joined or partitions.restored_at >= polled:
+                idle = 0.0
             now_mono = time.monotonic()
             if now_mono - last_tick >= _TICK_SECONDS:
                 last_tick = now_mono
@@ -253,9 +259,7 @@ class Service:
                 self._flush(self.sink.settle)
             if now_mono - self.checkpointer.last >= self.cfg.service.checkpoint_interval_seconds:
                 self.checkpoint(list(self.parts.values()))
-            # Time spent paused behind Elasticsearch is not idleness: nothing could be read meanwhile.
-            idle_since = max(last_data, self._resumed_at, partitions.restored_at)
-            if exit_when_idle is not None and partitions.joined and time.monotonic() - idle_since >= exit_when_idle:
+            if exit_when_idle is not None and idle >= exit_when_idle:
                 log.info("idle for %.0f s: writing open sessions and exiting", exit_when_idle)
                 for w in partitions.restored():
                     self._emit_all(w, w.pipeline.drain(), None)  # type: ignore[union-attr]
@@ -387,7 +391,6 @@ class Service:
                 self.metrics.backpressure_seconds.inc(time.monotonic() - t0)
                 self.consumer.resume(*[w.tp for w in self.partitions.restored()])
                 self._paused = False
-                self._resumed_at = time.monotonic()
                 self.health_state.resumed()
             if write != self.sink.settle:  # settling sends nothing: the flush interval still runs
                 self._last_flush = time.monotonic()

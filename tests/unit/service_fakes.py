@@ -39,8 +39,10 @@ class Log:
 class FakeConsumer:
     """The consumer calls the service makes, over a Log: assigns every partition at the first poll."""
 
-    def __init__(self, log: Log, callbacks_on_poll_thread: bool = False) -> None:
+    def __init__(self, log: Log, callbacks_on_poll_thread: bool = False, empty_every: int = 0) -> None:
         self.log = log
+        self.empty_every = empty_every  # every n-th poll returns nothing (a fetch not back yet, on a busy machine)
+        self.polls = 0
         self.callbacks_on_poll_thread = callbacks_on_poll_thread
         self.listener: Any = None
         self.positions: dict[TopicPartition, int] = {}
@@ -58,6 +60,9 @@ class FakeConsumer:
             self.positions = {tp: self.log.committed.get(tp.partition, 0) for tp in tps}
             self.listener.on_partitions_assigned(tps)
         out: dict[TopicPartition, list[Record]] = {}
+        self.polls += 1
+        if self.empty_every and self.polls % self.empty_every == 0:
+            return out
         for tp, pos in self.positions.items():
             if tp in self.paused:
                 continue
@@ -135,6 +140,7 @@ class FakeSink:
         self.hang = False
         self.should_stop: Callable[[], bool] = lambda: False
         self.release = False
+        self.delay = 0.0  # seconds each write takes (a slow node that answers)
 
     def add(self, doc: dict[str, Any], sources: list[Any] | None = None, owner: Any = None) -> None:
         self.queue.append((owner, doc))
@@ -160,6 +166,8 @@ class FakeSink:
     def flush(self, keep_alive: Callable[[], None] | None = None, deadline: float | None = None) -> None:
         while self.hang and not self.release:
             time.sleep(0.01)
+        if self.queue:
+            time.sleep(self.delay)
         while self.down:
             if self.should_stop():
                 raise InterruptedError("stopping with documents not yet written")

@@ -71,16 +71,18 @@ class Harness:
         sink: FakeSink | None = None,
         build: Callable[[], Pipeline] | None = None,
         callbacks_on_poll_thread: bool = False,
+        empty_every: int = 0,
+        kafka: dict[str, Any] | None = None,
         **service: Any,
     ) -> None:
         self.cfg = Config.model_validate(
             {
                 "time": {"reference_time": "2026-12-31T00:00:00Z"},
-                "kafka": {"topic": TOPIC, "group_id": "g", "dead_letter_topic": "dlq"},
+                "kafka": {"topic": TOPIC, "group_id": "g", "dead_letter_topic": "dlq", **(kafka or {})},
                 "service": {"checkpoint_interval_seconds": 0.05, **service},
             }
         )
-        self.consumer = FakeConsumer(log, callbacks_on_poll_thread)
+        self.consumer = FakeConsumer(log, callbacks_on_poll_thread, empty_every)
         self.producer = FakeProducer()
         self.sink = sink or FakeSink()
         self.metrics = Metrics()
@@ -267,3 +269,16 @@ def test_a_write_that_hangs_past_the_deadline_ends_the_process(corpus: tuple[lis
     h.run(idle=None)
     assert h.exits[:1] == [1]
     assert time.monotonic() - t0 < 0.2 + 0.3 + 0.5
+
+
+def test_time_spent_waiting_for_the_sink_is_not_idleness(corpus: tuple[list[str], dict[str, Any]]) -> None:
+    """A slow sink (each write longer than the idle limit) and polls that sometimes come back empty with records
+    still to read (a busy machine): --exit-when-idle must not end the run before the partitions' ends. (The
+    kill -9 test's final run did, once: its last checkpoint was then behind the end of a partition.)"""
+    lines, meta = corpus
+    sink = FakeSink()
+    sink.delay = 0.25
+    h = Harness(make_log(lines), MemorySnapshotStore(), sink, empty_every=2, kafka={"max_poll_records": 200})
+    assert h.run(idle=0.2) == 0
+    assert h.consumer.log.committed == {p: len(r) for p, r in h.consumer.log.partitions.items()}
+    assert len(sink.written) == meta["sessions"]
