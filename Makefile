@@ -58,8 +58,9 @@ test-integration: $(STAMP) speedups ## only the tests against real Kafka and Ela
 test-crash-full: $(STAMP) speedups ## kill -9 test on the 1.1M-line corpus (>= 50,000 messages), as CI runs it
 	ESA_FULL_CRASH_TEST=1 $(BIN)/pytest -q -s tests/integration/test_crash.py
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, and mypy (strict on enricher/core)
 	$(BIN)/ruff check enricher tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP) speedups ## replay throughput vs syslog-ng grouping-by, and memory per open session
 	@# syslog-ng: the installed one, else Debian's package unpacked under bench/.data by bench/syslog-ng.sh

@@ -39,7 +39,7 @@ def replay_in_process(path: Path, args: list[str] | tuple[str, ...] = ()) -> tup
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--update-golden", action="store_true", help="rewrite tests/golden/*/expected.ndjson from the current output"
+        "--update-golden", action="store_true", help="rewrite tests/golden/*/expected.json (+ .ndjson.sha256) from the current output"
     )
 
 

@@ -1,6 +1,6 @@
-"""Golden cases: tests/golden/<case>/input.log → expected.ndjson (sorted keys), through the real CLI.
+"""Golden cases: tests/golden/<case>/input.log → expected.json (+ the digest of the exact NDJSON), through the real CLI.
 
-A case may add `args` (extra `replay` flags, one per line) and `expected-summary.json` (the stderr
+Storage: tests/goldens.py. A case may add `args` (extra `replay` flags, one per line) and `expected-summary.json` (the stderr
 summary). Regenerate with `pytest tests/test_golden.py --update-golden` and review the diff.
 """
 
@@ -17,6 +17,7 @@ import pytest
 
 from enricher.accel import native
 from enricher.cli import main
+from tests.goldens import expected_digest, load_expected, ndjson_digest, write_expected
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "input.log").exists())
@@ -43,17 +44,17 @@ def test_golden(
     monkeypatch.setenv("ESA_NATIVE", "1" if mode == "native" else "0")
     case_dir = GOLDEN / case
     lines, summary = run_replay(case_dir, tmp_path, capsys)
-    expected_path = case_dir / "expected.ndjson"
     summary_path = case_dir / "expected-summary.json"
+    ndjson = "".join(line + "\n" for line in lines)
     if update_golden:
-        expected_path.write_text("".join(line + "\n" for line in lines))
+        write_expected(case_dir, ndjson)
         summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return
-    expected = expected_path.read_text().splitlines()
+    expected = load_expected(case_dir)
     assert len(lines) == len(expected), f"{case}: {len(lines)} documents, expected {len(expected)}"
-    for i, (got, want) in enumerate(zip(lines, expected, strict=False)):
-        assert json.loads(got) == json.loads(want), f"{case}: document {i} differs"
-    assert lines == expected, f"{case}: same documents but not byte-identical (key order?)"
+    for i, (got, want) in enumerate(zip(lines, expected, strict=True)):
+        assert json.loads(got) == want, f"{case}: document {i} differs"
+    assert ndjson_digest(ndjson) == expected_digest(case_dir), f"{case}: same documents but not byte-identical (key order?)"
     if summary_path.exists():
         assert summary == json.loads(summary_path.read_text())
 
@@ -76,7 +77,7 @@ def _replay_cases_elsewhere(tmp_path: Path, env: dict[str, str], prelude: str) -
     assert proc.returncode == 0, proc.stderr[-2000:]
     for case in CASES:
         got = (tmp_path / f"{case}.ndjson").read_text()
-        assert got == (GOLDEN / case / "expected.ndjson").read_text(), f"{case}: output differs"
+        assert ndjson_digest(got) == expected_digest(GOLDEN / case), f"{case}: output differs"
 
 
 def test_goldens_in_pure_python(tmp_path: Path) -> None:

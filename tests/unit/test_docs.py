@@ -7,6 +7,7 @@ import re
 from enricher.config import reference_markdown
 from enricher.telemetry import Metrics
 from tests.conftest import ROOT
+from tests.goldens import all_expected_documents
 
 
 def test_configuration_reference_is_generated_from_the_models() -> None:
@@ -36,17 +37,14 @@ def _taxonomy_slugs() -> set[str]:
 
 def test_every_emitted_slug_is_in_the_taxonomy() -> None:
     """Every abort_reason the goldens and the bench corpus show is documented (the contract is complete)."""
-    import json
 
     documented = _taxonomy_slugs()
     emitted: set[str] = set()
-    for expected in (ROOT / "tests" / "golden").glob("*/expected.ndjson"):
-        for line in expected.read_text().splitlines():
-            doc = json.loads(line)
-            if doc.get("abort_reason"):
-                emitted.add(doc["abort_reason"])
-            for r in ((doc.get("esa") or {}).get("envelope") or {}).get("rejected_recipients", ()):
-                emitted.add(r["reason"])
+    for doc in all_expected_documents():
+        if doc.get("abort_reason"):
+            emitted.add(doc["abort_reason"])
+        for r in ((doc.get("esa") or {}).get("envelope") or {}).get("rejected_recipients", ()):
+            emitted.add(r["reason"])
     assert emitted, "no golden document carries an abort_reason"
     assert emitted <= documented, f"not in docs/abort-taxonomy.md: {sorted(emitted - documented)}"
 

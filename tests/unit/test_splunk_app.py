@@ -18,10 +18,10 @@ import yaml
 from enricher.assets import sigma, splunk
 from enricher.core.documents import _ACTIONS
 from enricher.edges.sinks.es_assets import mapped_fields
+from tests.goldens import all_expected_documents
 
 ROOT = sigma.ROOT
 BIN = Path(sys.executable).parent
-GOLDEN = ROOT / "tests" / "golden"
 
 
 def parse_conf(text: str) -> dict[str, dict[str, str]]:
@@ -53,7 +53,7 @@ def _array_paths(value: Any, path: str, out: set[str]) -> None:
 
 
 def _golden_documents() -> list[dict[str, Any]]:
-    return [json.loads(line) for f in sorted(GOLDEN.glob("*/expected.ndjson")) for line in f.read_text().splitlines()]
+    return all_expected_documents()
 
 
 def test_committed_app_equals_a_fresh_build() -> None:
