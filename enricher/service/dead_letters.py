@@ -51,7 +51,7 @@ class DeadLetters:
 def shrink_dead_letter(record: dict[str, Any], limit: int) -> dict[str, Any]:
     """A copy of a dead letter whose longest strings are cut until it fits `limit` bytes (each cut is listed
     in `error.truncated` with the original size and SHA-256, so the original can be found and checked)."""
-    out = orjson.loads(orjson.dumps(record))
+    out: dict[str, Any] = orjson.loads(orjson.dumps(record))
     cuts: list[dict[str, Any]] = []
     out["error"] = dict(out.get("error") or {}, truncated=cuts)
     strings: list[tuple[int, list[Any] | dict[str, Any], Any, str]] = []

@@ -180,7 +180,7 @@ class Service:
 
         partitions = self.partitions
 
-        class Listener(ConsumerRebalanceListener):
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python has no type information
             def on_partitions_revoked(self, revoked: Any) -> None:
                 partitions.revoke(list(revoked))
 
