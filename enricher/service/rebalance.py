@@ -23,6 +23,7 @@ from typing import Any
 
 from enricher.core.pipeline import Pipeline
 from enricher.edges.state.kafka import SnapshotStore
+from enricher.errors import CheckpointError
 from enricher.telemetry import Metrics
 
 log = logging.getLogger("esa_enricher.service")
@@ -106,7 +107,10 @@ class Partitions:
         loaded: dict[tuple[str, int], Any] = {}
         for stream in {stream_of(self.group_id, w.tp) for w in todo}:
             wanted = sorted(w.tp.partition for w in todo if stream_of(self.group_id, w.tp) == stream)
-            got = self.snapshots.load_many(stream, wanted)
+            try:
+                got = self.snapshots.load_many(stream, wanted)
+            except Exception as exc:  # a checkpoint that cannot be read: going on without it would lose its state
+                raise CheckpointError(f"the checkpoints of {stream} partitions {wanted} cannot be restored: {exc}") from exc
             loaded.update({(stream, p): c for p, c in got.items()})
         for w in todo:
             tp = w.tp

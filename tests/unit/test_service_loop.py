@@ -282,3 +282,15 @@ def test_time_spent_waiting_for_the_sink_is_not_idleness(corpus: tuple[list[str]
     assert h.run(idle=0.2) == 0
     assert h.consumer.log.committed == {p: len(r) for p, r in h.consumer.log.partitions.items()}
     assert len(sink.written) == meta["sessions"]
+
+
+class UnreadableStore(MemorySnapshotStore):
+    def load_many(self, topic: str, partitions: list[int]) -> dict[int, Any]:
+        raise RuntimeError("checkpoint 3 of g/raw/0 fails its checksum")
+
+
+def test_a_checkpoint_that_cannot_be_restored_raises_a_checkpoint_error(corpus: tuple[list[str], dict[str, Any]]) -> None:
+    h = Harness(make_log(corpus[0]), UnreadableStore())
+    with pytest.raises(CheckpointError, match="cannot be restored: checkpoint 3 of g/raw/0 fails its checksum"):
+        h.run()
+    assert h.consumer.commits == [] and h.sink.written == {}
