@@ -26,7 +26,6 @@ import base64
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,12 +43,12 @@ from enricher.service.checkpoint import Checkpointer
 from enricher.service.dead_letters import DeadLetters
 from enricher.service.health import Health, Reporter
 from enricher.service.rebalance import Partitions, PartitionWork
+from enricher.service.shutdown import EXIT_STOPPED_UNSAFE, Shutdown
 from enricher.telemetry import Metrics
 
 log = logging.getLogger("esa_enricher.service")
 
 _TICK_SECONDS = 1.0
-EXIT_STOPPED_UNSAFE = 1  # stopped with documents not written: they are re-read from the last checkpoint
 
 
 class Service:
@@ -86,11 +85,7 @@ class Service:
         self.checkpointer = Checkpointer(
             group, consumer, producer, snapshots, self.sink, self.dead_letters, self.metrics, self._flush
         )
-        self.exit_now = exit_now  # how a second signal or an overdue shutdown ends the process (os._exit)
-        self._stop = False
-        self._stop_now = False
-        self._deadline: float | None = None  # when a requested stop must be over
-        self._watchdog: threading.Timer | None = None
+        self.shutdown = Shutdown(cfg.service.shutdown_timeout_seconds, exit_now)
         self._abandoned = False  # stopping without a last checkpoint: nothing more may be committed
         self._flushing = False
         self._paused = False
@@ -133,33 +128,12 @@ class Service:
     # -- lifecycle ----------------------------------------------------------------------------------------
     def request_stop(self, signum: int = signal.SIGTERM, *_: Any) -> None:
         """SIGTERM/SIGINT: stop reading, flush and checkpoint within `service.shutdown_timeout_seconds`; a
-        second signal exits at once (without committing anything more: the last checkpoint covers it)."""
-        if self._stop:
-            self._stop_now = True
-            log.warning("second stop signal: exiting at once; the last checkpoint covers what was not written")
-            logging.shutdown()
-            self.exit_now(128 + int(signum))
-            return
-        timeout = self.cfg.service.shutdown_timeout_seconds
-        self._stop = True
-        self._deadline = time.monotonic() + timeout
-        log.info("stop requested: flushing and checkpointing for at most %.0f s", timeout)
-        self._watchdog = threading.Timer(timeout, self._overdue)
-        self._watchdog.daemon = True
-        self._watchdog.start()
+        second signal exits at once (see shutdown.Shutdown)."""
+        self.shutdown.request(signum)
 
     def stopping_now(self) -> bool:
         """True when a stop must not wait for the sinks any more (a second signal, or the deadline passed)."""
-        return self._stop_now or (self._deadline is not None and time.monotonic() >= self._deadline)
-
-    def _overdue(self) -> None:
-        """The shutdown deadline passed with the loop still busy (a request hanging on an unreachable node)."""
-        log.error(
-            "shutdown did not finish within %.0f s: exiting without a last checkpoint (the previous one covers it)",
-            self.cfg.service.shutdown_timeout_seconds,
-        )
-        logging.shutdown()
-        self.exit_now(EXIT_STOPPED_UNSAFE)
+        return self.shutdown.now()
 
     def health(self) -> tuple[bool, str]:
         """(ok, reason) for /healthz."""
@@ -217,8 +191,7 @@ class Service:
                 self.consumer.close(autocommit=False)
             finally:
                 self.sink.close()
-                if self._watchdog is not None:
-                    self._watchdog.cancel()
+                self.shutdown.done()
         return 0
 
     def _loop(self, exit_when_idle: float | None) -> None:
@@ -228,7 +201,7 @@ class Service:
         # checkpoint) or for the group (joining waits out a dead member's session), and nothing is read then.
         idle = 0.0
         last_tick = 0.0
-        while not self._stop:
+        while not self.shutdown.requested:
             polled = time.monotonic()
             batch = self.consumer.poll(timeout_ms=200, max_records=self.cfg.kafka.max_poll_records)
             now = time.time()
@@ -407,3 +380,4 @@ class Service:
 
     def _set_open_gauge(self) -> None:
         self.reporter.open_sessions(self.parts.values())
+
