@@ -2,7 +2,8 @@
 topic (`service.outputs`), with checkpoints (docs/decisions/durable-state.md).
 
 The parts: `rebalance` (the assigned partitions, their pipelines and restores), `checkpoint` (flush, snapshot,
-commit), `dead_letters` (the dead-letter topic), `health` (/healthz and the metrics); this module runs the loop.
+commit), `dead_letters` (the dead-letter topic), `health` (/healthz and the metrics), `shutdown` (bounded stop),
+`wiring` (the real clients from the config); this module runs the loop.
 - Bulk requests overlap processing: the sink sends one batch at a time on a background thread and the main
   loop settles it (retries, dead letters) before sending the next.
 - While Elasticsearch (or the sessions topic) refuses writes the partitions are paused and the consumer keeps
@@ -14,10 +15,9 @@ commit), `dead_letters` (the dead-letter topic), `health` (/healthz and the metr
 - An unparsed record is a dead letter too, kept as it came in `document.event.original` (the parser's copy
   joins inner newlines and is cut at 64 KiB); one that is not valid UTF-8 also keeps its exact bytes in
   `error.original_base64`.
-- Shutdown is bounded: on SIGTERM/SIGINT the loop stops reading, flushes and checkpoints for at most
-  `service.shutdown_timeout_seconds`, then exits without committing what is not safe (a checkpoint is made
-  durable before its offsets are committed, so an exit at any moment is as safe as a kill -9); a second
-  signal exits at once.
+- Shutdown is bounded (shutdown.py): on SIGTERM/SIGINT the loop stops reading, flushes and checkpoints for at
+  most `service.shutdown_timeout_seconds`; a second signal exits at once.
+- `--exit-when-idle`: idleness is the time spent in polls that came back empty, not wall time.
 """
 
 from __future__ import annotations
