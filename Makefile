@@ -68,7 +68,8 @@ bench: $(STAMP) speedups ## replay throughput vs syslog-ng grouping-by, and memo
 	$(BIN)/python bench/replay_bench.py --runs 3 --parser both --json-out bench/.data/results.jsonl
 	$(BIN)/python bench/session_memory.py --with-syslog-ng --json-out bench/.data/results.jsonl
 
-assets: $(STAMP) ## rebuild the Kibana bundle and the Sigma conversions from their sources
+assets: $(STAMP) ## rebuild the mapping, docs/fields.md, the Kibana bundle, the Sigma conversions, the Splunk add-on
+	$(BIN)/python -m enricher.assets.es_mapping
 	$(BIN)/python -m enricher.assets.kibana
 	$(BIN)/python -m enricher.assets.sigma
 	$(BIN)/python -m enricher.assets.splunk

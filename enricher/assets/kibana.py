@@ -3,7 +3,8 @@
 The per-object files keep Kibana's JSON-in-a-string attributes (`searchSourceJSON`, `panelsJSON`,
 `optionsJSON`) as plain JSON so they can be reviewed; `bundle_text()` turns them into the strings Kibana
 exports and imports, one object per line, dependencies first (the order of Kibana's own exports; its import
-does not depend on the order). `python -m enricher.assets.kibana` rewrites `pipelines/kibana/esa-enricher.ndjson`,
+does not depend on the order). The data view's field formats and field descriptions (`fieldFormatMap`,
+`fieldAttrs`) are not in its file: the bundle takes them from the field list (`enricher/core/fields.py`). `python -m enricher.assets.kibana` rewrites `pipelines/kibana/esa-enricher.ndjson`,
 `--check` exits 1 when it is stale. `kibana_import.py` imports the bundle into Kibana (`setup --kibana`).
 """
 
@@ -15,11 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from enricher.core import fields
+
 ROOT = Path(__file__).resolve().parents[2]
 KIBANA_DIR = ROOT / "pipelines" / "kibana"
 BUNDLE = KIBANA_DIR / "esa-enricher.ndjson"
 TYPES = ("index-pattern", "search", "visualization", "lens", "dashboard")  # directory names = saved object types
 _STRING_ATTRIBUTES = ("panelsJSON", "optionsJSON")
+DATA_VIEW = "index-pattern"
 
 
 def load_objects(directory: Path = KIBANA_DIR) -> list[dict[str, Any]]:
@@ -38,10 +42,23 @@ def _compact(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def data_view_fields() -> dict[str, Any]:
+    """The data view's field attributes from the field list: formats (`fieldFormatMap`) and descriptions
+    (`fieldAttrs[].customDescription`, shown by Kibana 8.16 and later; earlier versions keep and ignore them)."""
+    leaves = fields.leaves()
+    return {
+        "fieldFormatMap": {f.name: f.kibana for f in leaves if f.kibana},
+        "fieldAttrs": {f.name: {"customDescription": f.description} for f in leaves},
+    }
+
+
 def to_saved_object(obj: dict[str, Any]) -> dict[str, Any]:
-    """One object in Kibana's export format: the JSON-in-a-string attributes serialised."""
+    """One object in Kibana's export format: the JSON-in-a-string attributes serialised (a data view's field
+    attributes added from the field list)."""
     out = json.loads(json.dumps(obj))
     attrs = out["attributes"]
+    if out["type"] == DATA_VIEW:
+        attrs.update({k: _compact(v) for k, v in data_view_fields().items()})
     meta = attrs.get("kibanaSavedObjectMeta")
     if meta and "searchSourceJSON" in meta:
         meta["searchSourceJSON"] = _compact(meta["searchSourceJSON"])

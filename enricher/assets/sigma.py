@@ -1,7 +1,7 @@
 """Convert the Sigma rules in `pipelines/sigma/rules` with pySigma and write `pipelines/sigma/out/`.
 
-`python -m enricher.assets.sigma` rewrites the outputs, `--check` exits 1 when the committed ones differ from
-a fresh conversion. Needs the `sigma` extra (pySigma, its Elasticsearch and Splunk backends). What is native
+`python -m enricher.assets.sigma` rewrites the outputs and the pipelines they are converted with (generated from
+the field list: `sigma_pipeline.py`), `--check` exits 1 when the committed ones differ from a fresh build. Needs the `sigma` extra (pySigma, its Elasticsearch and Splunk backends). What is native
 pySigma output and what is built here is listed in docs/sigma.md.
 """
 
@@ -18,24 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from enricher.assets.sigma_es import timespan_seconds
+from enricher.assets.sigma_pipeline import INDEX, PIPELINE, SIGMA_DIR, SPLUNK_PIPELINE, pipeline_texts
+from enricher.core import fields
 
 ROOT = Path(__file__).resolve().parents[2]
-SIGMA_DIR = ROOT / "pipelines" / "sigma"
 RULES_DIR = SIGMA_DIR / "rules"
 # Detection (base) rules apart from the correlation rules, so that sigma-cli can convert them alone for a backend
 # without correlations (Lucene raises on the whole collection, even with --skip-unsupported).
 DETECTIONS_DIR = RULES_DIR / "detections"
 OUT_DIR = SIGMA_DIR / "out"
-PIPELINE = SIGMA_DIR / "pipeline.yml"
-SPLUNK_PIPELINE = SIGMA_DIR / "pipeline-splunk.yml"
-INDEX = "esa-sessions"
 SCHEDULE_MINUTES = 5
 # Elastic Security rules select documents by the time they were written (stamped by the Elasticsearch sink), not
 # by @timestamp (when the session started): a session written after its lookback window (it stayed open, the
 # enricher was down, or Elasticsearch pushed back) is still seen. Documents without it fall back to @timestamp.
-TIMESTAMP_OVERRIDE = {"timestamp_override": "event.ingested", "timestamp_override_fallback_disabled": False}
-
-
+TIMESTAMP_OVERRIDE = {"timestamp_override": fields.name("event.ingested"), "timestamp_override_fallback_disabled": False}
 def write_delay_seconds() -> int:
     """How long after its session ended a document may get its `event.ingested`, with the default configuration.
 
@@ -71,9 +67,10 @@ def pipeline(splunk: bool = False) -> Any:
     """The processing pipeline (Sigma fields → document fields); for Splunk, plus its JSON array field names."""
     from sigma.processing.pipeline import ProcessingPipeline
 
-    p = ProcessingPipeline.from_yaml(PIPELINE.read_text(encoding="utf-8"))
+    texts = pipeline_texts()  # as generated, so that conversions follow the field list even before `make assets`
+    p = ProcessingPipeline.from_yaml(texts[PIPELINE])
     if splunk:
-        p = p + ProcessingPipeline.from_yaml(SPLUNK_PIPELINE.read_text(encoding="utf-8"))
+        p = p + ProcessingPipeline.from_yaml(texts[SPLUNK_PIPELINE])
     return p
 
 
@@ -319,9 +316,12 @@ def render() -> dict[str, str]:
 
 
 def write(out_dir: Path = OUT_DIR) -> list[Path]:
-    """Write the outputs; returns the paths written."""
+    """Write the pipelines and the outputs; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
+    for path, text in pipeline_texts().items():
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
     for name, text in render().items():
         (out_dir / name).write_text(text, encoding="utf-8")
         paths.append(out_dir / name)
@@ -329,8 +329,8 @@ def write(out_dir: Path = OUT_DIR) -> list[Path]:
 
 
 def stale(out_dir: Path = OUT_DIR) -> list[str]:
-    """Names of the committed outputs that differ from a fresh conversion (or are missing)."""
-    out = []
+    """Names of the committed pipelines and outputs that differ from a fresh build (or are missing)."""
+    out = [p.name for p, text in pipeline_texts().items() if not p.exists() or p.read_text(encoding="utf-8") != text]
     for name, text in render().items():
         path = out_dir / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:

@@ -19,51 +19,16 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from enricher import __version__
-from enricher.assets import sigma
+from enricher.assets import sigma, sigma_pipeline
+from enricher.core import fields
 
 APP_NAME = "TA-esa-enricher"
 APP_DIR = sigma.ROOT / "pipelines" / "splunk" / APP_NAME
 
-# Fields whose value is a JSON array in the documents (a prefix of a path: an array of objects). Splunk's JSON
-# extraction names what is inside an array with `{}` (`email.to.address{}`, `esa.envelope.recipients{}.address`);
-# tests/unit/test_splunk_app.py checks this set against every array in the golden documents.
-ARRAY_FIELDS = frozenset(
-    {
-        "email.attachments", "email.from.address", "email.to.address", "esa.abort.evidence.rid", "esa.amp_files",
-        "esa.amp_not_uploaded", "esa.auth.dkim", "esa.bounces", "esa.bounces.rid", "esa.children", "esa.delays",
-        "esa.deliveries", "esa.deliveries.rids", "esa.envelope.recipients", "esa.envelope.rejected_recipients",
-        "esa.files", "esa.pending", "esa.pending.rids", "esa.policies", "esa.raw", "esa.reroutes", "esa.responses",
-        "esa.responses.rids", "esa.scan_issues", "esa.sdr", "event.category", "event.type", "related.hash",
-        "related.hosts", "related.ip", "related.user",
-    }
-)
-
-# CIM Email field -> the document field it is (a FIELDALIAS). The document fields must be mapped fields
-# (pipelines/elasticsearch/esa-sessions-mappings.json, checked by the unit test).
-CIM_ALIASES = {
-    "src": "source.ip",
-    "src_user": "esa.envelope.from",
-    "dest": "destination.ip",
-    "message_id": "email.message_id",
-    "internal_message_id": "email.local_id",
-    "subject": "email.subject",
-    "protocol": "network.protocol",
-    "user": "user.name",
-    "size": "esa.size",
-    "signature": "abort_reason",
-    "signature_extra": "abort_layer",
-    "filter_action": "esa.disposition",
-    "dvc": "observer.hostname",
-}
-# CIM Email fields that are multivalue (a JSON array of strings in the documents): an EVAL copies the array.
-CIM_ARRAYS = {
-    "recipient": "email.to.address",
-    "file_name": "email.attachments.file.name",
-    "file_hash": "email.attachments.file.hash.sha256",
-}
+# Splunk's JSON extraction names what is inside an array with `{}` (`email.to.address{}`,
+# `esa.envelope.recipients{}.address`): which fields are arrays, and the CIM Email field each document field
+# gives (a FIELDALIAS for a single value, an EVAL copy for a multivalue one), are in enricher/core/fields.py.
 # esa.disposition (enricher/core/classify/rules.py) -> CIM Email `action` (prescribed: delivered, blocked, quarantined,
 # deleted; `deferred` for mail still on its way).
 CIM_ACTIONS = {
@@ -91,9 +56,9 @@ CIM_ACTION_UNKNOWN = frozenset({"closed", "failed", "lost", "timed_out", "unknow
 # Eventtype -> (extra search terms after the sourcetype, CIM tags). A message is a delivery; a connection the
 # gateway refused, or a message a policy stopped, is also a filtering event.
 EVENTTYPES = {
-    "esa_enricher_message": ('esa.session.kind="message"', ("email", "delivery")),
-    "esa_enricher_connection": ('esa.session.kind="connection"', ("email", "filter")),
-    "esa_enricher_policy": ('abort_layer="policy"', ("email", "filter")),
+    "esa_enricher_message": (f'{fields.name("esa.session.kind")}="message"', ("email", "delivery")),
+    "esa_enricher_connection": (f'{fields.name("esa.session.kind")}="connection"', ("email", "filter")),
+    "esa_enricher_policy": (f'{fields.name("abort_layer")}="policy"', ("email", "filter")),
 }
 # The largest document the enriched-sessions topic carries is ~1 MB (kafka.sessions_max_bytes): Splunk's default
 # TRUNCATE (10,000 bytes) would cut a long session's esa.raw and leave invalid JSON behind.
@@ -111,22 +76,17 @@ _TIMESPAN_MINUTES = {"s": 1 / 60, "m": 1, "h": 60, "d": 1440}
 
 def sourcetype() -> str:
     """The sourcetype of the session documents, as pipelines/sigma/pipeline-splunk.yml adds it to every search."""
-    p = yaml.safe_load(sigma.SPLUNK_PIPELINE.read_text(encoding="utf-8"))
-    for t in p["transformations"]:
-        if t["type"] == "add_condition" and "sourcetype" in t["conditions"]:
-            return str(t["conditions"]["sourcetype"])
-    raise ValueError(f"{sigma.SPLUNK_PIPELINE} adds no sourcetype condition")
+    return sigma_pipeline.SPLUNK_SOURCETYPE
 
 
-def splunk_name(field: str) -> str:
-    """The name Splunk's JSON extraction gives a document field (`{}` after each array on its path)."""
-    parts = field.split(".")
-    out = ""
-    for i, part in enumerate(parts):
-        out += ("." if i else "") + part
-        if ".".join(parts[: i + 1]) in ARRAY_FIELDS:
-            out += "{}"
-    return out
+def cim_fields() -> tuple[dict[str, str], dict[str, str]]:
+    """CIM Email field -> the Splunk name of the document field it is: (single values, multivalue ones)."""
+    single: dict[str, str] = {}
+    multi: dict[str, str] = {}
+    for cim, field in fields.by_cim().items():
+        name = fields.splunk_name(field)
+        (multi if "{}" in name else single)[cim] = name
+    return single, multi
 
 
 def _settings(pairs: dict[str, Any]) -> str:
@@ -164,21 +124,23 @@ pulldown_type = true
 description = esa-enricher session documents (Cisco Secure Email Gateway mail_logs, one document per message)
 
 # CIM Email data model
-EVAL-vendor_product = 'observer.vendor'." ".'observer.product'
-EVAL-duration = 'event.duration'/1000000000
+EVAL-vendor_product = '{fields.name("observer.vendor")}'." ".'{fields.name("observer.product")}'
+EVAL-duration = '{fields.name("event.duration")}'/1000000000
 """
     lines = [head]
-    for cim, field in sorted(CIM_ALIASES.items()):
-        lines.append(f"FIELDALIAS-{cim} = {splunk_name(field)} AS {cim}\n")
-    for cim, field in sorted(CIM_ARRAYS.items()):
-        lines.append(f"EVAL-{cim} = '{splunk_name(field)}'\n")
-    recipients = splunk_name(CIM_ARRAYS["recipient"])
+    single, multi = cim_fields()
+    for cim, name in sorted(single.items()):
+        lines.append(f"FIELDALIAS-{cim} = {name} AS {cim}\n")
+    for cim, name in sorted(multi.items()):  # a FIELDALIAS copies one value: multivalue fields are EVAL copies
+        lines.append(f"EVAL-{cim} = '{name}'\n")
+    recipients = multi["recipient"]
     lines.append(f"EVAL-recipient_count = mvcount('{recipients}')\n")
     lines.append(
         f"EVAL-recipient_domain = mvdedup(mvmap('{recipients}', lower(replace('{recipients}', \"^.*@\", \"\"))))\n"
     )
-    lines.append(f'EVAL-src_user_domain = lower(replace(\'{CIM_ALIASES["src_user"]}\', "^.*@", ""))\n')
-    cases = ", ".join(f'\'esa.disposition\'="{k}", "{v}"' for k, v in CIM_ACTIONS.items())
+    lines.append(f'EVAL-src_user_domain = lower(replace(\'{single["src_user"]}\', "^.*@", ""))\n')
+    disposition = fields.name("esa.disposition")
+    cases = ", ".join(f'\'{disposition}\'="{k}", "{v}"' for k, v in CIM_ACTIONS.items())
     lines.append(f'EVAL-action = case({cases}, true(), "unknown")\n')
     return "".join(lines)
 

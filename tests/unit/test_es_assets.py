@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 import pytest
 
+from enricher.assets import es_mapping
+from enricher.core import fields
 from enricher.edges.sinks import es_assets
 from enricher.edges.sinks.elasticsearch import encode
 from enricher.edges.sinks.es_assets import bulk_action, index_name, leaf_paths, load_assets, mapped_fields
@@ -98,9 +100,20 @@ def emitted(documents: list[dict[str, Any]]) -> dict[str, set[str]]:
     return out
 
 
+def _array_paths(value: Any, path: str, out: set[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _array_paths(v, f"{path}.{k}" if path else k, out)
+    elif isinstance(value, list):
+        out.add(path)
+        for item in value:
+            _array_paths(item, path, out)
+
+
 def _mapping_types() -> tuple[dict[str, str], set[str]]:
-    """Leaf path → mapping type (`float!` / `ip!` when malformed values are ignored), and the object paths."""
-    leaves = es_assets.leaf_types()
+    """Leaf path → mapping type (`float!` / `ip!` when malformed values are ignored), and the object paths, of the
+    mapping the field list (enricher/core/fields.py) generates."""
+    leaves = es_assets.leaf_types({es_assets.MAPPINGS: es_mapping.component_template()})
     objects = {p.rsplit(".", i)[0] for p in leaves for i in range(1, p.count(".") + 1)}
     return leaves, objects
 
@@ -119,13 +132,44 @@ def test_documents_cover_both_kinds(documents: list[dict[str, Any]], emitted: di
     assert ecs - set(emitted) == set()
 
 
-def test_every_emitted_leaf_path_is_mapped(emitted: dict[str, set[str]]) -> None:
+def test_every_emitted_leaf_path_is_in_the_field_list(emitted: dict[str, set[str]]) -> None:
     leaves, objects = _mapping_types()
     unmapped = sorted(p for p, types in emitted.items() if types != {"object"} and p not in leaves)
     unmapped = [p for p in unmapped if p not in KNOWN_SHAPE_BUGS]
-    assert unmapped == [], f"fields documents carry but the strict mapping lacks: {unmapped}"
+    assert unmapped == [], f"fields documents carry but enricher/core/fields.py lacks: {unmapped}"
     # Every emitted object is an object in the mapping too (not a leaf).
     assert sorted(p for p, t in emitted.items() if "object" in t and p not in objects) == []
+
+
+def test_every_array_the_documents_carry_is_an_array_in_the_field_list(documents: list[dict[str, Any]]) -> None:
+    """Splunk names fields inside arrays with `{}` (splunk.splunk_name): the list must know every array."""
+    found: set[str] = set()
+    for doc in documents:
+        _array_paths(doc, "", found)
+    assert found - fields.array_paths() == set()
+    # Reached by these inputs, so the list's array flags are checked against real documents, not only trusted.
+    assert {"esa.deliveries.rids", "esa.bounces", "esa.envelope.recipients", "related.ip", "esa.raw"} <= found
+
+
+def test_generated_mapping_and_field_reference_are_up_to_date() -> None:
+    assert es_mapping.stale() == [], "run: make assets (python -m enricher.assets.es_mapping)"
+    assert es_assets.load_assets()["mappings"] == es_mapping.component_template()
+
+
+def test_the_field_list_is_consistent() -> None:
+    """Names unique, types known, every object on a path listed only as an object, Sigma and CIM names unique."""
+    assert len(fields.FIELDS) == len(fields.TABLE)
+    assert {f.type for f in fields.TABLE} <= {*fields.MAPPINGS, fields.OBJECT}
+    leaf_names = {f.name for f in fields.leaves()}
+    parents = {n.rsplit(".", i)[0] for n in leaf_names for i in range(1, n.count(".") + 1)}
+    assert leaf_names & parents == set()  # a leaf is never an object on another field's path
+    assert {f.name for f in fields.TABLE if f.type == fields.OBJECT} <= parents
+    for attr in ("sigma", "cim"):
+        names = [getattr(f, attr) for f in fields.TABLE if getattr(f, attr)]
+        assert len(names) == len(set(names)), attr
+    assert all(f.description.strip() for f in fields.TABLE)
+    with pytest.raises(KeyError):
+        fields.name("esa.no_such_field")
 
 
 def test_every_emitted_value_fits_its_mapped_type(emitted: dict[str, set[str]]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from enricher.assets import kibana
-from enricher.edges.sinks.es_assets import mapped_fields
+from enricher.core import fields
 
 STABLE_IDS = {  # ids are part of the contract: dashboards, links and bookmarks point at them
     ("index-pattern", "esa-sessions"),
@@ -105,6 +105,18 @@ def test_data_view(bundle: list[dict[str, Any]]) -> None:
     assert dv["attributes"]["title"] == "esa-sessions" and dv["attributes"]["timeFieldName"] == "@timestamp"
 
 
+def test_data_view_fields_come_from_the_field_list(bundle: list[dict[str, Any]]) -> None:
+    attrs = next(o for o in bundle if o["type"] == "index-pattern")["attributes"]
+    formats, field_attrs = json.loads(attrs["fieldFormatMap"]), json.loads(attrs["fieldAttrs"])  # JSON strings
+    assert formats["event.duration"] == {
+        "id": "duration",
+        "params": {"inputFormat": "nanoseconds", "outputFormat": "humanizePrecise"},
+    }
+    assert formats["esa.size"] == {"id": "bytes"}
+    assert set(formats) <= set(field_attrs) == {f.name for f in fields.leaves()}
+    assert field_attrs["abort_reason"]["customDescription"] == fields.FIELDS["abort_reason"].description
+
+
 def test_saved_searches_name_their_references(bundle: list[dict[str, Any]]) -> None:
     for o in (o for o in bundle if o["type"] == "search"):
         src, refs = _source(o), _names(o)
@@ -168,8 +180,8 @@ def _query_fields(query: str) -> set[str]:
     return {f for f in _FIELD.findall(query) if f != "_exists_"}
 
 
-def test_every_field_used_is_mapped(bundle: list[dict[str, Any]]) -> None:
-    mapped = mapped_fields()
+def test_every_field_used_is_a_document_field(bundle: list[dict[str, Any]]) -> None:
+    mapped = {f.name for f in fields.leaves()}
     used: set[str] = set()
     for o in bundle:
         if o["type"] == "search":

@@ -16,6 +16,7 @@ import yaml
 
 from enricher.assets import sigma, sigma_es
 from enricher.config import Config
+from enricher.core import fields
 from enricher.edges.sinks.es_assets import mapped_fields
 
 CORRELATIONS = sigma.OUT_DIR / "elasticsearch-correlations.json"
@@ -39,12 +40,13 @@ def test_conversion_leaves_the_users_attack_cache_alone(tmp_path: Path, monkeypa
     assert mitre_attack._custom_url is None and mitre_attack._custom_cache_dir is None  # noqa: SLF001 - restored
 
 
-def test_the_pipeline_maps_only_onto_mapped_fields() -> None:
+def test_the_pipeline_maps_the_sigma_names_of_the_field_list() -> None:
     doc = yaml.safe_load(sigma.PIPELINE.read_text(encoding="utf-8"))
     by_id = {t["id"]: t for t in doc["transformations"]}
     mapping = by_id["esa_field_mapping"]["mapping"]
-    assert set(mapping.values()) <= mapped_fields()
+    assert mapping == fields.by_sigma() and set(mapping.values()) <= mapped_fields()
     assert set(mapping) == set(by_id["esa_strict_fields"]["field_name_conditions"][0]["fields"])
+    assert mapping["src_ip"] == "source.ip" and mapping["recipient"] == "esa.envelope.recipients.address"
 
 
 def test_a_rule_on_an_unmapped_field_is_refused() -> None:

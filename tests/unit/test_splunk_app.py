@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from enricher.assets import sigma, splunk
+from enricher.core import fields
 from enricher.core.documents import _ACTIONS
-from enricher.edges.sinks.es_assets import mapped_fields
 from tests.goldens import all_expected_documents
 
 ROOT = sigma.ROOT
@@ -60,26 +60,29 @@ def test_committed_app_equals_a_fresh_build() -> None:
     assert splunk.stale() == [], "run: esa-enricher assets splunk"
 
 
-def test_array_fields_are_the_arrays_of_the_documents() -> None:
+def test_the_arrays_of_the_golden_documents_are_arrays_in_the_field_list() -> None:
+    """(tests/unit/test_es_assets.py checks the same over every sample and a synthetic corpus.)"""
     found: set[str] = set()
     for doc in _golden_documents():
         _array_paths(doc, "", found)
-    assert found == splunk.ARRAY_FIELDS
+    assert found and found <= fields.array_paths()
 
 
 def test_splunk_names_mark_each_array_on_the_path() -> None:
-    assert splunk.splunk_name("source.ip") == "source.ip"
-    assert splunk.splunk_name("email.to.address") == "email.to.address{}"
-    assert splunk.splunk_name("esa.deliveries.rids") == "esa.deliveries{}.rids{}"
+    assert fields.splunk_name("source.ip") == "source.ip"
+    assert fields.splunk_name("email.to.address") == "email.to.address{}"
+    assert fields.splunk_name("esa.deliveries.rids") == "esa.deliveries{}.rids{}"
 
 
-def test_cim_fields_read_mapped_document_fields() -> None:
-    fields = mapped_fields()
-    assert set(splunk.CIM_ALIASES.values()) <= fields
-    assert set(splunk.CIM_ARRAYS.values()) <= fields
-    # A FIELDALIAS copies one value: its source must not be inside an array; the EVAL copies must be.
-    assert all("{}" not in splunk.splunk_name(f) for f in splunk.CIM_ALIASES.values())
-    assert all(splunk.splunk_name(f).count("{}") == 1 for f in splunk.CIM_ARRAYS.values())
+def test_cim_fields_read_document_fields() -> None:
+    single, multi = splunk.cim_fields()
+    assert set(single) | set(multi) == set(fields.by_cim())
+    # A FIELDALIAS copies one value: its source is inside no array; an EVAL copies the values of one array.
+    assert "{}" not in "".join(single.values())
+    assert all(name.count("{}") == 1 for name in multi.values())
+    assert {"src", "dest", "signature", "src_user"} <= set(single) and {"recipient", "file_hash"} <= set(multi)
+    props = (splunk.APP_DIR / "default" / "props.conf").read_text()
+    assert "FIELDALIAS-src = source.ip AS src\n" in props and "EVAL-recipient = 'email.to.address{}'\n" in props
 
 
 def test_every_disposition_has_one_cim_action() -> None:
@@ -96,7 +99,11 @@ def test_the_splunk_pipeline_names_exactly_the_array_fields_the_rules_use() -> N
     targets = next(t["mapping"] for t in base["transformations"] if t["type"] == "field_name_mapping").values()
     extra = yaml.safe_load(sigma.SPLUNK_PIPELINE.read_text(encoding="utf-8"))
     mapping = next(t["mapping"] for t in extra["transformations"] if t["type"] == "field_name_mapping")
-    assert mapping == {f: splunk.splunk_name(f) for f in targets if splunk.splunk_name(f) != f}
+    assert mapping == {f: fields.splunk_name(f) for f in targets if fields.splunk_name(f) != f}
+    assert mapping == {
+        "esa.envelope.recipients.address": "esa.envelope.recipients{}.address",
+        "esa.envelope.rejected_recipients.address": "esa.envelope.rejected_recipients{}.address",
+    }
 
 
 def test_props_and_eventtypes_select_the_sourcetype_of_the_searches() -> None:
