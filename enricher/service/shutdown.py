@@ -39,7 +39,7 @@ class Shutdown:
             return
         self.requested = True
         self._deadline = time.monotonic() + self.timeout
-        log.info("stop requested: flushing and checkpointing for at most %.0f s", self.timeout)
+        log.info("stop requested: flushing and checkpointing for at most %g s", self.timeout)
         self._watchdog = threading.Timer(self.timeout, self._overdue)
         self._watchdog.daemon = True
         self._watchdog.start()
@@ -56,7 +56,7 @@ class Shutdown:
     def _overdue(self) -> None:
         """The deadline passed with the loop still busy (e.g. a request hanging on an unreachable node)."""
         log.error(
-            "shutdown did not finish within %.0f s: exiting without a last checkpoint (the previous one covers it)",
+            "shutdown did not finish within %g s: exiting without a last checkpoint (the previous one covers it)",
             self.timeout,
         )
         _flush_logs()

@@ -246,7 +246,8 @@ def test_stop_during_an_outage_ends_within_the_timeout_without_committing(
     t0 = time.monotonic()
     assert h.run(idle=None) == 1
     assert time.monotonic() - t0 < 0.3 + 0.5 + 0.5
-    assert h.consumer.commits == [] and h.exits == []
+    # The loop gives up at the deadline; on a busy machine the watchdog (due then too) may get there first.
+    assert h.consumer.commits == [] and h.exits in ([], [1])
     assert h.service.health() == (False, "stopped")
 
 
