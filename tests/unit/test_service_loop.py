@@ -245,7 +245,7 @@ def test_stop_during_an_outage_ends_within_the_timeout_without_committing(
     stop_later(h, 0.3)
     t0 = time.monotonic()
     assert h.run(idle=None) == 1
-    assert time.monotonic() - t0 < 0.3 + 0.5 + 0.5
+    assert time.monotonic() - t0 < 0.3 + 0.5 + 2  # (margin for a busy machine; without the bound: forever)
     # The loop gives up at the deadline; on a busy machine the watchdog (due then too) may get there first.
     assert h.consumer.commits == [] and h.exits in ([], [1])
     assert h.service.health() == (False, "stopped")
@@ -269,7 +269,7 @@ def test_a_write_that_hangs_past_the_deadline_ends_the_process(corpus: tuple[lis
     t0 = time.monotonic()
     h.run(idle=None)
     assert h.exits[:1] == [1]
-    assert time.monotonic() - t0 < 0.2 + 0.3 + 0.5
+    assert time.monotonic() - t0 < 0.2 + 0.3 + 2
 
 
 def test_time_spent_waiting_for_the_sink_is_not_idleness(corpus: tuple[list[str], dict[str, Any]]) -> None:
