@@ -218,7 +218,7 @@ class Service:
                 last_tick = now_mono
                 for w in partitions.restored():
                     self._emit_all(w, w.pipeline.tick(now), None)  # type: ignore[union-attr]
-                self.reporter.lag(self.consumer, self.parts.values())
+                self.reporter.lag(self.consumer, list(self.parts.values()))
             # Bulk requests go out in the background while the next records are processed (one in flight);
             # a finished one is settled (retries, dead letters) at once, not at the next submit. A batch goes
             # when full, when the flush interval has passed, or when the poll came back empty (caught up:
@@ -379,5 +379,5 @@ class Service:
         self.checkpoint(works, rebalancing=True)
 
     def _set_open_gauge(self) -> None:
-        self.reporter.open_sessions(self.parts.values())
+        self.reporter.open_sessions(list(self.parts.values()))
 

@@ -81,7 +81,9 @@ class Partitions:
 
     def restored(self) -> list[PartitionWork]:
         """The partitions whose state is loaded (the ones records are processed for)."""
-        return [w for w in self.parts.values() if w.restored]
+        # list() copies the values in one step: kafka-python 3 runs `assign`/`revoke` on its I/O thread, and
+        # iterating the dict itself while they change it would raise.
+        return [w for w in list(self.parts.values()) if w.restored]
 
     def assign(self, tps: list[Any]) -> None:
         """Rebalance callback: note the new partitions and pause them until their state is restored.
@@ -102,7 +104,7 @@ class Partitions:
 
     def restore_pending(self) -> bool:
         """Load the checkpoint of each newly assigned partition, seek to its offset and resume it."""
-        todo = [w for w in self.parts.values() if not w.restored]
+        todo = [w for w in list(self.parts.values()) if not w.restored]
         # One read of the state topic for every partition assigned (streams differ only across topics).
         loaded: dict[tuple[str, int], Any] = {}
         for stream in {stream_of(self.group_id, w.tp) for w in todo}:
