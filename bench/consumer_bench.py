@@ -33,7 +33,7 @@ def publish(k, corpus: str, n: int) -> int:  # type: ignore[no-untyped-def]
 
     from enricher.cli import build_pipeline
     from enricher.config import load
-    from enricher.edges.sources.kafka import produce_records, records_from_lines
+    from enricher.edges.kafka.kafka_python import produce_records, records_from_lines
 
     parser = build_pipeline(load(None)).parser
     with open(corpus, encoding="utf-8") as f:
@@ -41,7 +41,7 @@ def publish(k, corpus: str, n: int) -> int:  # type: ignore[no-untyped-def]
 
 
 def consume(k, n: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    from enricher.edges.sources.kafka import make_consumer
+    from enricher.edges.kafka import make_consumer
 
     c = make_consumer(k, 10_000)
     c.subscribe([k.topic], listener=_Listener())
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client", action="append", choices=["kafka-python", "confluent"], help="default: both")
     a = ap.parse_args(argv)
     from enricher.config import KafkaSettings
-    from enricher.edges.sources.kafka import ensure_topics, make_admin
+    from enricher.edges.kafka.kafka_python import ensure_topics, make_admin
 
     tag = uuid.uuid4().hex[:8]
     base = KafkaSettings(

@@ -95,8 +95,8 @@ def children_cpu_s() -> float:
 def ceiling(es, docs: list[dict], prefix: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     from elasticsearch import helpers
 
-    from enricher.edges.sinks import es_assets
-    from enricher.edges.sinks.elasticsearch import index_for
+    from enricher.edges.sinks.elasticsearch import assets as es_assets
+    from enricher.edges.sinks.elasticsearch.encoder import index_for
 
     es_assets.install(es, prefix=prefix)
     actions = ({"_index": index_for(prefix, d), "_id": d["event"]["id"], "_source": d} for d in docs)
@@ -112,8 +112,8 @@ def ceiling(es, docs: list[dict], prefix: str) -> tuple[float, float]:  # type: 
 
 def e2e(corpus: str, expected: int, prefix: str, consumers: int, partitions: int, bootstrap: str, es_url: str, es, client: str, idle: float) -> dict:  # type: ignore[no-untyped-def]
     from enricher.config import KafkaSettings
-    from enricher.edges.sinks import es_assets
-    from enricher.edges.sources.kafka import ensure_topics, make_admin
+    from enricher.edges.kafka.kafka_python import ensure_topics, make_admin
+    from enricher.edges.sinks.elasticsearch import assets as es_assets
 
     tag = uuid.uuid4().hex[:8]
     topic = f"esa-e2e-{tag}"

@@ -47,11 +47,11 @@ import orjson  # noqa: E402
 from enricher.accel.gcpace import paced_collection  # noqa: E402
 from enricher.cli import _replay_overrides, build_parser, build_pipeline  # noqa: E402
 from enricher.config import load  # noqa: E402
+from enricher.core.sessions.state import decode_state, encode_state  # noqa: E402
 from enricher.core.sessions.stitcher import Stitcher  # noqa: E402
-from enricher.edges.sinks import es_assets  # noqa: E402
+from enricher.edges.sinks.elasticsearch import assets as es_assets  # noqa: E402
 from enricher.edges.sinks.ndjson import dumps as ndjson_dumps  # noqa: E402
 from enricher.edges.sources.files import read_lines  # noqa: E402
-from enricher.edges.state.kafka import decode_state, encode_state  # noqa: E402
 
 REFERENCE_TIME = "2026-11-28T00:00:00Z"  # pinned: year-less stamps infer the same year on every run
 _NUMBER = re.compile(rb"\d+")

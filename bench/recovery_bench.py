@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from enricher.cli import build_pipeline  # noqa: E402
 from enricher.config import load  # noqa: E402
-from enricher.edges.state.kafka import KafkaSnapshotStore, encode_state  # noqa: E402
+from enricher.core.sessions.state import encode_state
+from enricher.edges.state.kafka import KafkaStateStore  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -101,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         admin = KafkaAdminClient(bootstrap_servers=a.bootstrap)
         admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "compact"})])
         producer = KafkaProducer(bootstrap_servers=a.bootstrap, acks="all", compression_type="gzip", max_request_size=8 << 20)
-        store = KafkaSnapshotStore(
+        store = KafkaStateStore(
             producer, lambda: KafkaConsumer(bootstrap_servers=a.bootstrap, enable_auto_commit=False), topic
         )
         _, save_wall, _ = timed(store.save, "esa-mail-logs", 0, 1, 12345, snap)
-        fresh = KafkaSnapshotStore(
+        fresh = KafkaStateStore(
             producer, lambda: KafkaConsumer(bootstrap_servers=a.bootstrap, enable_auto_commit=False), topic
         )
         ckpt, load_wall, _ = timed(fresh.load, "esa-mail-logs", 0)

@@ -65,6 +65,13 @@ class Metrics:
             ["exception"],
             registry=r,
         )
+        self.documents_dropped = Counter(
+            "esa_documents_dropped",
+            "Documents a sink dropped unwritten, by reason (revoked: the partition was given up; closed: still "
+            "queued at shutdown); the last checkpoint has them, they are written again from it.",
+            ["reason"],
+            registry=r,
+        )
         self.consumer_lag = Gauge("esa_consumer_lag", "Records behind the end of each partition.", ["partition"], registry=r)
         self.checkpoints = Counter("esa_checkpoints", "State checkpoints written.", registry=r)
         self.checkpoint_seconds = Histogram(

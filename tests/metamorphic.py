@@ -29,7 +29,7 @@ from enricher.config import Config, load
 from enricher.core.parsing.envelope import EnvelopeParser, is_bare_body
 from enricher.core.parsing.timestamps import TimeResolver
 from enricher.core.pipeline import Pipeline
-from enricher.edges.state.kafka import decode_state, encode_state
+from enricher.core.sessions.state import decode_state, encode_state
 from tests.conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden"

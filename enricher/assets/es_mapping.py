@@ -3,7 +3,7 @@
 `python -m enricher.assets.es_mapping` rewrites the mapping component template and `docs/fields.md`,
 `--check` exits 1 when either differs from a fresh build. The fields, their types and what each type maps to
 are `enricher/core/fields.py`; the other Elasticsearch assets (settings, index template, lifecycle) are
-hand-written next to it and installed by `enricher/edges/sinks/es_assets.py`.
+hand-written next to it and installed by `enricher/edges/sinks/elasticsearch/assets.py`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from enricher.core import fields
-from enricher.edges.sinks import es_assets
+from enricher.edges.sinks.elasticsearch import assets as es_assets
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS_FILE = es_assets.ASSETS_DIR / es_assets._FILES[es_assets.MAPPINGS]  # noqa: SLF001 - one name per file

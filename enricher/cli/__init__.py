@@ -128,14 +128,14 @@ def cmd_replay(a: argparse.Namespace) -> int:
                 try:
                     lines = read_lines(f, progress.advance if progress else None)
                     for doc in pipeline.process_lines(lines):
-                        sink.write(doc)
+                        sink.add(doc)
                 finally:
                     if progress:
                         progress.close()
                     if f is not sys.stdin.buffer:
                         f.close()
             for doc in pipeline.flush():
-                sink.write(doc)
+                sink.add(doc)
         sink.flush()
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (`| head`): not an error worth a traceback
@@ -189,8 +189,8 @@ def _service_config(a: argparse.Namespace) -> Config:
 
 def cmd_produce(a: argparse.Namespace) -> int:
     """Publish log files to the raw topic, keyed by appliance host."""
-    from enricher.edges.sources.kafka import produce_records, records_from_lines
-    from enricher.edges.sources.kafka_confluent import check_access
+    from enricher.edges.kafka.confluent import check_access
+    from enricher.edges.kafka.kafka_python import produce_records, records_from_lines
 
     cfg = _service_config(a)
     check_access(cfg.kafka)
@@ -219,8 +219,8 @@ def cmd_setup(a: argparse.Namespace) -> int:
     cfg = load(a.config, {**env_overrides(), **kibana_import.setup_overrides(a)})
     report: dict[str, Any] = {}
     if not a.skip_kafka:
-        from enricher.edges.sources.kafka import ensure_topics
-        from enricher.edges.sources.kafka_confluent import check_access
+        from enricher.edges.kafka.confluent import check_access
+        from enricher.edges.kafka.kafka_python import ensure_topics
 
         check_access(cfg.kafka)
 
@@ -228,8 +228,8 @@ def cmd_setup(a: argparse.Namespace) -> int:
             cfg.kafka, a.partitions, a.replication, sessions="kafka" in cfg.service.outputs
         )
     if not a.skip_elasticsearch:
-        from enricher.edges.sinks import es_assets
         from enricher.edges.sinks.elasticsearch import access_error, make_client
+        from enricher.edges.sinks.elasticsearch import assets as es_assets
 
         client = make_client(cfg.elasticsearch)
         try:

@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from enricher.edges.sinks.elasticsearch import FlushDeadline
-from enricher.edges.state.kafka import SnapshotStore
+from enricher.edges.ports import FlushDeadline, StateStore
 from enricher.errors import CheckpointError
 from enricher.service.dead_letters import DeadLetters
 from enricher.service.rebalance import PartitionWork, stream_of
@@ -38,7 +37,7 @@ class Checkpointer:
         group_id: str,
         consumer: Any,
         producer: Any,
-        snapshots: SnapshotStore,
+        snapshots: StateStore,
         sink: Any,
         dead_letters: DeadLetters,
         metrics: Metrics,

@@ -34,10 +34,10 @@ import orjson
 
 from enricher.config import Config
 from enricher.core.pipeline import Pipeline
+from enricher.edges.ports import StateStore
 from enricher.edges.sinks.elasticsearch import ElasticsearchSink
 from enricher.edges.sinks.fanout import Fanout
 from enricher.edges.sinks.kafka_topic import KafkaTopicSink
-from enricher.edges.state.kafka import SnapshotStore
 from enricher.errors import EnricherError, ProcessingError, ServiceError
 from enricher.service.checkpoint import Checkpointer
 from enricher.service.dead_letters import DeadLetters
@@ -60,7 +60,7 @@ class Service:
         consumer: Any,
         producer: Any,
         es_client: Any,
-        snapshots: SnapshotStore,
+        snapshots: StateStore,
         build_pipeline: Callable[[], Pipeline],
         metrics: Metrics | None = None,
         sessions_producer: Any = None,

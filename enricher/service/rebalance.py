@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from enricher.core.pipeline import Pipeline
-from enricher.edges.state.kafka import SnapshotStore
+from enricher.edges.ports import StateStore
 from enricher.errors import CheckpointError
 from enricher.telemetry import Metrics
 
@@ -57,7 +57,7 @@ class Partitions:
         self,
         group_id: str,
         consumer: Any,
-        snapshots: SnapshotStore,
+        snapshots: StateStore,
         build_pipeline: Callable[[], Pipeline],
         sink: Any,
         metrics: Metrics,

@@ -19,27 +19,25 @@ SESSION_TIMEOUT_MS = 10_000
 
 def connect(cfg: Config, metrics: Metrics, build_pipeline: Callable[[], Pipeline]) -> Service:
     """A Service with its consumer, producers, state store and sinks made from `cfg` (access checked first)."""
-    from kafka import KafkaConsumer
-
+    from enricher.edges.kafka import make_consumer
+    from enricher.edges.kafka.confluent import check_access
+    from enricher.edges.kafka.kafka_python import make_producer, make_reader
     from enricher.edges.sinks.elasticsearch import make_client
-    from enricher.edges.sources.kafka import client_options, make_consumer, make_producer
-    from enricher.edges.sources.kafka_confluent import check_access
-    from enricher.edges.state.kafka import KafkaSnapshotStore
+    from enricher.edges.state.kafka import KafkaStateStore
 
     k = cfg.kafka
     check_access(k)
-    opts = client_options(k)
     consumer = make_consumer(k, SESSION_TIMEOUT_MS)
     producer = make_producer(k)
-    snapshots = KafkaSnapshotStore(
+    snapshots = KafkaStateStore(
         # No producer compression: the chunks are zlib-compressed already (encode_state); gzip on top spent CPU on
         # the sender thread for nothing.
-        make_producer(k, max_request_size=8 << 20), lambda: KafkaConsumer(**opts, enable_auto_commit=False), k.state_topic
+        make_producer(k, max_request_size=8 << 20), lambda: make_reader(k), k.state_topic
     )
     sessions_producer = None
     if "kafka" in cfg.service.outputs:
-        from enricher.edges.sinks.kafka_topic import make_producer as make_sessions_producer
-        from enricher.edges.sources.kafka import ensure_sessions_topic
+        from enricher.edges.kafka.confluent import make_sessions_producer
+        from enricher.edges.kafka.kafka_python import ensure_sessions_topic
 
         if ensure_sessions_topic(k):
             log.info("created the sessions topic %s (compacted)", k.sessions_topic)

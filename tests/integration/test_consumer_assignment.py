@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from enricher.config import KafkaSettings
-from enricher.edges.sources.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from enricher.edges.kafka import make_consumer
+from enricher.edges.kafka.kafka_python import ensure_topics, make_admin, make_producer
 
 pytestmark = pytest.mark.integration
 

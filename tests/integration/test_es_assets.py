@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from elasticsearch import helpers
 
-from enricher.edges.sinks.es_assets import asset_names, bulk_action, index_name, install, mapped_fields
+from enricher.edges.sinks.elasticsearch.assets import asset_names, bulk_action, index_name, install, mapped_fields
 from tests.unit.test_es_assets import golden_and_demo_documents
 
 pytestmark = pytest.mark.integration

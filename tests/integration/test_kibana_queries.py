@@ -28,7 +28,7 @@ from elasticsearch import helpers
 from enricher.assets import kibana
 from enricher.cli import build_pipeline
 from enricher.config import load
-from enricher.edges.sinks.es_assets import asset_names, bulk_action, install
+from enricher.edges.sinks.elasticsearch.assets import asset_names, bulk_action, install
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from enricher.cli import build_pipeline
 from enricher.config import Config, load
-from enricher.edges.sources.kafka import records_from_lines
+from enricher.edges.kafka.kafka_python import records_from_lines
 from tests.integration.harness import Stack, wait_until
 from tests.metamorphic import (
     SINK_FIELDS,

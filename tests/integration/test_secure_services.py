@@ -22,8 +22,8 @@ import pytest
 
 from enricher.assets.kibana_import import KibanaImportError, import_bundle
 from enricher.config import ElasticsearchSettings, KibanaSettings, load
+from enricher.edges.kafka.options import client_options
 from enricher.edges.sinks.elasticsearch import ElasticsearchAccessError, ElasticsearchSink, make_client
-from enricher.edges.sources.kafka import client_options
 from tests.integration import secure_services as secure
 from tests.integration.harness import PY, REPO, Stack, clean_env, wait_until
 from tests.integration.secure_services import KAFKA_USER as USER

@@ -124,7 +124,7 @@ def test_kill_9_then_restart_the_latest_record_of_every_session_is_replays_docum
 def test_run_creates_a_missing_sessions_topic_compacted(make_stack: Callable[..., Stack]) -> None:
     """What `run` does on start when `setup` did not make the topic (the broker's partitions and replication)."""
     from enricher.config import load
-    from enricher.edges.sources.kafka import ensure_sessions_topic
+    from enricher.edges.kafka.kafka_python import ensure_sessions_topic
 
     stack = make_stack("topicstart", partitions=1, setup=False)
     k = load(str(stack.config_path)).kafka

@@ -22,8 +22,9 @@ import pytest
 from enricher.assets import sigma_es
 from enricher.assets.sigma import OUT_DIR, SCHEDULE_MINUTES
 from enricher.config import Config
-from enricher.edges.sinks import elasticsearch as es_sink
-from enricher.edges.sinks.es_assets import install
+from enricher.edges.sinks.elasticsearch import ElasticsearchSink
+from enricher.edges.sinks.elasticsearch import encoder as es_encoder
+from enricher.edges.sinks.elasticsearch.assets import install
 from tests.integration.test_kibana_queries import CORPUS, DEMO, cleanup, file_lines, query_string, replay
 from tests.integration.test_sigma_es import SIG1, SIG2, SIG3, Lines
 
@@ -129,14 +130,14 @@ def write_like_run(client: Any, prefix: str, docs: list[dict[str, Any]], monkeyp
     """Index `docs` through the real sink, each in the bulk request of the first flush after its session ended."""
     install(client, prefix=prefix)
     letters: list[Any] = []
-    sink = es_sink.ElasticsearchSink(client, prefix, lambda doc, err, src: letters.append(err))
+    sink = ElasticsearchSink(client, prefix, lambda doc, err, src: letters.append(err))
     ticks: dict[datetime, list[dict[str, Any]]] = {}
     for d in docs:
         end = _ts(d["event"].get("end") or d["@timestamp"])
         tick = datetime.fromtimestamp(-(-end.timestamp() // FLUSH.total_seconds()) * FLUSH.total_seconds(), UTC)
         ticks.setdefault(tick + FLUSH, []).append(d)
     for when in sorted(ticks):
-        monkeypatch.setattr(es_sink, "ingested_now", lambda when=when: _iso(when))
+        monkeypatch.setattr(es_encoder, "ingested_now", lambda when=when: _iso(when))
         for d in ticks[when]:
             sink.add(d)
         sink.flush()

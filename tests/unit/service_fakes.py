@@ -10,7 +10,7 @@ from typing import Any
 
 from kafka.structs import TopicPartition
 
-from enricher.edges.sinks.elasticsearch import FlushDeadline
+from enricher.edges.ports import FlushDeadline
 
 
 @dataclass

@@ -19,9 +19,9 @@ import pytest
 
 from enricher.assets import es_mapping
 from enricher.core import fields
-from enricher.edges.sinks import es_assets
-from enricher.edges.sinks.elasticsearch import encode
-from enricher.edges.sinks.es_assets import bulk_action, index_name, leaf_paths, load_assets, mapped_fields
+from enricher.edges.sinks.elasticsearch import assets as es_assets
+from enricher.edges.sinks.elasticsearch.assets import bulk_action, index_name, leaf_paths, load_assets, mapped_fields
+from enricher.edges.sinks.elasticsearch.encoder import encode
 from tests.conftest import ROOT, SAMPLES, replay_in_process
 
 GOLDEN = ROOT / "tests" / "golden"

@@ -14,8 +14,9 @@ from typing import Any
 import orjson
 import pytest
 
-from enricher.edges.sinks import elasticsearch as es_sink
-from enricher.edges.sinks.elasticsearch import ElasticsearchSink, encode
+from enricher.edges.sinks.elasticsearch import ElasticsearchSink
+from enricher.edges.sinks.elasticsearch import encoder as es_encoder
+from enricher.edges.sinks.elasticsearch.encoder import encode
 
 
 class FakeBulk:
@@ -43,7 +44,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         seen.append((start + timedelta(seconds=len(seen))).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
         return seen[-1]
 
-    monkeypatch.setattr(es_sink, "ingested_now", now)
+    monkeypatch.setattr(es_encoder, "ingested_now", now)
     yield seen
 
 
@@ -100,7 +101,7 @@ def test_a_dead_letter_carries_the_time_it_was_sent_with(clock: list[str]) -> No
 
 def test_only_the_event_field_is_written_whatever_the_log_lines_hold(clock: list[str]) -> None:
     # A log line that spells the placeholder is JSON-escaped in the document: it is never the slot.
-    raw = '"ingested":"' + es_sink._INGESTED_SLOT + '"'  # noqa: SLF001 - the placeholder itself
+    raw = '"ingested":"' + es_encoder.INGESTED_SLOT + '"'  # the placeholder itself
     client = FakeBulk()
     sink = _sink(client)
     sink.add({"esa": {"raw": [raw]}, "event": {"id": "x"}})
@@ -113,12 +114,12 @@ def test_only_the_event_field_is_written_whatever_the_log_lines_hold(clock: list
 
 def test_encode_marks_the_slot() -> None:
     line, slot = encode(_doc(1))
-    n = len(es_sink._INGESTED_SLOT)  # noqa: SLF001
-    assert line[slot : slot + n].decode() == es_sink._INGESTED_SLOT  # noqa: SLF001
+    n = len(es_encoder.INGESTED_SLOT)
+    assert line[slot : slot + n].decode() == es_encoder.INGESTED_SLOT
     assert line[slot - len(b'"ingested":"') : slot] == b'"ingested":"'
 
 
 def test_ingested_now_is_an_utc_millisecond_timestamp() -> None:
-    v = es_sink.ingested_now()
+    v = es_encoder.ingested_now()
     assert len(v) == 24 and v.endswith("Z")
     assert abs(datetime.fromisoformat(v) - datetime.now(UTC)) < timedelta(seconds=5)

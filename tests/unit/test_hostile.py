@@ -16,8 +16,8 @@ from enricher.cli import main
 from enricher.core.parsing.parser import Parser
 from enricher.core.parsing.shapes import LONG_MAX, type_body
 from enricher.core.parsing.timestamps import TimeResolver
+from enricher.core.sessions.state import decode_state, encode_state
 from enricher.core.sessions.stitcher import Stitcher
-from enricher.edges.state.kafka import decode_state, encode_state
 
 HUGE_MID = "Thu Nov 27 10:00:00 2026 Info: Start MID 999999999999999999999 ICID 5\n"
 MODES = ["0", "1"] if native.module() is not None else ["0"]
@@ -164,7 +164,7 @@ def test_both_parsers_agree_on_fuzzed_lines() -> None:
 def test_document_ids_fit_elasticsearch_even_for_absurd_host_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Elasticsearch refuses a whole bulk request holding an `_id` over 512 bytes; the id comes from the
     appliance name, which an envelope can make as long as a line."""
-    from enricher.edges.sinks import es_assets
+    from enricher.edges.sinks.elasticsearch import assets as es_assets
 
     host = "h" * 300 + "é" * 300
     data = (

@@ -7,8 +7,9 @@ import logging
 import pytest
 
 from enricher.config import KafkaSettings, load
-from enricher.edges.sources.kafka import client_options, make_consumer
-from enricher.edges.sources.kafka_confluent import ConfluentConsumer, confluent_options
+from enricher.edges.kafka import make_consumer
+from enricher.edges.kafka.confluent import ConfluentConsumer
+from enricher.edges.kafka.options import client_options, confluent_options
 from enricher.errors import ConfigError
 
 

@@ -13,9 +13,10 @@ import pytest
 from confluent_kafka import KafkaError
 
 from enricher.config import KafkaSettings, load
+from enricher.edges.kafka.options import sessions_topic_configs
 from enricher.edges.sinks.elasticsearch import FlushDeadline
 from enricher.edges.sinks.fanout import Fanout
-from enricher.edges.sinks.kafka_topic import KafkaTopicSink, topic_configs
+from enricher.edges.sinks.kafka_topic import KafkaTopicSink
 from enricher.edges.sinks.ndjson import dumps
 from enricher.errors import ConfigError
 
@@ -133,6 +134,19 @@ def test_discard_drops_a_given_up_partition_and_produces_again_what_the_purge_to
     assert p.purged == 2
     s.flush()
     assert [k for k, _ in p.written] == [b"mine"]
+    # Both documents of the partition given up are counted: the queued one at discard, the purged one when its
+    # report comes back (it is not produced again).
+    assert s.metrics.documents_dropped.labels(reason="revoked")._value.get() == 2
+
+
+def test_a_document_without_event_id_is_a_counted_dead_letter() -> None:
+    p, letters = Producer(), []
+    s = sink(p, letters)
+    s.add({"error": {"type": "unparsed"}}, [{"offset": 4}], owner=0)
+    s.flush()
+    [(_, error, sources)] = letters
+    assert error["reason"] == "no event.id" and sources == [{"offset": 4}] and p.written == []
+    assert s.metrics.dead_letters.labels(reason="no_event_id")._value.get() == 1
 
 
 def test_flush_with_a_deadline_that_passes_raises_flush_deadline() -> None:
@@ -161,7 +175,7 @@ def test_outputs_and_the_topic_settings_are_validated_by_key() -> None:
     cfg = load(None, {"service.outputs": ["kafka"]})
     assert cfg.service.outputs == ["kafka"] and cfg.kafka.sessions_topic == "esa-sessions"
     assert load(None, {}).service.outputs == ["elasticsearch"]
-    assert topic_configs(cfg.kafka)["cleanup.policy"] == "compact"
+    assert sessions_topic_configs(cfg.kafka)["cleanup.policy"] == "compact"
     for bad, key in (
         ({"service.outputs": ["kafka", "kafka"]}, "service.outputs"),
         ({"service.outputs": []}, "service.outputs"),

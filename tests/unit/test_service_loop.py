@@ -19,7 +19,7 @@ import pytest
 from enricher.cli import build_pipeline
 from enricher.config import Config
 from enricher.core.pipeline import Pipeline
-from enricher.edges.state.kafka import MemorySnapshotStore
+from enricher.edges.state.memory import MemoryStateStore
 from enricher.errors import CheckpointError, ProcessingError
 from enricher.service import Service
 from enricher.telemetry import Metrics
@@ -67,7 +67,7 @@ class Harness:
     def __init__(
         self,
         log: Log,
-        store: MemorySnapshotStore,
+        store: MemoryStateStore,
         sink: FakeSink | None = None,
         build: Callable[[], Pipeline] | None = None,
         callbacks_on_poll_thread: bool = False,
@@ -116,14 +116,14 @@ def test_every_session_once_and_a_restart_resumes_from_the_checkpoint(
     corpus: tuple[list[str], dict[str, Any]], on_poll_thread: bool
 ) -> None:
     lines, meta = corpus
-    whole = Harness(make_log(lines), MemorySnapshotStore(), callbacks_on_poll_thread=on_poll_thread)
+    whole = Harness(make_log(lines), MemoryStateStore(), callbacks_on_poll_thread=on_poll_thread)
     assert whole.run() == 0
     assert len(whole.sink.written) == meta["sessions"]
     assert whole.consumer.log.committed == {p: len(r) for p, r in whole.consumer.log.partitions.items()}
     assert whole.metric("esa_lines_received_total") == len(lines)
 
     # The first half, a stop, then the rest: the second member restores each partition's checkpoint.
-    log, store, sink = make_log(lines[:1000]), MemorySnapshotStore(), FakeSink()
+    log, store, sink = make_log(lines[:1000]), MemoryStateStore(), FakeSink()
     first = Harness(log, store, sink, callbacks_on_poll_thread=on_poll_thread)
     assert first.run(idle=0.2) == 0
     halfway = dict(log.committed)
@@ -169,7 +169,7 @@ def test_a_record_that_makes_processing_raise_is_dead_lettered_and_the_partition
     with_poison, at = poisoned(lines)
     log = make_log(with_poison)
     box: list[Harness] = []
-    h = Harness(log, MemorySnapshotStore(), build=raising_build(box))
+    h = Harness(log, MemoryStateStore(), build=raising_build(box))
     box.append(h)
     assert h.run() == 0
     (letter,) = h.dead_letters()
@@ -190,7 +190,7 @@ def test_stop_policy_stops_without_committing_past_the_previous_checkpoint(
     with_poison, _ = poisoned(corpus[0])
     log = make_log(with_poison)
     box: list[Harness] = []
-    h = Harness(log, MemorySnapshotStore(), build=raising_build(box), on_processing_error="stop")
+    h = Harness(log, MemoryStateStore(), build=raising_build(box), on_processing_error="stop")
     box.append(h)
     with pytest.raises(ProcessingError, match=r"raw/\d+@\d+ failed: ValueError: boom") as err:
         h.run()
@@ -201,7 +201,7 @@ def test_stop_policy_stops_without_committing_past_the_previous_checkpoint(
     assert h.metric("esa_processing_errors_total", exception="ValueError") == 1
 
 
-class FailingStore(MemorySnapshotStore):
+class FailingStore(MemoryStateStore):
     def save(self, topic: str, partition: int, number: int, offset: int, state: dict[str, Any]) -> None:
         raise OSError("state topic unavailable")
 
@@ -217,7 +217,7 @@ def test_a_snapshot_that_cannot_be_written_raises_a_checkpoint_error_and_commits
 
 def test_a_dead_letter_kafka_refuses_raises_a_checkpoint_error(corpus: tuple[list[str], dict[str, Any]]) -> None:
     h = Harness(make_log(["<22>Nov 27 11:59:58 esa1.example.net mail_logs: Info: not an ESA line at all", *corpus[0]]),
-                MemorySnapshotStore())
+                MemoryStateStore())
     h.producer.fail = RuntimeError("broker gone")
     with pytest.raises(CheckpointError, match="dead letter could not be written to dlq"):
         h.run()
@@ -241,7 +241,7 @@ def test_stop_during_an_outage_ends_within_the_timeout_without_committing(
 ) -> None:
     sink = FakeSink()
     sink.down = True
-    h = Harness(make_log(corpus[0]), MemorySnapshotStore(), sink, shutdown_timeout_seconds=0.5)
+    h = Harness(make_log(corpus[0]), MemoryStateStore(), sink, shutdown_timeout_seconds=0.5)
     stop_later(h, 0.3)
     t0 = time.monotonic()
     assert h.run(idle=None) == 1
@@ -254,7 +254,7 @@ def test_stop_during_an_outage_ends_within_the_timeout_without_committing(
 def test_a_second_signal_exits_at_once(corpus: tuple[list[str], dict[str, Any]]) -> None:
     sink = FakeSink()
     sink.down = True
-    h = Harness(make_log(corpus[0]), MemorySnapshotStore(), sink, shutdown_timeout_seconds=60)
+    h = Harness(make_log(corpus[0]), MemoryStateStore(), sink, shutdown_timeout_seconds=60)
     stop_later(h, 0.2, times=2)
     assert h.run(idle=None) == 1
     assert h.exits == [128 + signal.SIGTERM]
@@ -264,7 +264,7 @@ def test_a_second_signal_exits_at_once(corpus: tuple[list[str], dict[str, Any]])
 def test_a_write_that_hangs_past_the_deadline_ends_the_process(corpus: tuple[list[str], dict[str, Any]]) -> None:
     sink = FakeSink()
     sink.hang = True  # a request to a node that never answers: nothing checks the stop flag meanwhile
-    h = Harness(make_log(corpus[0]), MemorySnapshotStore(), sink, shutdown_timeout_seconds=0.3)
+    h = Harness(make_log(corpus[0]), MemoryStateStore(), sink, shutdown_timeout_seconds=0.3)
     stop_later(h, 0.2)
     t0 = time.monotonic()
     h.run(idle=None)
@@ -279,13 +279,13 @@ def test_time_spent_waiting_for_the_sink_is_not_idleness(corpus: tuple[list[str]
     lines, meta = corpus
     sink = FakeSink()
     sink.delay = 0.25
-    h = Harness(make_log(lines), MemorySnapshotStore(), sink, empty_every=2, kafka={"max_poll_records": 200})
+    h = Harness(make_log(lines), MemoryStateStore(), sink, empty_every=2, kafka={"max_poll_records": 200})
     assert h.run(idle=0.2) == 0
     assert h.consumer.log.committed == {p: len(r) for p, r in h.consumer.log.partitions.items()}
     assert len(sink.written) == meta["sessions"]
 
 
-class UnreadableStore(MemorySnapshotStore):
+class UnreadableStore(MemoryStateStore):
     def load_many(self, topic: str, partitions: list[int]) -> dict[int, Any]:
         raise RuntimeError("checkpoint 3 of g/raw/0 fails its checksum")
 

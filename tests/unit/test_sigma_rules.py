@@ -17,7 +17,7 @@ import yaml
 from enricher.assets import sigma, sigma_es
 from enricher.config import Config
 from enricher.core import fields
-from enricher.edges.sinks.es_assets import mapped_fields
+from enricher.edges.sinks.elasticsearch.assets import mapped_fields
 
 CORRELATIONS = sigma.OUT_DIR / "elasticsearch-correlations.json"
 

@@ -21,8 +21,8 @@ from enricher.core.sessions.session import (
     key_from_v3,
     line_key,
 )
+from enricher.core.sessions.state import decode_state, encode_state
 from enricher.core.sessions.stitcher import StitchConfig, Stitcher
-from enricher.edges.state.kafka import decode_state, encode_state
 
 
 def _lines(*bodies: tuple[str, str], host: str = "esa1") -> list[str]:

@@ -917,12 +917,12 @@ class Stitcher:
     # -- durable state --------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """The whole windowed state as JSON-ready data (durable checkpoints of the streaming service)."""
-        from enricher.core.sessions.checkpoint import snapshot
+        from enricher.core.sessions.state import snapshot
 
         return snapshot(self)
 
     def restore(self, snap: dict[str, Any]) -> None:
         """Load a `snapshot()` into this (empty) stitcher."""
-        from enricher.core.sessions.checkpoint import restore
+        from enricher.core.sessions.state import restore
 
         restore(self, snap)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
+
+from enricher.edges.ports import BatchSink, KeepAlive
 
 
 class Fanout:
-    """The sink interface of the service (add, submit, settle, flush, discard, …) over several sinks."""
+    """The `BatchSink` interface of the service (add, submit, settle, flush, discard, …) over several sinks."""
 
-    def __init__(self, sinks: list[Any]) -> None:
+    def __init__(self, sinks: list[BatchSink]) -> None:
         self.sinks = sinks
 
     def add(self, doc: dict[str, Any], sources: list[Any] | None = None, owner: Any = None) -> None:
@@ -33,18 +34,18 @@ class Fanout:
         """True when some sink has an answer to settle."""
         return any(s.in_flight_done() for s in self.sinks)
 
-    def submit(self, keep_alive: Callable[[], None] | None = None) -> None:
+    def submit(self, keep_alive: KeepAlive | None = None) -> None:
         """Send what each sink has queued."""
         for s in self.sinks:
             s.submit(keep_alive)
 
-    def settle(self, keep_alive: Callable[[], None] | None = None) -> None:
+    def settle(self, keep_alive: KeepAlive | None = None) -> None:
         """Settle the sinks whose answer is in (never waits for one still on its way)."""
         for s in self.sinks:
             if s.in_flight_done():
                 s.settle(keep_alive)
 
-    def flush(self, keep_alive: Callable[[], None] | None = None, deadline: float | None = None) -> None:
+    def flush(self, keep_alive: KeepAlive | None = None, deadline: float | None = None) -> None:
         """Write everything queued in every sink (FlushDeadline and InterruptedError as each sink raises them)."""
         for s in self.sinks:
             s.flush(keep_alive, deadline=deadline)

@@ -27,7 +27,8 @@ from typing import Any
 
 import orjson
 
-from enricher.edges.sinks.elasticsearch import DeadLetter, FlushDeadline, wait_alive
+from enricher.edges.ports import DeadLetter, FlushDeadline, KeepAlive, SinkClosed
+from enricher.edges.sinks.backoff import wait_alive
 from enricher.telemetry import Metrics
 
 _SORTED = orjson.OPT_SORT_KEYS  # the bytes of `replay`'s line (enricher.edges.sinks.ndjson), without the newline
@@ -35,9 +36,6 @@ _SORTED = orjson.OPT_SORT_KEYS  # the bytes of `replay`'s line (enricher.edges.s
 _REFUSED = frozenset(("MSG_SIZE_TOO_LARGE", "INVALID_RECORD", "CORRUPT_MESSAGE", "RECORD_LIST_TOO_LARGE", "_MSG_SIZE"))
 _BACKOFF_SECONDS = 0.5  # before producing again what failed for a passing reason (librdkafka retried it already)
 _PATIENCE_SECONDS = 2.0  # a flush waiting longer than this keeps the consumer alive (pauses it, polls)
-# Room for a record's key, headers and batch framing above the document (kafka.sessions_max_bytes): the
-# producer's request limit is the document limit plus this, the topic's limit plus twice this.
-_FRAMING_BYTES = 32 * 1024
 
 
 @dataclass(slots=True)
@@ -76,12 +74,16 @@ class KafkaTopicSink:
         self._latest: dict[str, int] = {}  # event.id → seq of its latest version handed to the producer
         self._outstanding = 0  # handed to the producer, no delivery report yet
         self._failed: list[tuple[_Item, Any]] = []  # delivery reports with an error, settled on the caller's thread
+        self._closed = False
 
     # -- the interface the service drives (the Elasticsearch sink's) -------------------------------------
     def add(self, doc: dict[str, Any], sources: list[Any] | None = None, owner: Any = None) -> None:
         """Queue one document (with the Kafka offsets it came from, for dead letters, and its partition)."""
+        if self._closed:
+            raise SinkClosed(f"a document was added to the sink of {self.topic} after close()")
         doc_id = (doc.get("event") or {}).get("id")
         if not doc_id:  # every session document has one; without it there is no key to compact on
+            self.metrics.dead_letters.labels(reason="no_event_id").inc()
             self.dead_letter(doc, {"type": "sessions_topic", "reason": "no event.id"}, sources or [])
             return
         value = orjson.dumps(doc, option=_SORTED)
@@ -124,6 +126,8 @@ class KafkaTopicSink:
         dropped = [k for k, it in self._queue.items() if it.owner in owners]
         for k in dropped:
             del self._queue[k]
+        if dropped:
+            self.metrics.documents_dropped.labels(reason="revoked").inc(len(dropped))
         if self._outstanding:
             # Not yet sent: purged (reported as failed, and produced again when their partition is still ours).
             # Already on the wire: they land before anything the next owner writes (it restores a checkpoint that
@@ -132,7 +136,7 @@ class KafkaTopicSink:
             self.producer.poll(0)
         return len(dropped)
 
-    def submit(self, keep_alive: Callable[[], None] | None = None) -> None:
+    def submit(self, keep_alive: KeepAlive | None = None) -> None:
         """Hand everything queued to the producer (it sends in the background) and serve delivery reports."""
         self._settle_failed(keep_alive)
         items, self._queue = self._queue, {}
@@ -141,12 +145,12 @@ class KafkaTopicSink:
                 self._produce(it, keep_alive)
         self.producer.poll(0)
 
-    def settle(self, keep_alive: Callable[[], None] | None = None) -> None:
+    def settle(self, keep_alive: KeepAlive | None = None) -> None:
         """Serve delivery reports: dead letters for refusals, passing failures queued again."""
         self.producer.poll(0)
         self._settle_failed(keep_alive)
 
-    def flush(self, keep_alive: Callable[[], None] | None = None, deadline: float | None = None) -> None:
+    def flush(self, keep_alive: KeepAlive | None = None, deadline: float | None = None) -> None:
         """Produce everything queued; returns when each document is acknowledged or dead-lettered.
 
         With `deadline` (a time.monotonic() value), raises FlushDeadline when it passes (documents not
@@ -174,13 +178,18 @@ class KafkaTopicSink:
             wait_alive(_BACKOFF_SECONDS, keep_alive, self.sleep)
 
     def close(self) -> None:
-        """Nothing to stop: the producer is flushed by the last checkpoint (what it did not take is re-read)."""
+        """Stop taking documents: the producer was flushed by the last checkpoint (what it did not take, and what
+        is still queued here, is re-read from it). A later `add` raises `SinkClosed`."""
+        self._closed = True
+        if self._queue:
+            self.metrics.documents_dropped.labels(reason="closed").inc(len(self._queue))
+            self._queue = {}
 
     # -- internals ----------------------------------------------------------------------------------------
     def _live(self, it: _Item) -> bool:
         return it.epoch == self._epochs.get(it.owner, 0)
 
-    def _produce(self, it: _Item, keep_alive: Callable[[], None] | None) -> None:
+    def _produce(self, it: _Item, keep_alive: KeepAlive | None) -> None:
         self._seq += 1
         it.seq = self._seq
         self._latest[it.doc_id] = it.seq
@@ -206,7 +215,7 @@ class KafkaTopicSink:
 
         return delivered
 
-    def _settle_failed(self, keep_alive: Callable[[], None] | None) -> None:
+    def _settle_failed(self, keep_alive: KeepAlive | None) -> None:
         failed, self._failed = self._failed, []
         for it, err in failed:
             latest = self._latest.get(it.doc_id) == it.seq
@@ -219,32 +228,10 @@ class KafkaTopicSink:
                 self.metrics.dead_letters.labels(reason=name.lower().lstrip("_")).inc()
                 error = {"type": "sessions_topic", "reason": name, "error": err.str(), "topic": self.topic}
                 self.dead_letter(orjson.loads(it.value), error, it.sources)
-            elif latest and self._live(it) and it.doc_id not in self._queue:
+            elif not self._live(it):  # its partition was given up: the next owner writes it
+                self.metrics.documents_dropped.labels(reason="revoked").inc()
+            elif latest and it.doc_id not in self._queue:
                 # A passing failure (timeout, purge, broker away): again, unless a newer version is queued or sent.
                 self.metrics.topic_retries.labels(reason=name.lower().lstrip("_")).inc()
                 self._queue[it.doc_id] = it
 
-
-def make_producer(k: Any) -> Any:
-    """The idempotent librdkafka producer of the sessions topic (TLS/SASL from the `kafka` settings)."""
-    from confluent_kafka import Producer
-
-    from enricher.edges.sources.kafka_confluent import _log_error, confluent_options
-
-    return Producer(
-        {
-            **confluent_options(k),
-            "enable.idempotence": True,  # implies acks=all, retries without duplicates or reordering
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            # The Java clients' partitioner: a key lands where Kafka Connect, Logstash or Vector would put it.
-            "partitioner": "murmur2_random",
-            "message.max.bytes": k.sessions_max_bytes + _FRAMING_BYTES,
-            "error_cb": _log_error,  # librdkafka's messages through our logger (they carry no secrets)
-        }
-    )
-
-
-def topic_configs(k: Any) -> dict[str, str]:
-    """Configs of the sessions topic: compacted, and batches as large as the producer may send."""
-    return {"cleanup.policy": "compact", "max.message.bytes": str(k.sessions_max_bytes + 2 * _FRAMING_BYTES)}

@@ -413,7 +413,7 @@ def _peer_map(items: Sequence[str] | None, p: argparse.ArgumentParser) -> dict[s
 def cmd_listen(a: argparse.Namespace) -> int:
     """Receive syslog over UDP/TCP/TLS and publish each message to the raw topic, keyed by appliance host."""
     from enricher.config import env_overrides, load
-    from enricher.edges.sources.kafka import _has_lz4, make_producer
+    from enricher.edges.kafka.kafka_python import has_lz4, make_producer
     from enricher.errors import ConfigError, EnricherError
     from enricher.telemetry import HealthServer
 
@@ -464,11 +464,11 @@ def cmd_listen(a: argparse.Namespace) -> int:
     try:
         from kafka.errors import KafkaError
 
-        from enricher.edges.sources.kafka_confluent import check_access
+        from enricher.edges.kafka.confluent import check_access
 
         check_access(cfg.kafka)
         try:
-            producer = make_producer(cfg.kafka, compression_type="lz4" if _has_lz4() else "gzip", max_block_ms=5000)
+            producer = make_producer(cfg.kafka, compression_type="lz4" if has_lz4() else "gzip", max_block_ms=5000)
         except KafkaError as exc:
             raise EnricherError(f"Kafka at {cfg.kafka.bootstrap_servers}: {exc}") from None
         listener = SyslogListener(opts, producer, metrics)

@@ -1,4 +1,4 @@
-"""Durable checkpoints of the windowed state, per source partition, kept in Kafka itself.
+"""Kafka state store: durable checkpoints of the windowed state, per source partition, kept in Kafka itself.
 
 A checkpoint of partition p is the stitcher's whole `snapshot()`, serialised and cut into chunks, written
 to the compacted state topic (partition p) under keys that carry the checkpoint number and a token of the
@@ -15,69 +15,17 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
+
+from enricher.core.sessions.state import decode_state, encode_state
+from enricher.edges.ports import Checkpoint, StateStoreError
 
 CHUNK_BYTES = 512 * 1024
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """What a restore gets back."""
-
-    number: int
-    offset: int  # the next source offset to read
-    state: dict[str, Any]
-
-
-class SnapshotStore(Protocol):
-    """Where checkpoints live."""
-
-    def save(self, topic: str, partition: int, number: int, offset: int, state: dict[str, Any]) -> None:
-        """Write checkpoint `number` of a source partition durably (returns when acknowledged)."""
-
-    def load(self, topic: str, partition: int) -> Checkpoint | None:
-        """The latest complete checkpoint of a source partition, or None."""
-
-    def load_many(self, topic: str, partitions: list[int]) -> dict[int, Checkpoint | None]:
-        """`load` of several partitions at once (what an assignment needs)."""
-
-
-def encode_state(state: dict[str, Any]) -> bytes:
-    """Serialise and compress a snapshot."""
-    return zlib.compress(orjson.dumps(state), 3)
-
-
-def decode_state(blob: bytes) -> dict[str, Any]:
-    """Inverse of `encode_state`."""
-    return orjson.loads(zlib.decompress(blob))  # type: ignore[no-any-return]
-
-
-class MemorySnapshotStore:
-    """In-process store (unit tests, and a service that does not need to survive restarts)."""
-
-    def __init__(self) -> None:
-        self._d: dict[tuple[str, int], tuple[int, int, bytes]] = {}
-
-    def save(self, topic: str, partition: int, number: int, offset: int, state: dict[str, Any]) -> None:
-        """Keep the checkpoint."""
-        self._d[(topic, partition)] = (number, offset, encode_state(state))
-
-    def load(self, topic: str, partition: int) -> Checkpoint | None:
-        """The last checkpoint saved."""
-        got = self._d.get((topic, partition))
-        if got is None:
-            return None
-        return Checkpoint(got[0], got[1], decode_state(got[2]))
-
-    def load_many(self, topic: str, partitions: list[int]) -> dict[int, Checkpoint | None]:
-        """`load` of each partition."""
-        return {p: self.load(topic, p) for p in partitions}
-
-
-class KafkaSnapshotStore:
+class KafkaStateStore:
     """Checkpoints in a compacted Kafka topic with as many partitions as the source topic."""
 
     def __init__(self, producer: Any, consumer_factory: Any, state_topic: str) -> None:
@@ -165,13 +113,13 @@ class KafkaSnapshotStore:
                 self.producer.send(self.state_topic, key=key, value=None, partition=partition)
         parts = [chunks.get(self._key(topic, partition, ckpt, i)) for i in range(marker["chunks"])]
         if any(p is None for p in parts):
-            raise RuntimeError(
+            raise StateStoreError(
                 f"checkpoint {number} of {topic}/{partition} is incomplete in {self.state_topic} "
                 "(chunks compacted away?)"
             )
         blob = b"".join(parts)  # type: ignore[arg-type]
         if zlib.crc32(blob) != marker["crc"]:
-            raise RuntimeError(f"checkpoint {number} of {topic}/{partition} fails its checksum")
+            raise StateStoreError(f"checkpoint {number} of {topic}/{partition} fails its checksum")
         self._previous[(topic, partition)] = (ckpt, marker["chunks"])
         return Checkpoint(number, marker["offset"], decode_state(blob))
 
@@ -180,4 +128,4 @@ def _check(futures: list[Any], what: str) -> None:
     """After a flush: fail (before anything is committed) when Kafka did not take a write."""
     for f in futures:
         if f.failed():
-            raise RuntimeError(f"writing {what} to the state topic failed: {f.exception!r}")
+            raise StateStoreError(f"writing {what} to the state topic failed: {f.exception!r}")

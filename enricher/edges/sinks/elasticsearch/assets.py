@@ -16,7 +16,7 @@ from typing import Any
 
 DEFAULT_PREFIX = "esa-sessions"
 # The assets live next to the package: <root>/pipelines/elasticsearch, in the source tree and in an installed wheel.
-ASSETS_DIR = Path(__file__).resolve().parents[3] / "pipelines" / "elasticsearch"
+ASSETS_DIR = Path(__file__).resolve().parents[4] / "pipelines" / "elasticsearch"
 SETTINGS, MAPPINGS, TEMPLATE, LIFECYCLE = "settings", "mappings", "template", "lifecycle"
 _FILES = {
     SETTINGS: "esa-sessions-settings.json",

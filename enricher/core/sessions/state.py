@@ -1,4 +1,9 @@
-"""Snapshot and restore of a stitcher's whole windowed state (JSON-ready), for durable checkpoints.
+"""The stitcher's durable state: snapshot and restore of its whole windowed state (JSON-ready), and the
+snapshot's byte encoding that state stores keep (pure: no I/O; the stores are in enricher/edges/state/).
+
+This module is part of the `Stitcher` class, kept apart for size: only `Stitcher.snapshot()` and
+`Stitcher.restore()` call `snapshot`/`restore`, which read and set the stitcher's private fields (declared
+in stitcher.pxd). Everyone else goes through those two methods.
 
 Everything that decides future output is kept: open sessions, connections that already closed but live
 on inside open messages, dormant sessions, written sessions kept for late lines and the keys of forgotten
@@ -10,8 +15,11 @@ documents as one that never stopped (tested by cutting a stream at many points).
 from __future__ import annotations
 
 import heapq
+import zlib
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from enricher.core.sessions.session import CONNECTION, Key, Session, key_from_v3
 
@@ -24,6 +32,16 @@ SNAPSHOT_VERSION = 4
 # none of their earlier lines as seen), no written sessions kept for late lines (a late line for a session
 # written before the upgrade opens a partial one, as before) and a per-second count of one-line connections.
 _READABLE = frozenset((2, 3, SNAPSHOT_VERSION))
+
+
+def encode_state(state: dict[str, Any]) -> bytes:
+    """Serialise and compress a snapshot (what a state store keeps)."""
+    return zlib.compress(orjson.dumps(state), 3)
+
+
+def decode_state(blob: bytes) -> dict[str, Any]:
+    """Inverse of `encode_state`."""
+    return orjson.loads(zlib.decompress(blob))  # type: ignore[no-any-return]
 
 
 def _keys_from_v3(data: dict[str, Any]) -> dict[str, Any]:
@@ -105,11 +123,11 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
             found = conns[(sess.appliance, icid)] = [Session(CONNECTION, sess.appliance, icid, sess.first_ts)]
         sess.conn = next((c for c in found if c.mids and sess.ident in c.mids), found[-1])
     # A heap per appliance; heapified again, as snapshots written before it was one hold a queue.
-    st._grace = {app: [(d, tuple(k)) for d, k in q] for app, q in snap["grace"].items()}  # type: ignore[misc]
+    st._grace = {app: [(d, tuple(k)) for d, k in q] for app, q in snap["grace"].items()}
     for q in st._grace.values():
         heapq.heapify(q)
     st._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
-    st._pending_links = {tuple(k): v for k, v in snap["pending_links"]}  # type: ignore[misc]
-    st._pending_children = {tuple(k): v for k, v in snap.get("pending_children", ())}  # type: ignore[misc]
+    st._pending_links = {tuple(k): v for k, v in snap["pending_links"]}
+    st._pending_children = {tuple(k): v for k, v in snap.get("pending_children", ())}
     # Absent from snapshots written before it existed: their lone DHAP lines are written alone, as then.
-    st._dhap_waiting = {(app, ip): [tuple(k) for k in keys] for app, ip, keys in snap.get("dhap_waiting", ())}  # type: ignore[misc]
+    st._dhap_waiting = {(app, ip): [tuple(k) for k in keys] for app, ip, keys in snap.get("dhap_waiting", ())}

@@ -1,10 +1,4 @@
-"""Kafka edges: client options (TLS, SASL), the consumer group source, and the file producer.
-
-Topic layout (defaults): `esa-mail-logs` raw lines (key = appliance host, value = the raw record),
-`esa-mail-logs-state` compacted snapshots of the windowed state (one partition per source partition),
-`esa-mail-logs-dlq` documents Elasticsearch refused, with the error and the source offsets; with the Kafka
-output, `esa-sessions` (compacted) the session documents keyed by `event.id` (enricher/edges/sinks/kafka_topic.py).
-"""
+"""The kafka-python client: the group consumer, producers, the admin client (topics) and the file producer."""
 
 from __future__ import annotations
 
@@ -12,53 +6,25 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from enricher.errors import ConfigError
+from enricher.edges.kafka.options import client_options, sessions_topic_configs
 
 if TYPE_CHECKING:
     from enricher.config import KafkaSettings
     from enricher.core.parsing.parser import Parser
 
 
-def client_options(k: KafkaSettings) -> dict[str, Any]:
-    """Connection options shared by consumers, producers and the admin client (secrets unwrapped here only)."""
-    opts: dict[str, Any] = {
-        "bootstrap_servers": [s.strip() for s in k.bootstrap_servers.split(",") if s.strip()],
-        "client_id": k.client_id,
-        "security_protocol": k.security_protocol,
-    }
-    if k.security_protocol in ("SSL", "SASL_SSL"):
-        opts.update(
-            ssl_cafile=k.ssl_cafile,
-            ssl_certfile=k.ssl_certfile,
-            ssl_keyfile=k.ssl_keyfile,
-            ssl_check_hostname=k.ssl_check_hostname,
-        )
-        if k.ssl_password is not None:
-            opts["ssl_password"] = k.ssl_password.get_secret_value()
-    if k.security_protocol.startswith("SASL"):
-        mechanism, username, password = sasl_credentials(k)
-        opts.update(sasl_mechanism=mechanism, sasl_plain_username=username, sasl_plain_password=password)
-    return opts
-
-
-def sasl_credentials(k: KafkaSettings) -> tuple[str, str, str]:
-    """(mechanism, user, password) of a SASL protocol; all three are required."""
-    if not k.sasl_mechanism or not k.sasl_username or k.sasl_password is None:
-        raise ConfigError("kafka.sasl_mechanism", "SASL needs sasl_mechanism, sasl_username and sasl_password")
-    return k.sasl_mechanism, k.sasl_username, k.sasl_password.get_secret_value()
-
-
-def make_consumer(k: KafkaSettings, session_timeout_ms: int) -> Any:
-    """The consumer group member of `run`, on the client `kafka.client` names (same API either way)."""
-    common = {"group_id": k.group_id, "auto_offset_reset": k.auto_offset_reset, "session_timeout_ms": session_timeout_ms,
-              "heartbeat_interval_ms": session_timeout_ms // 4}
-    if k.client == "confluent":
-        from enricher.edges.sources.kafka_confluent import ConfluentConsumer
-
-        return ConfluentConsumer(k, **common)
+def make_group_consumer(k: KafkaSettings, **group: Any) -> Any:
+    """A kafka-python group member (`group`: group id, offset reset, session timeouts) that commits explicitly."""
     from kafka import KafkaConsumer
 
-    return KafkaConsumer(**client_options(k), **common, enable_auto_commit=False, max_poll_records=k.max_poll_records)
+    return KafkaConsumer(**client_options(k), **group, enable_auto_commit=False, max_poll_records=k.max_poll_records)
+
+
+def make_reader(k: KafkaSettings) -> Any:
+    """A consumer outside any group, that commits nothing (reads the state topic on a restore)."""
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(**client_options(k), enable_auto_commit=False)
 
 
 def make_producer(k: KafkaSettings, **extra: Any) -> Any:
@@ -108,9 +74,7 @@ def sessions_topic(k: KafkaSettings, partitions: int, replication: int) -> Any:
     """The sessions topic as created: compacted, records as large as the sink may write (-1: broker default)."""
     from kafka.admin import NewTopic
 
-    from enricher.edges.sinks.kafka_topic import topic_configs
-
-    return NewTopic(k.sessions_topic, partitions, replication, topic_configs=topic_configs(k))
+    return NewTopic(k.sessions_topic, partitions, replication, topic_configs=sessions_topic_configs(k))
 
 
 def _create_missing(k: KafkaSettings, wanted: list[Any]) -> list[str]:
@@ -138,7 +102,7 @@ def produce_records(
 ) -> dict[str, float]:
     """Publish (key, value) records; returns counts and the rate (for `esa-enricher produce`)."""
     own = producer is None
-    prod = producer or make_producer(k, compression_type="lz4" if _has_lz4() else "gzip", batch_size=256 * 1024)
+    prod = producer or make_producer(k, compression_type="lz4" if has_lz4() else "gzip", batch_size=256 * 1024)
     n = 0
     nbytes = 0
     t0 = time.perf_counter()
@@ -164,7 +128,8 @@ def records_from_lines(parser: Parser, lines: Iterable[str], appliance: str | No
         yield ev.appliance, ev.raw
 
 
-def _has_lz4() -> bool:
+def has_lz4() -> bool:
+    """True when the lz4 codec is installed (kafka-python compresses with it, else gzip)."""
     try:
         import lz4  # noqa: F401
     except ImportError:

@@ -1,13 +1,12 @@
-"""The consumer group source on librdkafka (confluent-kafka), behind the kafka-python API subset the service uses.
+"""The librdkafka client (confluent-kafka): the consumer group source behind the kafka-python API subset the service
+uses (the `Source` port), the sessions topic's producer, and the access check.
 
 Why: kafka-python decodes every record in Python (≈19 µs a record, more than our own processing); librdkafka
 decodes in C on its own threads. `kafka.client = "confluent"` selects this adapter; the service does not know
 which client it drives.
 
-The subset: `subscribe(topics, listener=…)` (a listener with `on_partitions_revoked` / `on_partitions_assigned`),
-`poll(timeout_ms, max_records) -> {TopicPartition: [record]}` (records with `.offset`, `.key`, `.value`),
-`pause`, `resume`, `seek`, `assignment`, `commit({tp: OffsetAndMetadata})`, `highwater`, `close(autocommit=False)`.
-Partitions are kafka-python `TopicPartition`s on this side, so they compare equal whichever client made them.
+The subset is the `Source` port (enricher/edges/ports.py). Partitions are kafka-python `TopicPartition`s on
+this side, so they compare equal whichever client made them.
 
 Semantics kept from kafka-python:
 - Offsets are only ever committed explicitly (`enable.auto.commit` and `enable.auto.offset.store` off); a commit
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from kafka.errors import CommitFailedError
 from kafka.structs import TopicPartition
 
-from enricher.edges.sources.kafka import sasl_credentials
+from enricher.edges.kafka.options import FRAMING_BYTES, confluent_options
 from enricher.errors import EnricherError
 
 if TYPE_CHECKING:
@@ -43,30 +42,6 @@ log = logging.getLogger("esa_enricher.kafka")
 _REBALANCE_ERRORS = frozenset(
     ("REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "FENCED_INSTANCE_ID", "_ASSIGNMENT_LOST", "_STATE")
 )
-
-
-def confluent_options(k: KafkaSettings) -> dict[str, Any]:
-    """librdkafka connection properties from KafkaSettings (the same TLS/SASL keys as kafka-python's)."""
-    opts: dict[str, Any] = {
-        "bootstrap.servers": ",".join(s.strip() for s in k.bootstrap_servers.split(",") if s.strip()),
-        "client.id": k.client_id,
-        "security.protocol": k.security_protocol,
-    }
-    if k.security_protocol in ("SSL", "SASL_SSL"):
-        for key, value in (
-            ("ssl.ca.location", k.ssl_cafile),
-            ("ssl.certificate.location", k.ssl_certfile),
-            ("ssl.key.location", k.ssl_keyfile),
-        ):
-            if value is not None:
-                opts[key] = value
-        if k.ssl_password is not None:
-            opts["ssl.key.password"] = k.ssl_password.get_secret_value()
-        opts["ssl.endpoint.identification.algorithm"] = "https" if k.ssl_check_hostname else "none"
-    if k.security_protocol.startswith("SASL"):
-        mechanism, username, password = sasl_credentials(k)
-        opts.update({"sasl.mechanism": mechanism, "sasl.username": username, "sasl.password": password})
-    return opts
 
 
 class KafkaAccessError(EnricherError):
@@ -93,7 +68,8 @@ def check_access(k: KafkaSettings, timeout: float = 30.0) -> None:
         if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
             refused.append(err.str())
 
-    admin = AdminClient({**confluent_options(k), "error_cb": on_error, "logger": log})
+    conf: dict[str, Any] = {**confluent_options(k), "error_cb": on_error, "logger": log}
+    admin = AdminClient(conf)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -144,7 +120,7 @@ class ConfluentConsumer:
             "heartbeat.interval.ms": heartbeat_interval_ms,
             # Eager rebalancing, as kafka-python's: every partition is revoked, then the new set assigned.
             "partition.assignment.strategy": "range,roundrobin",
-            "error_cb": _log_error,
+            "error_cb": log_error,
         }
         self._c = Consumer(conf)
         self._listener: Any = None
@@ -205,14 +181,16 @@ class ConfluentConsumer:
         return {TopicPartition(p.topic, p.partition) for p in self._c.assignment()}
 
     # -- reading ------------------------------------------------------------------------------------------
-    def poll(self, timeout_ms: int = 0, max_records: int = 500) -> dict[TopicPartition, list[Record]]:
-        """Up to `max_records` records, grouped by partition in offset order (rebalance callbacks run here)."""
-        msgs = self._c.consume(max_records, timeout_ms / 1000.0)
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list[Record]]:
+        """Up to `max_records` (default 500) records, grouped by partition in offset order (rebalance callbacks run
+        here)."""
+        msgs = self._c.consume(max_records or 500, timeout_ms / 1000.0)
         out: dict[TopicPartition, list[Record]] = {}
         if not msgs:
             return out
-        by_key: dict[tuple[str, int], list[Record]] = {}
-        last_key: tuple[str, int] | None = None
+        # A consumed message without an error always names its topic, partition and offset (typed optional).
+        by_key: dict[tuple[Any, Any], list[Record]] = {}
+        last_key: tuple[Any, Any] | None = None
         last: list[Record] = []
         for m in msgs:
             if m.error() is not None:
@@ -222,7 +200,7 @@ class ConfluentConsumer:
             if key != last_key:
                 last_key = key
                 last = by_key.get(key) or by_key.setdefault(key, [])
-            last.append(Record(m.offset(), m.key(), m.value()))
+            last.append(Record(m.offset(), m.key(), m.value()))  # type: ignore[arg-type]
         for (topic, partition), records in by_key.items():
             out[TopicPartition(topic, partition)] = records
         return out
@@ -243,17 +221,17 @@ class ConfluentConsumer:
         if tps:
             self._c.resume([self._to_c(tp) for tp in tps])
 
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        """Read `tp` from `offset` next."""
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read `partition` from `offset` next."""
         if self._assigning is not None:
-            self._assigning[0][tp] = offset
+            self._assigning[0][partition] = offset
             return
-        self._c.seek(self._to_c(tp, offset))
+        self._c.seek(self._to_c(partition, offset))
 
-    def highwater(self, tp: TopicPartition) -> int | None:
+    def highwater(self, partition: TopicPartition) -> int | None:
         """The partition's end offset as last fetched (None before the first fetch)."""
         try:
-            got = self._c.get_watermark_offsets(self._to_c(tp), cached=True)
+            got = self._c.get_watermark_offsets(self._to_c(partition), cached=True)
         except Exception:  # noqa: BLE001 - a metric: unknown is fine
             return None
         if not got or got[1] < 0:
@@ -297,9 +275,27 @@ def _message_error(err: Any) -> None:
     log.warning("consumer: %s", err)  # transient (broker down, partition moving): librdkafka retries by itself
 
 
-def _log_error(err: Any) -> None:
-    # librdkafka's own messages (no configuration values in them, so no secrets).
+def log_error(err: Any) -> None:
+    """librdkafka's own messages through our logger (no configuration values in them, so no secrets)."""
     if err.fatal():
         log.error("kafka client: %s", err)
     else:
         log.debug("kafka client: %s", err)
+
+
+def make_sessions_producer(k: KafkaSettings) -> Any:
+    """The idempotent librdkafka producer of the sessions topic (enricher/edges/sinks/kafka_topic.py)."""
+    from confluent_kafka import Producer
+
+    return Producer(
+        {
+            **confluent_options(k),
+            "enable.idempotence": True,  # implies acks=all, retries without duplicates or reordering
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            # The Java clients' partitioner: a key lands where Kafka Connect, Logstash or Vector would put it.
+            "partitioner": "murmur2_random",
+            "message.max.bytes": k.sessions_max_bytes + FRAMING_BYTES,
+            "error_cb": log_error,
+        }
+    )
