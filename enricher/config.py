@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from enricher.core.classify.rules import ClassifyConfig
+from enricher.core.classify.verdict import ClassifyConfig
 from enricher.core.parsing.timestamps import parse_iso, parse_zone
 from enricher.core.sessions.stitcher import StitchConfig
 from enricher.errors import ConfigError

@@ -73,7 +73,7 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 # runs in full: a fix never needs this file edited, and a new bug fails the property.
 def _stamp_after_copy() -> Input:
     """A line without a stamp after a copy of an older line: its stamp is inferred from the copy (parser's
-    `_last_ts` moves back), and its error document gets another id."""
+    `clocks` moves back), and its error document gets another id."""
     lines = [
         "Thu Aug 14 11:04:35 2014 Info: Start MID 1404 ICID 10293",
         "Thu Aug 14 11:04:37 2014 Info: ICID 10293 close",

@@ -45,7 +45,13 @@ MODULES = (
     "enricher.core.sessions.expiry",
     "enricher.core.sessions.stitcher",
     "enricher.core.sessions.merge",
+    "enricher.core.sessions.merge_base",
+    "enricher.core.sessions.merge_delivery",
     "enricher.core.classify.rules",
+    "enricher.core.classify.verdict",
+    "enricher.core.classify.messages",
+    "enricher.core.classify.connections",
+    "enricher.core.classify.recipients",
     "enricher.core.documents",
     "enricher.core.ecs",  # the ECS copies: called for every document
     "enricher.core.pipeline",

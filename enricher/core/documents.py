@@ -15,7 +15,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from enricher.core.classify.rules import ClassifyConfig, Verdict, classify
+from enricher.core.classify.rules import classify
+from enricher.core.classify.verdict import ClassifyConfig, Verdict
 from enricher.core.ecs import ECS_VERSION, attachments, destination, direction, tls_fields, verified_domain
 from enricher.core.parsing.timestamps import format_iso
 from enricher.core.sessions.session import MESSAGE, Session

@@ -10,6 +10,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from enricher.core.classify.rules import connection_document_verdict
@@ -18,7 +19,7 @@ from enricher.core.ecs import ECS_VERSION
 from enricher.core.event import Event
 from enricher.core.parsing.parser import Parser
 from enricher.core.parsing.timestamps import format_iso
-from enricher.core.sessions.session import CONNECTION, Session
+from enricher.core.sessions.session import CONNECTION, Key, Session
 from enricher.core.sessions.stitcher import Stitcher
 
 
@@ -87,6 +88,28 @@ def error_document(ev: Event) -> dict[str, Any]:
     return doc
 
 
+class _AtHand:
+    """The messages at hand for a connection's classification: held by the stitcher, or written with it (at
+    the end of input no written session is kept). The batch is indexed only when a message is asked for."""
+
+    __slots__ = ("stitcher", "written", "index")
+
+    def __init__(self, stitcher: Stitcher, written: list[Session]) -> None:
+        self.stitcher = stitcher
+        self.written = written
+        self.index: dict[Key, Session] | None = None
+
+    def message(self, appliance: str, mid: int) -> Session | None:
+        """The message `mid` of `appliance`, if at hand."""
+        key: Key = ("m", appliance, mid)
+        m = self.stitcher.held(key)
+        if m is None:
+            if self.index is None:
+                self.index = {x.key: x for x in self.written}
+            m = self.index.get(key)
+        return m
+
+
 class Pipeline:
     """Parser + stitcher + document builder with shared counters."""
 
@@ -106,11 +129,14 @@ class Pipeline:
     def documents(self, sessions: list[Session]) -> Iterator[dict[str, Any]]:
         """Documents of closed sessions (and their counters)."""
         cfg = self.doc_config
+        at_hand: _AtHand | None = None
         for s in sessions:
             verdict = None
             if s.kind == CONNECTION and s.mids:
-                # A connection that carried messages is in their documents (see connection_document_verdict).
-                verdict = connection_document_verdict(s, cfg.classify)
+                # A connection that carried messages is in their documents, unless classify decides otherwise.
+                if at_hand is None:
+                    at_hand = _AtHand(self.stitcher, sessions)
+                verdict = connection_document_verdict(s, partial(at_hand.message, s.appliance), cfg.classify)
                 if verdict is None:
                     continue
             doc = build_document(s, cfg, self.stitcher.appliances.get(s.appliance), verdict)

@@ -7,10 +7,15 @@
 //! shapes (RFC 3164 with host and tag, native file lines), file headers, native lines inside syslog, bodies
 //! no rule types, CEF, numbers of 19 digits or more, and records longer than the configured limit.
 //!
-//! The body rules are not written here: `Typer` is built from the Python rule tables (`shapes.py`), pattern
-//! strings and all, so the two implementations cannot drift apart on a shape. Event times stay with the
-//! Python `TimeResolver` (its stamp cache is read directly, a miss calls it), and events are instances of
-//! the Python `Event` class.
+//! The body rules are not written here: `Typer` is built from the Python tables (`enricher.accel.native.
+//! rule_tables()`): the patterns of `shapes.py` keyed by their dispatch words, the level and month names, the
+//! declined body prefixes, the kind and field of a `MID n` line no rule types. The two fast envelopes are
+//! matched by hand here (`fast_bsd`, `fast_native`): the tables carry the Python patterns they implement, and
+//! `Typer::new` refuses tables whose envelopes are not those (`FAST_BSD_SHAPE`), so an envelope edited in
+//! Python makes the core step aside instead of splitting lines differently. What is shared and what is not:
+//! docs/decisions/native-core.md. Event times stay with the Python `TimeResolver` (read through the public
+//! `TimeResolver.stamp_cache` and `Parser.clocks`, see `Times`), and events are instances of the Python
+//! `Event` class.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -20,10 +25,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
 
-const LEVELS: [&str; 5] = ["Info", "Warning", "Critical", "Debug", "Trace"];
-const MONTHS: [&[u8]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+/// The Python patterns `fast_bsd` and `fast_native` implement, `{levels}` standing for the level names
+/// (`envelope.FAST_BSD_SHAPE`, `FAST_NATIVE_SHAPE`; the level names themselves come with the tables).
+const FAST_BSD_SHAPE: &str = r"(?:<\d{1,3}>)?([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?!\d{4} )([^\s:]+) ([^\s:\[\]]+)(?:\[\d+\])?: {levels}:(?: +|$)(.*)";
+const FAST_NATIVE_SHAPE: &str =
+    r"([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d \d{4}) {levels}:(?: +|$)(.*)";
 /// Python's `re.S` and `re.I`; `re.U` is implied for str patterns. Any other flag refuses the table.
 const RE_IGNORECASE: u32 = 2;
 const RE_UNICODE: u32 = 32;
@@ -175,11 +181,10 @@ fn hms(b: &[u8], i: usize) -> bool {
         && is_digit(b[i + 7])
 }
 
-/// `(Info|Warning|Critical|Debug|Trace):(?: +|$)` at `b[i..]`: (level index, body start).
-fn level_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
+/// `(Info|Warning|…):(?: +|$)` at `b[i..]`, the names as the tables give them: (level index, body start).
+fn level_at(b: &[u8], i: usize, levels: &[Vec<u8>]) -> Option<(usize, usize)> {
     let rest = &b[i.min(b.len())..];
-    for (n, name) in LEVELS.iter().enumerate() {
-        let name = name.as_bytes();
+    for (n, name) in levels.iter().enumerate() {
         if rest.len() > name.len() && rest.starts_with(name) && rest[name.len()] == b':' {
             let mut j = i + name.len() + 1;
             if j == b.len() {
@@ -199,8 +204,8 @@ fn level_at(b: &[u8], i: usize) -> Option<(usize, usize)> {
 
 /// `enricher.core.sessions.session.body_sum`: Adler-32 of the line from the first occurrence of its level word
 /// on (the whole line when there is none). `b` is printable ASCII, so its byte offsets are `str.find`'s.
-fn body_sum(b: &[u8], level: &str) -> u32 {
-    let from = memchr::memmem::find(b, level.as_bytes()).unwrap_or(0);
+fn body_sum(b: &[u8], level: &[u8]) -> u32 {
+    let from = memchr::memmem::find(b, level).unwrap_or(0);
     adler2::adler32_slice(&b[from..])
 }
 
@@ -223,7 +228,7 @@ enum Envelope {
 
 /// The envelope parser's `_FAST_BSD` (`(?:<\d{1,3}>)?Mmm dd hh:mm:ss host tag[pid]: Level: body`); `Err`
 /// when the line is one Python would treat differently from a plain mismatch (the `(?!\d{4} )` guard).
-fn fast_bsd(b: &[u8]) -> Result<Option<Envelope>, ()> {
+fn fast_bsd(b: &[u8], levels: &[Vec<u8>]) -> Result<Option<Envelope>, ()> {
     let mut p = 0;
     if b.first() == Some(&b'<') {
         let mut q = 1;
@@ -282,7 +287,7 @@ fn fast_bsd(b: &[u8]) -> Result<Option<Envelope>, ()> {
     if !(b.len() > i + 1 && b[i] == b':' && b[i + 1] == b' ') {
         return Ok(None);
     }
-    Ok(level_at(b, i + 2).map(|(level, body)| Envelope::Bsd {
+    Ok(level_at(b, i + 2, levels).map(|(level, body)| Envelope::Bsd {
         stamp,
         host,
         tag,
@@ -292,7 +297,7 @@ fn fast_bsd(b: &[u8]) -> Result<Option<Envelope>, ()> {
 }
 
 /// `_FAST_NATIVE`: `Www Mmm [ \d]?\d hh:mm:ss yyyy Level: body`.
-fn fast_native(b: &[u8]) -> Option<Envelope> {
+fn fast_native(b: &[u8], levels: &[Vec<u8>]) -> Option<Envelope> {
     if !(word3(b, 0) && b.len() > 8 && b[3] == b' ' && word3(b, 4) && b[7] == b' ') {
         return None;
     }
@@ -319,7 +324,7 @@ fn fast_native(b: &[u8]) -> Option<Envelope> {
         return None;
     }
     let stamp = (0, t + 13);
-    level_at(b, t + 14).map(|(level, body)| Envelope::Native { stamp, level, body })
+    level_at(b, t + 14, levels).map(|(level, body)| Envelope::Native { stamp, level, body })
 }
 
 /// The fields of the Python `Event`, in the order `type_line` produces them.
@@ -434,7 +439,11 @@ struct Typer {
     icid_rules: Vec<Rule>,
     dcid_rules: Vec<Rule>,
     other_rules: Map<Vec<Rule>>,
+    /// The level names (bytes, to match) and the same as Python strings (an event's `level`).
+    level_names: Vec<Vec<u8>>,
     levels: Vec<Py<PyString>>,
+    months: Vec<Vec<u8>>,
+    declined_bodies: Vec<Vec<u8>>,
     detail: Py<PyString>,
     mid_unrecognized: Py<PyString>,
     names: Map<Py<PyString>>,
@@ -701,10 +710,10 @@ impl Typer {
         if b.is_empty() || b.len() > self.limit || !printable(b) {
             return Ok(None);
         }
-        let env = match fast_bsd(b) {
+        let env = match fast_bsd(b, &self.level_names) {
             Err(()) => return Ok(None),
             Ok(Some(env)) => env,
-            Ok(None) => match fast_native(b) {
+            Ok(None) => match fast_native(b, &self.level_names) {
                 Some(env) => env,
                 None => return Ok(None),
             },
@@ -715,8 +724,9 @@ impl Typer {
             }
         };
         let body = &b[body_start..];
-        let native_inside = body.len() >= 7 && body[3] == b' ' && MONTHS.contains(&&body[4..7]);
-        if body.starts_with(b"Time offset")
+        let native_inside =
+            body.len() >= 7 && body[3] == b' ' && self.months.iter().any(|m| m[..] == body[4..7]);
+        if self.declined_bodies.iter().any(|p| body.starts_with(p))
             || (matches!(env, Envelope::Bsd { .. }) && native_inside)
         {
             return Ok(None); // a header whose offset applies first, or a native line inside syslog
@@ -759,7 +769,7 @@ impl Typer {
             return Ok(None);
         }
         if !repeated {
-            // The parser's clock per appliance is the NEWEST stamp read, not the last (`Parser._last_ts`): a
+            // The parser's clock per appliance is the NEWEST stamp read, not the last (`Parser.clocks`): a
             // copy or a late line must not move it back. A repeated stamp was compared by the previous line.
             let newer = match t.last_ts.get_item(&app)? {
                 Some(clock) => ts.extract::<f64>()? > clock.extract::<f64>()?,
@@ -789,13 +799,14 @@ impl Typer {
                 .map_or_else(|| py.None().into_bound(py), |d| d.into_bound(py).into_any()),
             tag,
             PyBool::new(py, false).to_owned().into_any(), // ts_inferred: declined above
-            body_sum(b, LEVELS[level]).into_pyobject(py)?.into_any(),
+            body_sum(b, &self.level_names[level]).into_pyobject(py)?.into_any(),
         ];
         Ok(Some(self.events.make(py, values)?))
     }
 }
 
-/// The parser's time state, read once per call (the Python objects may be replaced between calls), and a
+/// The parser's time state, read once per call (the Python objects may be replaced between calls) through its
+/// public interface (`Parser.clocks`, `TimeResolver.stamp_cache`, `bsd_stamp`, `native_stamp`), and a
 /// memo of each appliance's last stamp within the call: lines of one appliance come several per second, and
 /// a repeated stamp needs neither the key tuple nor the dict lookup. Exact: the memo lives for one call
 /// (a zone change comes from a header line, which is declined, so it happens between calls), holds only
@@ -819,8 +830,8 @@ impl<'py> Times<'py> {
     fn of(parser: &Bound<'py, PyAny>) -> PyResult<Self> {
         let times = parser.getattr("times")?;
         Ok(Times {
-            stamps: times.getattr("_stamps")?.cast_into::<PyDict>()?,
-            last_ts: parser.getattr("_last_ts")?.cast_into::<PyDict>()?,
+            stamps: times.getattr("stamp_cache")?.cast_into::<PyDict>()?,
+            last_ts: parser.getattr("clocks")?.cast_into::<PyDict>()?,
             bsd_stamp: times.getattr("bsd_stamp")?,
             native_stamp: times.getattr("native_stamp")?,
             memo: std::cell::RefCell::new(Vec::new()),
@@ -870,6 +881,33 @@ impl Typer {
         };
         let ints: Vec<String> = get("int_fields")?.extract()?;
         let quoted: Vec<String> = get("quoted")?.extract()?;
+        let names: Vec<String> = get("levels")?.extract()?;
+        if names.is_empty()
+            || names
+                .iter()
+                .any(|l| l.is_empty() || !l.bytes().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err(PyValueError::new_err(format!("level names {names:?}: not ASCII words")));
+        }
+        let months: Vec<String> = get("months")?.extract()?;
+        if months
+            .iter()
+            .any(|m| !(m.len() == 3 && m.bytes().all(|c| c.is_ascii_alphabetic())))
+        {
+            return Err(PyValueError::new_err(format!("month names {months:?}: not three ASCII letters")));
+        }
+        let envelopes = get("envelopes")?;
+        for (name, implemented) in [("bsd", FAST_BSD_SHAPE), ("native", FAST_NATIVE_SHAPE)] {
+            let given: String = envelopes.get_item(name)?.extract()?;
+            if given != implemented {
+                return Err(PyValueError::new_err(format!(
+                    "the {name} envelope is now {given:?}, native/src/lib.rs implements {implemented:?}: \
+                     change fast_{name} (and its shape constant) to match"
+                )));
+            }
+        }
+        let declined: Vec<String> = get("declined_bodies")?.extract()?;
+        let (fallback_kind, fallback_field): (String, String) = get("mid_fallback")?.extract()?;
         Ok(Typer {
             events: EventMaker::new(py, event_cls)?,
             limit,
@@ -878,12 +916,15 @@ impl Typer {
             icid_rules: compile_list(py, &get("icid")?, &ints, &quoted)?,
             dcid_rules: compile_list(py, &get("dcid")?, &ints, &quoted)?,
             other_rules: compile_map(py, get("other")?.cast::<PyDict>()?, &ints, &quoted)?,
-            levels: LEVELS
+            levels: names
                 .iter()
                 .map(|l| PyString::intern(py, l).unbind())
                 .collect(),
-            detail: PyString::intern(py, "detail").unbind(),
-            mid_unrecognized: PyString::intern(py, "mid_unrecognized").unbind(),
+            level_names: names.into_iter().map(String::into_bytes).collect(),
+            months: months.into_iter().map(String::into_bytes).collect(),
+            declined_bodies: declined.into_iter().map(String::into_bytes).collect(),
+            detail: PyString::intern(py, &fallback_field).unbind(),
+            mid_unrecognized: PyString::intern(py, &fallback_kind).unbind(),
             names: Map::default(),
             recent: Vec::with_capacity(RECENT_NAMES),
         })

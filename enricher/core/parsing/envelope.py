@@ -16,7 +16,12 @@ from typing import NamedTuple
 
 from enricher.core.parsing.timestamps import MONTHS, TimeResolver, parse_iso
 
-LEVELS = frozenset(("Info", "Warning", "Critical", "Debug", "Trace"))
+# The level words, one definition for every pattern here and for the native core (`rule_tables`).
+LEVEL_NAMES = ("Info", "Warning", "Critical", "Debug", "Trace")
+LEVELS = frozenset(LEVEL_NAMES)
+_LEVEL_WORD = "(" + "|".join(LEVEL_NAMES) + ")"
+# The body of a native log file's header that must be applied before the next line's stamp is read.
+OFFSET_HEADER = "Time offset"
 
 _PRI = re.compile(r"<(\d{1,3})>")
 _NATIVE = re.compile(r"[A-Z][a-z]{2} ([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d:\d\d:\d\d) (\d{4}) ?(.*)", re.S)
@@ -24,17 +29,17 @@ _BSD = re.compile(r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d:\d\d:\d\d)(?: (\d{4}))?
 _HOST_TAG = re.compile(r"([^\s:]+) ([^\s:\[\]]+)(?:\[[^\]]*\])?:(?: (.*))?$", re.S)
 _TAG = re.compile(r"([^\s:\[\]]+)(?:\[[^\]]*\])?:(?: (.*))?$", re.S)
 _ORIGINAL_ADDRESS = re.compile(r"(\S+) Original Address=(\S+) (.*)", re.S)
-_LEVEL = re.compile(r"(Info|Warning|Critical|Debug|Trace):(?: +(.*))?$", re.S)
-_FAST_BSD = re.compile(
+_LEVEL = re.compile(_LEVEL_WORD + r":(?: +(.*))?$", re.S)
+# The two shapes nearly all traffic has. The native core matches them by hand (not with a regex) and is
+# handed these patterns, with `{levels}` unfilled, to check that they are still the ones it implements.
+FAST_BSD_SHAPE = (
     r"(?:<\d{1,3}>)?([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?!\d{4} )([^\s:]+) ([^\s:\[\]]+)(?:\[\d+\])?: "
-    r"(Info|Warning|Critical|Debug|Trace):(?: +|$)(.*)",
-    re.S,
+    r"{levels}:(?: +|$)(.*)"
 )
-_FAST_NATIVE = re.compile(
-    r"([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d \d{4}) (Info|Warning|Critical|Debug|Trace):(?: +|$)(.*)",
-    re.S,
-)
-_LEVEL_ANYWHERE = re.compile(r"(?:^|: )(Info|Warning|Critical|Debug|Trace):(?: +(.*))?$", re.S)
+FAST_NATIVE_SHAPE = r"([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d \d{4}) {levels}:(?: +|$)(.*)"
+_FAST_BSD = re.compile(FAST_BSD_SHAPE.replace("{levels}", _LEVEL_WORD), re.S)
+_FAST_NATIVE = re.compile(FAST_NATIVE_SHAPE.replace("{levels}", _LEVEL_WORD), re.S)
+_LEVEL_ANYWHERE = re.compile(r"(?:^|: )" + _LEVEL_WORD + r":(?: +(.*))?$", re.S)
 _RFC5424 = re.compile(r"1 (\S+) (\S+) (\S+) \S+ \S+ (-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (.*))?$", re.S)
 # Bodies that start an ESA record on their own even without a header (bare copies of log lines).
 _BARE_BODY = re.compile(

@@ -10,7 +10,14 @@ from typing import Any
 
 from enricher.accel import native as native_core
 from enricher.core.event import Event
-from enricher.core.parsing.envelope import _FAST_BSD, _FAST_NATIVE, Envelope, EnvelopeParser, is_bare_body
+from enricher.core.parsing.envelope import (
+    _FAST_BSD,
+    _FAST_NATIVE,
+    OFFSET_HEADER,
+    Envelope,
+    EnvelopeParser,
+    is_bare_body,
+)
 from enricher.core.parsing.shapes import HEADER_KINDS, UNRECOGNIZED_KINDS, type_body, untyped_kind
 from enricher.core.parsing.timestamps import MONTHS, TimeResolver
 from enricher.core.sessions.stitcher import StitchConfig
@@ -32,7 +39,10 @@ class Parser:
     use the native typing core (True: required, False: never, None: as ESA_NATIVE says, see `native.py`).
 
     A record without a stamp of its own (no header, or a stamp that reads as no time) is dated by its
-    appliance's clock, with one exception for copies; see `_inferred`. `lateness`: the window in which a
+    appliance's clock (`clocks`), with one exception for copies; see `_inferred`.
+
+    The native core reads and updates the parser through public names only: `clocks` (updated in place),
+    `default_appliance`, and `times` (`TimeResolver.stamp_cache`, `bsd_stamp`, `native_stamp`). `lateness`: the window in which a
     copy of such a record is recognised as one (the stitcher's `grace_seconds`, the lateness it promises).
     """
 
@@ -50,9 +60,9 @@ class Parser:
         self.max_record_chars = max_record_chars
         self.lateness = lateness
         # Per appliance: its clock, the NEWEST stamp read so far (not the last one: a copy or a late line does
-        # not move it back; file headers do not move it, as the stitcher's watermark). The native core updates
-        # it too, by the same rule (native/src/lib.rs); it declines headers and records without a stamp.
-        self._last_ts: dict[str, float] = {}
+        # not move it back; file headers do not move it, as the stitcher's watermark). Public: the native core
+        # updates it in place, by the same rule (native/src/lib.rs); it declines headers and unstamped records.
+        self.clocks: dict[str, float] = {}
         # Per appliance: digest of an unstamped record's text → the stamp it was given, oldest first.
         self._unstamped: dict[str, dict[str, float | None]] = {}
         self._typer = native_core.make_typer(Event, max_record_chars, native)
@@ -65,12 +75,12 @@ class Parser:
     def state(self) -> dict[str, Any]:
         """The time state learnt from the stream so far (see `TimeResolver.state`), JSON-ready."""
         unstamped = {app: dict(seen) for app, seen in self._unstamped.items() if seen}
-        return {"times": self.times.state(), "last_ts": dict(self._last_ts), "unstamped": unstamped}
+        return {"times": self.times.state(), "last_ts": dict(self.clocks), "unstamped": unstamped}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Apply a `state()` to this (fresh) parser."""
         self.times.load_state(state.get("times", {}))
-        self._last_ts.update(state.get("last_ts", {}))  # in place: the native core holds this dict
+        self.clocks.update(state.get("last_ts", {}))  # in place: the native core holds this dict
         for app, seen in state.get("unstamped", {}).items():
             self._unstamped[app] = dict(seen)
 
@@ -182,7 +192,7 @@ class Parser:
         m = _FAST_BSD.match(line)
         if m is not None:
             stamp, app, tag, level, body = m.groups()
-            if (body[3:4] == " " and body[4:7] in MONTHS) or body.startswith("Time offset"):
+            if (body[3:4] == " " and body[4:7] in MONTHS) or body.startswith(OFFSET_HEADER):
                 return None  # a native line inside syslog, or a header whose offset must apply first
             ts = self.times.bsd_stamp(app, stamp)
         else:
@@ -190,7 +200,7 @@ class Parser:
             if m is None:
                 return None
             stamp, level, body = m.groups()
-            if body.startswith("Time offset"):
+            if body.startswith(OFFSET_HEADER):
                 return None
             app, tag = default, None
             ts = self.times.native_stamp(app, stamp)
@@ -199,10 +209,10 @@ class Parser:
             ts = self._inferred(app, line)
         body = body.strip()
         kind, mid, icid, dcid, data = type_body(body)
-        if not inferred and kind not in HEADER_KINDS:  # the clock (`_last_ts`): the newest stamp
-            clock = self._last_ts.get(app)
+        if not inferred and kind not in HEADER_KINDS:  # the clock (`clocks`): the newest stamp
+            clock = self.clocks.get(app)
             if clock is None or ts > clock:  # type: ignore[operator]
-                self._last_ts[app] = ts  # type: ignore[assignment]
+                self.clocks[app] = ts  # type: ignore[assignment]
         if kind == "unparsed" and data is None:  # else type_body gave its reason (number_out_of_range)
             kind = untyped_kind(level, body)
             data = {"reason": "unknown_shape"} if kind == "unparsed" else {"detail": body}
@@ -233,7 +243,7 @@ class Parser:
         stamp: its id holds it, and the stitcher's duplicate memory compares it. Within the window an
         unstamped record identical to an earlier one cannot be told from its copy, and is one.
         """
-        clock = self._last_ts.get(app)
+        clock = self.clocks.get(app)
         seen = self._unstamped.get(app)
         if seen is None:
             seen = self._unstamped[app] = {}
@@ -282,10 +292,10 @@ class Parser:
         if truncated and len(body) > self.max_record_chars:
             body = body[: self.max_record_chars]
         kind, mid, icid, dcid, data = type_body(body)
-        if not inferred and kind not in HEADER_KINDS:  # the clock (`_last_ts`): the newest stamp
-            clock = self._last_ts.get(app)
+        if not inferred and kind not in HEADER_KINDS:  # the clock (`clocks`): the newest stamp
+            clock = self.clocks.get(app)
             if clock is None or ts > clock:  # type: ignore[operator]
-                self._last_ts[app] = ts  # type: ignore[assignment]
+                self.clocks[app] = ts  # type: ignore[assignment]
         if env is None and kind != "unparsed" and not is_bare_body(body):
             kind, mid, icid, dcid, data = "unparsed", None, None, None, None
         if kind == "unparsed" and data is None:  # else type_body gave its reason (number_out_of_range)

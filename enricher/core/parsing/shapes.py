@@ -422,6 +422,10 @@ _CEF_FIELDS = {
 
 Typed = tuple[str, int | None, int | None, int | None, dict[str, Any] | None]
 
+# `MID n <rest>` that no rule types: this kind, with <rest> kept in this field (the native core too).
+MID_UNRECOGNIZED = "mid_unrecognized"
+DETAIL = "detail"
+
 
 def _first_match(rules: list[Rule], text: str, mid: int | None = None) -> Typed | None:
     for _, rx, extract in rules:
@@ -478,7 +482,7 @@ def type_body(body: str) -> Typed:
                 m = rx.match(rest)
                 if m is not None:
                     return extract(m, mid)  # type: ignore[no-any-return]
-            return "mid_note" if note else "mid_unrecognized", mid, None, None, {"detail": rest}
+            return "mid_note" if note else MID_UNRECOGNIZED, mid, None, None, {DETAIL: rest}
     elif body.startswith("ICID "):
         parts = body.split(" ", 3)
         rules = _ICID_ROUTES.get(parts[2].lower(), _ICID_RULES) if len(parts) > 2 else _ICID_RULES
@@ -529,12 +533,12 @@ SYSTEM_KINDS = frozenset(
 HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
 
 # Kinds that are attributed to a session but whose shape was not recognised: counted as unparsed.
-UNRECOGNIZED_KINDS = frozenset(("unparsed", "mid_unrecognized", "icid_other", "dcid_other"))
+UNRECOGNIZED_KINDS = frozenset(("unparsed", MID_UNRECOGNIZED, "icid_other", "dcid_other"))
 
 ALL_KINDS = frozenset(
     [k for rules in _MID_RULES.values() for k, *_ in rules]
     + [k for k, *_ in _ICID_RULES]
     + [k for k, *_ in _DCID_RULES]
     + [k for rules in _OTHER_RULES.values() for k, *_ in rules]
-    + ["consolidated_event", "mid_unrecognized", "mid_note", SYSTEM_DEBUG, "unparsed"]
+    + ["consolidated_event", MID_UNRECOGNIZED, "mid_note", SYSTEM_DEBUG, "unparsed"]
 )

@@ -82,7 +82,9 @@ class TimeResolver:
         self._years: dict[str, tuple[int, int]] = {}
         self._offsets: dict[str, int] = {}  # set by native file headers: part of the durable state
         self._cache: dict[tuple[str, str], float | None] = {}
-        self._stamps: dict[tuple[str, str], float | None] = {}
+        # (appliance, stamp as written) → epoch, of `bsd_stamp` and `native_stamp`. Public and read-only to
+        # others: the native core looks stamps up here and calls those two methods on a miss.
+        self.stamp_cache: dict[tuple[str, str], float | None] = {}
 
     def zone_for(self, appliance: str) -> tzinfo:
         """The configured zone of an appliance (or the default)."""
@@ -98,7 +100,7 @@ class TimeResolver:
         if self.zones.get(appliance) != zone:
             self.zones[appliance] = zone
             self._cache.clear()
-            self._stamps.clear()
+            self.stamp_cache.clear()
 
     def state(self) -> dict[str, Any]:
         """What the stream has taught this resolver (header offsets, the year reached per appliance), JSON-ready:
@@ -130,7 +132,7 @@ class TimeResolver:
     def bsd_stamp(self, appliance: str, stamp: str) -> float | None:
         """`Mmm dd hh:mm:ss` (RFC 3164) with the year inferred; cached per appliance and second."""
         key = (appliance, stamp)
-        cache = self._stamps
+        cache = self.stamp_cache
         v = cache.get(key, _MISSING)
         if v is _MISSING:
             day = stamp[4:6]
@@ -143,7 +145,7 @@ class TimeResolver:
     def native_stamp(self, appliance: str, stamp: str) -> float | None:
         """`Www Mmm dd hh:mm:ss yyyy` (native log files), in the appliance's zone; cached."""
         key = (appliance, stamp)
-        cache = self._stamps
+        cache = self.stamp_cache
         v = cache.get(key, _MISSING)
         if v is _MISSING:
             parts = stamp.split()

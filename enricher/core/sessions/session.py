@@ -160,7 +160,7 @@ class Session:
         self.written_ts: float | None = None
 
     def add_line(self, seq: int, line: str) -> None:
-        """Remember one raw line and its arrival sequence (inlined in Stitcher._on_message: keep in step)."""
+        """Remember one raw line and its arrival sequence."""
         self.nlines += 1
         if self.seqs is None:
             self.seqs = array("I")

@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import zlib
-from array import array
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -64,7 +63,6 @@ _FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
     "reinjected",
     "message_finished",
     "mid_unrecognized",
-    "ready",
 }
 # What `Stitcher._reopen` answers for a duplicate line: a session that no key names.
 _DUPLICATE = Session(DELIVERY, "", 0, 0.0)
@@ -316,6 +314,10 @@ class Stitcher:
         """An open session by key (tests, diagnostics)."""
         return self._open.get(key)
 
+    def held(self, key: Key) -> Session | None:
+        """A session by key still in memory: open, or written and kept (closed or dormant) for late lines."""
+        return self._open.get(key) or self._closed.get(key) or self._dormant.get(key)
+
     # -- routing ------------------------------------------------------------------------------------------
     def _hold(self, s: Session) -> None:
         """Start holding a session as open."""
@@ -352,17 +354,7 @@ class Stitcher:
             self.stats.duplicates += 1
             return
         MESSAGE_RULES[kind](s, ev)
-        s.nlines += 1
-        self._session_lines += 1
-        hs = s.hashes
-        s.hashes = lk if hs is None else hs + lk
-        if self._keep_raw:  # Session.add_line, inlined: this runs for most lines
-            if s.seqs is None:
-                s.seqs = array("I")
-                s.raw = ev.raw
-            else:
-                s.raw = f"{s.raw}\n{ev.raw}"
-            s.seqs.append(self._seq & 0xFFFFFFFF)
+        self._apply(s, lk, ev.raw)
         # Its expiry bucket can change only when its clock moves or when it is not filed yet (new, revived):
         # the bucket arithmetic at the end is skipped for the other lines (most of them).
         # Its newest line is what an ending never logged reports (`last_kind`).
@@ -405,10 +397,6 @@ class Stitcher:
                 self._schedule(app, ts, key)
             elif kind == "mid_unrecognized":
                 self.stats.unrecognized += 1
-            elif kind == "ready":
-                conn = s.conn
-                if conn is not None and conn.data.get("in_flight_mid") == mid:
-                    del conn.data["in_flight_mid"]  # received after all (lines of one second, out of order)
         if refile and s.bucket != int(s.last_ts) // BUCKET_SECONDS:
             self._file(s)
 
@@ -785,8 +773,9 @@ class Stitcher:
 
     def _mark_in_flight(self, c: Session) -> None:
         """At a line that may be the connection's own failure, record the message it was receiving (still
-        open, not yet `ready`), or that there was none. The classifier gives that message the connection's
-        failure and leaves the connection without a document of its own (docs/abort-taxonomy.md)."""
+        open, not yet `ready`), or that there was none: what the stream showed at that line, which only the
+        stitcher sees. The classifier decides from it and the messages (`classify.connections.was_receiving`:
+        a `ready` arriving after the failure line, out of order, means received after all)."""
         mids = c.mids
         m = self._open.get(("m", c.appliance, mids[-1])) if mids else None
         if m is not None and "ready_ts" not in m.data:
