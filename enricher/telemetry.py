@@ -58,6 +58,13 @@ class Metrics:
         )
         self.bulk_retries = Counter("esa_bulk_retries", "Documents retried, by status.", ["status"], registry=r)
         self.dead_letters = Counter("esa_dead_letters", "Documents sent to the dead-letter topic.", ["reason"], registry=r)
+        self.processing_errors = Counter(
+            "esa_processing_errors",
+            "Records whose processing raised, by exception (dead-lettered, or the service stopped: "
+            "service.on_processing_error).",
+            ["exception"],
+            registry=r,
+        )
         self.documents_dropped = Counter(
             "esa_documents_dropped",
             "Documents a sink dropped unwritten, by reason (revoked: the partition was given up; closed: still "

@@ -283,6 +283,18 @@ class ServiceSettings(_Section):
     checkpoint_interval_seconds: float = Field(
         5.0, gt=0, description="How often state is checkpointed and offsets committed (bounds the replay after a crash)."
     )
+    on_processing_error: Literal["dead_letter", "stop"] = Field(
+        "dead_letter",
+        description="A record whose processing raises: `dead_letter` writes it to `kafka.dead_letter_topic` (with the "
+        "error and its topic/partition/offset, counted in esa_processing_errors) and goes on; `stop` stops `run` "
+        "(exit 1) without committing past the previous checkpoint, so a restart reads the record again.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="On SIGTERM/SIGINT `run` flushes and checkpoints for at most this long, then exits without "
+        "committing what is not written (the last checkpoint covers it); a second signal exits at once.",
+    )
     metrics_host: str = Field("127.0.0.1", description="Address of /metrics and /healthz (loopback unless told).")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Port of /metrics and /healthz (0 = any free port).")
     gc_interval_seconds: float = Field(
