@@ -44,7 +44,7 @@ def build(out_dir: Path = COMPILED_DIR) -> dict[str, Any]:
     digests = {m: module_digest(m) for m in MODULES}  # of the sources as they are when the build starts
     with tempfile.TemporaryDirectory() as tmp:
         exts = [Extension(m, [str(source_of(m))]) for m in MODULES]
-        modules = cythonize(
+        modules = cythonize(  # type: ignore[no-untyped-call]
             exts, build_dir=tmp, quiet=True, include_path=[str(PACKAGE_DIR.parent)], language_level=3, compiler_directives={"binding": True}, nthreads=os.cpu_count() or 1
         )
         dist = Distribution({"ext_modules": modules})

@@ -65,7 +65,7 @@ def to_saved_object(obj: dict[str, Any]) -> dict[str, Any]:
     for name in _STRING_ATTRIBUTES:
         if name in attrs:
             attrs[name] = _compact(attrs[name])
-    return out
+    return out  # type: ignore[no-any-return]  # parsed JSON
 
 
 def sort_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -99,7 +99,7 @@ def _connect(kb: KibanaSettings, url: str) -> http.client.HTTPConnection:
             f"Kibana's TLS certificate at {url} is not trusted: {exc.verify_message} ({hint})"
         ) from None
     if kb.ssl_assert_fingerprint:
-        der = conn.sock.getpeercert(binary_form=True) if conn.sock is not None else None  # type: ignore[union-attr]
+        der = conn.sock.getpeercert(binary_form=True) if conn.sock is not None else None
         seen = hashlib.sha256(der or b"").hexdigest()
         if seen != _normal_fingerprint(kb.ssl_assert_fingerprint):
             conn.close()

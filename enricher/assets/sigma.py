@@ -41,7 +41,7 @@ def write_delay_seconds() -> int:
     """
     from enricher.config import Config
 
-    cfg = Config()
+    cfg = Config()  # type: ignore[call-arg]  # every field has a default (pydantic-settings)
     return math.ceil(cfg.elasticsearch.flush_interval_seconds + cfg.service.checkpoint_interval_seconds)
 
 
@@ -96,7 +96,7 @@ def base_rules(detections_dir: Path = DETECTIONS_DIR) -> list[Any]:
     import yaml
     from sigma.rule import SigmaRule
 
-    out = []
+    out: list[Any] = []
     for path in sorted(detections_dir.glob("*.yml")):
         out.extend(SigmaRule.from_dict(d) for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d)
     return out
@@ -224,7 +224,7 @@ def _esql_backend() -> Any:
     """
     from sigma.backends.elasticsearch import ESQLBackend
 
-    class LookbackESQLBackend(ESQLBackend):  # type: ignore[misc] - pySigma is untyped
+    class LookbackESQLBackend(ESQLBackend):
         event_count_aggregation_expression = {"stats": "| stats event_count=count(){fields}{groupby}"}
         value_count_aggregation_expression = {"stats": "| stats value_count=count_distinct({field}){fields}{groupby}"}
         temporal_aggregation_expression = {
@@ -289,7 +289,7 @@ def _correlations_only(backend: Any) -> list[tuple[str, str]]:
     collection = load_rules()
     converted = backend.convert(collection)
     pairs = zip(collection.rules, converted, strict=True)
-    return [(r.name, q) for r, q in pairs if isinstance(r, SigmaCorrelationRule)]
+    return [(str(r.name), q) for r, q in pairs if isinstance(r, SigmaCorrelationRule)]
 
 
 def _text(pairs: list[tuple[str, str]] | dict[str, str], comment: str, end: str = "") -> str:

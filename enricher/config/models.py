@@ -275,7 +275,7 @@ class ServiceSettings(_Section):
     """The long-running service."""
 
     outputs: list[Literal["elasticsearch", "kafka"]] = Field(
-        default_factory=lambda: ["elasticsearch"],
+        default_factory=lambda: ["elasticsearch"],  # type: ignore[arg-type]  # a list of the Literal
         min_length=1,
         description="Where `run` writes the session documents: Elasticsearch, the Kafka sessions topic "
         "(`kafka.sessions_topic`), or both.",

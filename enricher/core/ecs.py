@@ -36,7 +36,7 @@ def verified_domain(conn: dict[str, Any]) -> str | None:
     verified = conn.get("verified")
     if not name or verified is None or verified.lower() != "yes" or name.lower() == "unknown":
         return None
-    return name
+    return str(name)
 
 
 @lru_cache(maxsize=64)

@@ -261,7 +261,7 @@ class Parser:
             del seen[first]
         seen.pop(key, None)
         seen[key] = given
-        return given
+        return given  # type: ignore[no-any-return]  # the clock: a float or None
 
     def _fresh(self, ts: float | None, clock: float | None) -> bool:
         """Whether a record dated `ts` may still be copied at this appliance clock (within the lateness)."""

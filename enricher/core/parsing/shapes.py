@@ -496,9 +496,9 @@ def type_body(body: str) -> Typed:
     else:
         sp = body.find(" ")
         word = body if sp < 0 else body[:sp]
-        rules = _OTHER_RULES.get(word)
-        if rules:
-            typed = _first_match(rules, body)
+        other_rules = _OTHER_RULES.get(word)
+        if other_rules:
+            typed = _first_match(other_rules, body)
             if typed is not None:
                 return typed
         if "CEF:" in body:

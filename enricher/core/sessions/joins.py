@@ -19,12 +19,27 @@ from enricher.core.sessions.session import (
 )
 from enricher.core.sessions.table import (
     _DUPLICATE,
-    _FAILURE_KINDS,
-    _ICID_ZERO_KINDS,
     SessionTable,
     _body_sum,
     _line_key,
 )
+
+# Connection lines that may end the connection with a failure of its own (docs/abort-taxonomy.md §2): each
+# records which message was being received at that moment (see Stitcher._mark_in_flight).
+_FAILURE_KINDS = frozenset(
+    (
+        "hat",
+        "delayed_hat_reject",
+        "receiving_failed",
+        "icid_disconnected",
+        "icid_tls",
+        "icid_tls_required",
+        "smtp_auth",
+        "connection_killed",
+    )
+)  # and DHAP drops, which name no ICID (Stitcher._on_dhap)
+
+_ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
 
 
 class Joins(SessionTable):
@@ -201,7 +216,7 @@ class Joins(SessionTable):
             self.stats.opened -= 1
             c.data["dhap_drop"] = g.data["dhap_drop"]
             hs = c.hashes
-            c.hashes = bytearray(g.hashes or b"") if hs is None else hs + (g.hashes or b"")
+            c.hashes = bytes(g.hashes or b"") if hs is None else hs + (g.hashes or b"")
             if g.seqs is None:
                 c.nlines += g.nlines
             else:
@@ -253,7 +268,7 @@ class Joins(SessionTable):
         rec.nlines += 1
         rec.last_ts = ts
         for mid in rec.mids or ():
-            msg = self._open.get(("m", ev.appliance, mid))  # type: ignore[arg-type]
+            msg = self._open.get(("m", ev.appliance, mid))
             if msg is not None:
                 self._copy_delivery(rec, msg)
         self._file(rec)

@@ -27,14 +27,12 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 from enricher.core.event import Event
 from enricher.core.parsing.shapes import HEADER_KINDS, SYSTEM_KINDS
-from enricher.core.sessions.expiry import BUCKET_SECONDS, ExpiryIndex
+from enricher.core.sessions.expiry import BUCKET_SECONDS
 from enricher.core.sessions.joins import Joins
 from enricher.core.sessions.merge import CONNECTION_RULES, MESSAGE_RULES, later_kind
 from enricher.core.sessions.session import (
@@ -48,93 +46,32 @@ from enricher.core.sessions.session import (
     Key,
     Session,
 )
+from enricher.core.sessions.settings import StitchConfig, StitchStats
 from enricher.core.sessions.table import (
     _DCID_KINDS,
     _DELIVERY_KINDS,
     _DUPLICATE,
-    _FOLLOW_UP_KINDS,
     _add_child,
     _line_key,
 )
 
-
-@dataclass(frozen=True)
-class StitchConfig:
-    """Windowing settings of the stitcher (all durations in seconds of event time)."""
-
-    grace_seconds: float = 5.0
-    idle_timeout_seconds: float = 3600.0
-    max_open_sessions: int = 200_000
-    max_dormant_sessions: int = 20_000
-    dormant_horizon_seconds: float = 7 * 86400.0
-    closed_retention_seconds: float | None = None  # None: the idle timeout
-    max_closed_sessions: int = 10_000
-    max_closed_digests: int = 100_000
-    quiet_seconds: float = 60.0
-    keep_raw: bool = True
+# Message line kinds that need more than their merge rule (see Stitcher._on_message).
+_FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
+    "split",
+    "rewritten",
+    "generated",
+    "generated_bounce",
+    "reinjected",
+    "message_finished",
+    "mid_unrecognized",
+}
 
 
-@dataclass
-class StitchStats:
-    """Counters the stitcher keeps (exported as metrics and in the replay summary). `system`, `uncorrelated`,
-    `icid_zero` and `delivery_connection` count lines that are in no document, each once (see
-    `Stitcher.line_outcomes`); `unrecognized` counts lines of unrecognised shape, in a session or not."""
-
-    system: int = 0  # appliance-level lines and file headers
-    unrecognized: int = 0
-    icid_zero: int = 0  # `ICID 0 …` lines other than the HAT outcomes that make a document of their own
-    uncorrelated: int = 0  # lines that name no session they could join
-    delivery_connection: int = 0  # outbound `DCID n …` lines: their facts go into the messages' deliveries
-    # Lines of delivery connections (`New SMTP DCID`, `DCID n TLS …`, `Connection Error: DCID n`, `DCID n close`):
-    # folded into the documents of the messages delivered on that connection (their data, not their raw
-    # lines), or, when no message of the input was delivered on it, in no document at all (counted here).
-    # Both are known once the connection's record is dropped; `delivery_connection` counts them on arrival.
-    dcid_in_messages: int = 0
-    dcid_unmatched: int = 0
-    opened: int = 0
-    revived: int = 0
-    duplicates: int = 0
-    closed: dict[str, int] = field(default_factory=dict)
-
-    def closed_as(self, state: str) -> None:
-        """Count one session written with `state`."""
-        self.closed[state] = self.closed.get(state, 0) + 1
+__all__ = ["StitchConfig", "StitchStats", "Stitcher"]  # the settings classes are imported from here
 
 
 class Stitcher(Joins):
     """Feeds events into sessions; returns the sessions that are ready to be written."""
-
-    def __init__(self, config: StitchConfig | None = None) -> None:
-        self.config = config or StitchConfig()
-        self._keep_raw = self.config.keep_raw
-        self._max_open = self.config.max_open_sessions  # both read for every line
-        self.stats = StitchStats()
-        self.appliances: dict[str, dict[str, str]] = {}
-        self._open: dict[Key, Session] = {}
-        self._seq = 0
-        self._watermark: dict[str, float] = {}
-        self._arrival: dict[str, float] = {}
-        self._expiry: dict[str, ExpiryIndex] = {}
-        # Per appliance, a heap of (due, key): a terminal line late within the grace period is due before
-        # lines scheduled ahead of it (a queue in arrival order would hold it back behind them).
-        self._grace: dict[str, list[tuple[float, Key]]] = {}
-        self._dormant: OrderedDict[Key, Session] = OrderedDict()
-        self._closed: OrderedDict[Key, Session] = OrderedDict()  # written, kept for late lines (close order)
-        self._digests: OrderedDict[Key, int] = OrderedDict()  # forgotten: key → first second
-        retention = self.config.closed_retention_seconds
-        self._retention = self.config.idle_timeout_seconds if retention is None else retention
-        self._by_ip: dict[tuple[str, str], int] = {}
-        # DHAP lines that found no connection for their IP, written alone unless that connection's late
-        # `New SMTP ICID` arrives within their grace period (see _adopt_dhap): (appliance, IP) → their keys.
-        self._dhap_waiting: dict[tuple[str, str], list[Key]] = {}
-        self._pending_links: dict[Key, dict[str, object]] = {}
-        # Children links for a parent not seen yet: its lines may arrive later (late within the grace period).
-        self._pending_children: dict[Key, list[dict[str, object]]] = {}
-        self._out: list[Session] = []
-        self._session_lines = 0  # lines applied to a message or connection session (see line_outcomes)
-        # Called with the sessions a line's clock advance closed, before that line is applied (the pipeline
-        # builds their documents there: as of their closing, not as the closing line leaves their connection).
-        self.before_apply: Callable[[list[Session]], None] | None = None
 
     # -- public API ---------------------------------------------------------------------------------------
     def feed(self, ev: Event, now: float | None = None) -> list[Session]:

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import Any
 
@@ -24,24 +26,14 @@ from enricher.core.sessions.session import (
     body_sum,
     sum_key,
 )
+from enricher.core.sessions.settings import StitchConfig, StitchStats
 
 # A session's first line: for a key already written with another first second, the counter was reused.
 _START_KINDS = frozenset(("start_mid", "new_icid"))
 _DELIVERY_KINDS = frozenset(("delivery_start", "message_done", "bounced", "delayed", "possible_delivery"))
 _DCID_KINDS = frozenset(DCID_RULES) | {"dcid_close", "dcid_other"}
-# Message line kinds that need more than their merge rule (see Stitcher._on_message).
-_FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
-    "split",
-    "rewritten",
-    "generated",
-    "generated_bounce",
-    "reinjected",
-    "message_finished",
-    "mid_unrecognized",
-}
 # What `Stitcher._reopen` answers for a duplicate line: a session that no key names.
 _DUPLICATE = Session(DELIVERY, "", 0, 0.0)
-_ICID_ZERO_KINDS = frozenset(("hat", "delayed_hat_reject", "receiving_failed", "icid_disconnected"))
 
 
 def _body_sum(ev: Event) -> int:
@@ -53,22 +45,6 @@ def _body_sum(ev: Event) -> int:
 def _line_key(ev: Event, ts: float) -> bytes:
     """The duplicate-memory key of `ev` at `ts` (`session.line_key`)."""
     return sum_key(_body_sum(ev), ts)
-
-
-# Connection lines that may end the connection with a failure of its own (docs/abort-taxonomy.md §2): each
-# records which message was being received at that moment (see Stitcher._mark_in_flight).
-_FAILURE_KINDS = frozenset(
-    (
-        "hat",
-        "delayed_hat_reject",
-        "receiving_failed",
-        "icid_disconnected",
-        "icid_tls",
-        "icid_tls_required",
-        "smtp_auth",
-        "connection_killed",
-    )
-)  # and DHAP drops, which name no ICID (Stitcher._on_dhap)
 
 
 # The StitchConfig field that sets each closing window (named as such in the evidence).
@@ -87,6 +63,38 @@ def _add_child(s: Session, value: dict[str, object]) -> None:
 class SessionTable:
     """Where sessions live between their lines: the open ones by key, their windows, the written ones kept for
     late lines. Holds the stitcher's whole state (fields set by `Stitcher.__init__`)."""
+
+    def __init__(self, config: StitchConfig | None = None) -> None:
+        self.config = config or StitchConfig()
+        self._keep_raw = self.config.keep_raw
+        self._max_open = self.config.max_open_sessions  # both read for every line
+        self.stats = StitchStats()
+        self.appliances: dict[str, dict[str, str]] = {}
+        self._open: dict[Key, Session] = {}
+        self._seq = 0
+        self._watermark: dict[str, float] = {}
+        self._arrival: dict[str, float] = {}
+        self._expiry: dict[str, ExpiryIndex] = {}
+        # Per appliance, a heap of (due, key): a terminal line late within the grace period is due before
+        # lines scheduled ahead of it (a queue in arrival order would hold it back behind them).
+        self._grace: dict[str, list[tuple[float, Key]]] = {}
+        self._dormant: OrderedDict[Key, Session] = OrderedDict()
+        self._closed: OrderedDict[Key, Session] = OrderedDict()  # written, kept for late lines (close order)
+        self._digests: OrderedDict[Key, int] = OrderedDict()  # forgotten: key → first second
+        retention = self.config.closed_retention_seconds
+        self._retention = self.config.idle_timeout_seconds if retention is None else retention
+        self._by_ip: dict[tuple[str, str], int] = {}
+        # DHAP lines that found no connection for their IP, written alone unless that connection's late
+        # `New SMTP ICID` arrives within their grace period (see _adopt_dhap): (appliance, IP) → their keys.
+        self._dhap_waiting: dict[tuple[str, str], list[Key]] = {}
+        self._pending_links: dict[Key, dict[str, object]] = {}
+        # Children links for a parent not seen yet: its lines may arrive later (late within the grace period).
+        self._pending_children: dict[Key, list[dict[str, object]]] = {}
+        self._out: list[Session] = []
+        self._session_lines = 0  # lines applied to a message or connection session (see line_outcomes)
+        # Called with the sessions a line's clock advance closed, before that line is applied (the pipeline
+        # builds their documents there: as of their closing, not as the closing line leaves their connection).
+        self.before_apply: Callable[[list[Session]], None] | None = None
 
     def _ordered(self) -> list[Session]:
         return sorted(self._open.values(), key=lambda s: (s.first_ts, s.appliance, s.kind, s.ident))

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from enricher.core.parsing.envelope import EnvelopeParser, is_bare_body
 from enricher.core.parsing.timestamps import MONTHS, TimeResolver
@@ -117,7 +117,7 @@ class StreamFramer:
         return out
 
     @staticmethod
-    def _octet_header(buf: bytearray, pos: int, end: int) -> tuple[int, int] | bool | None:
+    def _octet_header(buf: bytearray, pos: int, end: int) -> tuple[int, int] | Literal[False] | None:
         """(end of the count, length) for an octet-counted frame; False for a line; None when undecided."""
         j = pos
         while j < end and buf[j] in _DIGITS:
