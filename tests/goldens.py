@@ -44,3 +44,14 @@ def write_expected(case_dir: Path, ndjson: str) -> None:
 def all_expected_documents() -> list[dict[str, Any]]:
     """Every expected document of every case, in case order."""
     return [d for case in sorted(p for p in GOLDEN.iterdir() if (p / EXPECTED).exists()) for d in load_expected(case)]
+
+
+def array_paths(value: Any, path: str, out: set[str]) -> None:
+    """Add to `out` the dotted path of every array in a document (arrays of objects and of values alike)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            array_paths(v, f"{path}.{k}" if path else k, out)
+    elif isinstance(value, list):
+        out.add(path)
+        for item in value:
+            array_paths(item, path, out)

@@ -23,6 +23,7 @@ from enricher.edges.sinks.elasticsearch import assets as es_assets
 from enricher.edges.sinks.elasticsearch.assets import bulk_action, index_name, leaf_paths, load_assets, mapped_fields
 from enricher.edges.sinks.elasticsearch.encoder import encode
 from tests.conftest import ROOT, SAMPLES, replay_in_process
+from tests.goldens import array_paths
 
 GOLDEN = ROOT / "tests" / "golden"
 DEMO = ROOT / "samples" / "demo-mail_logs.log"
@@ -100,16 +101,6 @@ def emitted(documents: list[dict[str, Any]]) -> dict[str, set[str]]:
     return out
 
 
-def _array_paths(value: Any, path: str, out: set[str]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _array_paths(v, f"{path}.{k}" if path else k, out)
-    elif isinstance(value, list):
-        out.add(path)
-        for item in value:
-            _array_paths(item, path, out)
-
-
 def _mapping_types() -> tuple[dict[str, str], set[str]]:
     """Leaf path → mapping type (`float!` / `ip!` when malformed values are ignored), and the object paths, of the
     mapping the field list (enricher/core/fields.py) generates."""
@@ -145,7 +136,7 @@ def test_every_array_the_documents_carry_is_an_array_in_the_field_list(documents
     """Splunk names fields inside arrays with `{}` (splunk.splunk_name): the list must know every array."""
     found: set[str] = set()
     for doc in documents:
-        _array_paths(doc, "", found)
+        array_paths(doc, "", found)
     assert found - fields.array_paths() == set()
     # Reached by these inputs, so the list's array flags are checked against real documents, not only trusted.
     assert {"esa.deliveries.rids", "esa.bounces", "esa.envelope.recipients", "related.ip", "esa.raw"} <= found

@@ -18,7 +18,7 @@ import yaml
 from enricher.assets import sigma, splunk
 from enricher.core import fields
 from enricher.core.documents import _ACTIONS
-from tests.goldens import all_expected_documents
+from tests.goldens import all_expected_documents, array_paths
 
 ROOT = sigma.ROOT
 BIN = Path(sys.executable).parent
@@ -42,16 +42,6 @@ def parse_conf(text: str) -> dict[str, dict[str, str]]:
     return out
 
 
-def _array_paths(value: Any, path: str, out: set[str]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _array_paths(v, f"{path}.{k}" if path else k, out)
-    elif isinstance(value, list):
-        out.add(path)
-        for item in value:
-            _array_paths(item, path, out)
-
-
 def _golden_documents() -> list[dict[str, Any]]:
     return all_expected_documents()
 
@@ -64,7 +54,7 @@ def test_the_arrays_of_the_golden_documents_are_arrays_in_the_field_list() -> No
     """(tests/unit/test_es_assets.py checks the same over every sample and a synthetic corpus.)"""
     found: set[str] = set()
     for doc in _golden_documents():
-        _array_paths(doc, "", found)
+        array_paths(doc, "", found)
     assert found and found <= fields.array_paths()
 
 
