@@ -1,5 +1,5 @@
 """Allow `python -m enricher ...`."""
 
-from enricher.cli import main
+from enricher.cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

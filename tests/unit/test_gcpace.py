@@ -60,3 +60,24 @@ def test_what_survives_the_block_is_old_afterwards() -> None:
         kept = [[] for _ in range(1000)]
     oldest = {id(o) for o in gc.get_objects(generation=2)}
     assert all(id(x) in oldest for x in kept)
+
+
+def test_the_console_script_leaves_the_heap_to_the_exit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`esa-enricher` (console) freezes what is alive when the command returns: the interpreter's exit-time
+    collection then walks none of it (at the end of a replay, every session kept for late lines)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    log = Path(__file__).parents[1] / "golden" / "seed-sender-quit" / "input.log"
+    script = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count(), file=sys.stderr))\n"
+        "from enricher.cli import console\n"
+        f"sys.argv = ['esa-enricher', 'replay', {str(log)!r}, '-o', {str(tmp_path / 'out.ndjson')!r}, '--no-progress']\n"
+        "sys.exit(console())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    frozen = int(proc.stderr.rsplit("frozen ", 1)[1].split()[0])
+    assert frozen > 1000  # every module, class and function object at least; 0 if nothing was frozen
+    assert (tmp_path / "out.ndjson").read_text().count("\n") >= 1
