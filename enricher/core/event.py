@@ -25,6 +25,7 @@ class Event:
         "tag",
         "ts_inferred",
         "body_sum",
+        "line_key",
     )
 
     def __init__(
@@ -41,6 +42,7 @@ class Event:
         tag: str | None = None,
         ts_inferred: bool = False,
         body_sum: int | None = None,
+        line_key: bytes | None = None,
     ) -> None:
         self.kind = kind
         self.appliance = appliance
@@ -56,6 +58,9 @@ class Event:
         # Adler-32 of the ESA body (`enricher.core.sessions.session.body_sum`, the duplicate memory's key): set by
         # the native core, which finds the level word anyway; None = computed from `raw` when needed.
         self.body_sum = body_sum
+        # Its duplicate-memory key (`sum_key(body_sum, ts)`, 4 bytes), also from the native core: the stitcher
+        # needs it for every line and would otherwise make it through a Python call. None: computed there.
+        self.line_key = line_key
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return one field of `data` (None-safe)."""

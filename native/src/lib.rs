@@ -22,7 +22,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyList, PyString, PyTuple};
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
 
 /// The Python patterns `fast_bsd` and `fast_native` implement, `{levels}` standing for the level names
@@ -209,6 +209,17 @@ fn body_sum(b: &[u8], level: &[u8]) -> u32 {
     adler2::adler32_slice(&b[from..])
 }
 
+/// `enricher.core.sessions.session.sum_key`: the duplicate-memory key of a line from its body sum and stamp,
+/// 4 bytes little-endian, for a stamp on that function's fast path (0 <= ts < 2**32, where Python's
+/// `int(ts)` is the truncation); None otherwise (the stitcher computes it). Handed over so the stitcher's
+/// per-line path makes no Python call for it.
+fn line_key(body: u32, ts: f64) -> Option<[u8; 4]> {
+    if !(0.0..4294967296.0).contains(&ts) {
+        return None;
+    }
+    Some((body ^ (ts as u32).wrapping_mul(0x9E37_79B1)).to_le_bytes())
+}
+
 enum Envelope {
     /// RFC 3164 with host and tag: stamp, host, tag (ranges), level, body start.
     Bsd {
@@ -328,7 +339,7 @@ fn fast_native(b: &[u8], levels: &[Vec<u8>]) -> Option<Envelope> {
 }
 
 /// The fields of the Python `Event`, in the order `type_line` produces them.
-const EVENT_FIELDS: [&str; 12] = [
+const EVENT_FIELDS: [&str; 13] = [
     "kind",
     "appliance",
     "ts",
@@ -341,13 +352,14 @@ const EVENT_FIELDS: [&str; 12] = [
     "tag",
     "ts_inferred",
     "body_sum",
+    "line_key",
 ];
 
-/// Makes `Event` instances. Calling the class runs its Python `__init__` (a frame and twelve attribute
+/// Makes `Event` instances. Calling the class runs its Python `__init__` (a frame and thirteen attribute
 /// stores, about a tenth of a typed line's cost). When `Event` is a plain `__slots__` class with exactly
 /// these fields (in any order), the instance is allocated and each value stored in its slot, at the offset
 /// its member descriptor declares — what `__init__` does through those descriptors, without the frame or
-/// the twelve descriptor calls. Anything else about `Event` falls back to the call.
+/// the thirteen descriptor calls. Anything else about `Event` falls back to the call.
 struct EventMaker {
     cls: Py<PyAny>,
     /// Byte offsets of the slots, in `EVENT_FIELDS` order.
@@ -405,12 +417,12 @@ impl EventMaker {
     fn make<'py>(
         &self,
         py: Python<'py>,
-        values: [Bound<'py, PyAny>; 12],
+        values: [Bound<'py, PyAny>; 13],
     ) -> PyResult<Bound<'py, PyAny>> {
         let Some(offsets) = &self.offsets else {
             return self.cls.bind(py).call1(PyTuple::new(py, values)?);
         };
-        // SAFETY: `cls` is a heap type whose instances have these twelve object slots at these offsets
+        // SAFETY: `cls` is a heap type whose instances have these thirteen object slots at these offsets
         // (checked in `new`); tp_alloc returns a new, zeroed, GC-tracked instance or NULL with an exception
         // set. Each slot is empty (NULL), and receives a new reference, as a member descriptor's set would.
         unsafe {
@@ -783,6 +795,8 @@ impl Typer {
             Some(s) => s.clone(),
             None => ascii_str(py, b),
         };
+        let sum = body_sum(b, &self.level_names[level]);
+        let key = line_key(sum, ts.extract::<f64>()?);
         let id =
             |v: Option<i64>| -> PyResult<Bound<'py, PyAny>> { Ok(v.into_pyobject(py)?.into_any()) };
         let values = [
@@ -799,7 +813,8 @@ impl Typer {
                 .map_or_else(|| py.None().into_bound(py), |d| d.into_bound(py).into_any()),
             tag,
             PyBool::new(py, false).to_owned().into_any(), // ts_inferred: declined above
-            body_sum(b, &self.level_names[level]).into_pyobject(py)?.into_any(),
+            sum.into_pyobject(py)?.into_any(),
+            key.map_or_else(|| py.None().into_bound(py), |k| PyBytes::new(py, &k).into_any()),
         ];
         Ok(Some(self.events.make(py, values)?))
     }

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from enricher.accel import native
 from enricher.core.event import Event
 from enricher.core.parsing.parser import Parser
-from enricher.core.sessions.session import body_sum
+from enricher.core.sessions.session import body_sum, line_key
 from enricher.errors import ConfigError
 from tests.conftest import ROOT, SAMPLES
 
@@ -43,10 +43,11 @@ REAL_WORLD_LINES = [
 
 
 def _fields(ev: Event) -> tuple:
-    """The event's fields, and its body sum: the native core's when it typed the line (it must equal what the
-    Python side computes from the raw line when the core declines)."""
+    """The event's fields, its body sum and its line key: the native core's when it typed the line (each must
+    equal what the Python side computes from the raw line when the core declines)."""
     own = ev.body_sum if ev.body_sum is not None else body_sum(ev.raw, ev.level)
-    return (*(getattr(ev, f) for f in FIELDS), own)
+    key = ev.line_key if ev.line_key is not None else line_key(ev.raw, ev.level, ev.ts or 0.0)
+    return (*(getattr(ev, f) for f in FIELDS), own, key)
 
 
 def both(lines: list[str], appliance: str | None = None, reference_time: float = 1795780800.0) -> tuple[list, list]:
@@ -106,8 +107,9 @@ def test_same_events_on_a_generated_corpus_and_most_lines_typed_natively(tmp_pat
         typed, i = parser._typer.run(parser, lines, i + 1, "esa")
     assert declined / len(lines) < 0.01, f"{declined} of {len(lines)} lines declined"
     # ... and it hands the body sum over with them (the stitcher computes it only for declined lines).
-    summed = sum(ev.body_sum is not None for ev in Parser(native=True).parse_lines(lines[:3000]))
-    assert summed > 0.99 * 3000
+    events = list(Parser(native=True).parse_lines(lines[:3000]))
+    assert sum(ev.body_sum is not None for ev in events) > 0.99 * 3000
+    assert sum(ev.line_key is not None for ev in events) > 0.99 * 3000
 
 
 _PREFIXES = st.sampled_from(["", "<22>", "<22>Nov 27 11:59:58 esa1 mail_logs: ", "Thu Nov 27 11:59:58 2026 "])

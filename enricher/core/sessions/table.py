@@ -43,8 +43,10 @@ def _body_sum(ev: Event) -> int:
 
 
 def _line_key(ev: Event, ts: float) -> bytes:
-    """The duplicate-memory key of `ev` at `ts` (`session.line_key`)."""
-    return sum_key(_body_sum(ev), ts)
+    """The duplicate-memory key of `ev` at `ts` (`session.line_key`): the native core's when it typed the line
+    (its `ts` is then the event's own stamp, which the stitcher uses), else computed."""
+    k = ev.line_key
+    return sum_key(_body_sum(ev), ts) if k is None else k
 
 
 # The StitchConfig field that sets each closing window (named as such in the evidence).
