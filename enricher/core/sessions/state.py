@@ -14,7 +14,6 @@ documents as one that never stopped (tested by cutting a stream at many points).
 
 from __future__ import annotations
 
-import heapq
 import zlib
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -67,7 +66,7 @@ def snapshot(st: Stitcher) -> dict[str, Any]:
         "watermark": st._watermark,
         "appliances": st.appliances,
         "sessions": [x.to_state() for x in open_sessions],
-        "grace": {app: [[d, list(k)] for d, k in q] for app, q in st._grace.items()},
+        "grace": {app: [[d, list(k)] for d, k in sorted((d, k) for d, ks in q.items() for k in ks)] for app, q in st._grace.items()},
         "dormant": [x.to_state() for x in st._dormant.values()],
         "closed": [x.to_state() for x in st._closed.values()],
         "digests": [[*k, v] for k, v in st._digests.items()],
@@ -122,10 +121,11 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
         if not found:
             found = conns[(sess.appliance, icid)] = [Session(CONNECTION, sess.appliance, icid, sess.first_ts)]
         sess.conn = next((c for c in found if c.mids and sess.ident in c.mids), found[-1])
-    # A heap per appliance; heapified again, as snapshots written before it was one hold a queue.
-    st._grace = {app: [(d, tuple(k)) for d, k in q] for app, q in snap["grace"].items()}
-    for q in st._grace.values():
-        heapq.heapify(q)
+    # (due, key) pairs per appliance, in any order (snapshots written before it was a heap hold a queue).
+    st._grace, st._grace_dues = {}, {}
+    for app, pairs in snap["grace"].items():
+        for d, k in pairs:
+            st._due_at(app, d, tuple(k))
     st._by_ip = {(app, ip): icid for app, ip, icid in snap["by_ip"]}
     st._pending_links = {tuple(k): v for k, v in snap["pending_links"]}
     st._pending_children = {tuple(k): v for k, v in snap.get("pending_children", ())}

@@ -21,6 +21,7 @@ cdef class SessionTable:
     cdef public dict _arrival
     cdef public dict _expiry
     cdef public dict _grace
+    cdef public dict _grace_dues
     cdef public object _dormant
     cdef public object _closed
     cdef public object _digests
@@ -40,6 +41,7 @@ cdef class SessionTable:
     cpdef Session _recall(self, tuple key, ts, kind)
     cpdef Session _reopen(self, tuple key, ts, kind, bytes lk, ev)
     cpdef bint _was_forgotten(self, tuple key, ts, kind)
+    @cython.locals(key=tuple)
     cpdef _forget(self, Session s)
     cpdef _revive(self, Session s, ts)
     @cython.locals(m=Session)
@@ -51,11 +53,14 @@ cdef class SessionTable:
     @cython.locals(m=Session, mids=list)
     cpdef _mark_in_flight(self, Session c)
     cpdef _schedule(self, app, ts, tuple key)
-    @cython.locals(s=Session, idx=ExpiryIndex)
+    @cython.locals(q=dict, keys=list)
+    cpdef _due_at(self, app, due, tuple key)
+    @cython.locals(s=Session, idx=ExpiryIndex, q=dict, dues=list, keys=list)
     cpdef _advance(self, app, wm)
     @cython.locals(s=Session, idx=ExpiryIndex)
     cpdef _evict(self, app)
     cpdef _drop(self, Session s)
     cpdef dict _window(self, dict shared, Session s, str window, at=*)
+    @cython.locals(key=tuple)
     cpdef _close(self, Session s, state, ending=*, bint keep=*)
     cpdef _unwait(self, Session s)

@@ -77,9 +77,12 @@ class SessionTable:
         self._watermark: dict[str, float] = {}
         self._arrival: dict[str, float] = {}
         self._expiry: dict[str, ExpiryIndex] = {}
-        # Per appliance, a heap of (due, key): a terminal line late within the grace period is due before
-        # lines scheduled ahead of it (a queue in arrival order would hold it back behind them).
-        self._grace: dict[str, list[tuple[float, Key]]] = {}
+        # Per appliance, what the grace period closes, due time → keys, and a heap of those due times: a
+        # terminal line late within the grace period is due before lines scheduled ahead of it (a queue in
+        # arrival order would hold it back behind them). Handled in (due, key) order. Not one heap of
+        # (due, key) pairs: most share a due time (stamps are seconds), so its sifting compared key tuples.
+        self._grace: dict[str, dict[float, list[Key]]] = {}
+        self._grace_dues: dict[str, list[float]] = {}
         self._dormant: OrderedDict[Key, Session] = OrderedDict()
         self._closed: OrderedDict[Key, Session] = OrderedDict()  # written, kept for late lines (close order)
         self._digests: OrderedDict[Key, int] = OrderedDict()  # forgotten: key → first second
@@ -270,26 +273,41 @@ class SessionTable:
 
     # -- closing ------------------------------------------------------------------------------------------
     def _schedule(self, app: str, ts: float, key: Key) -> None:
+        """`key` is due for closing (if its ending still holds then) at `ts` plus the grace period."""
+        self._due_at(app, ts + self.config.grace_seconds, key)
+
+    def _due_at(self, app: str, due: float, key: Key) -> None:
         q = self._grace.get(app)
         if q is None:
-            q = self._grace[app] = []
-        heappush(q, (ts + self.config.grace_seconds, key))
+            q = self._grace[app] = {}
+            self._grace_dues[app] = []
+        keys = q.get(due)
+        if keys is None:
+            q[due] = [key]
+            heappush(self._grace_dues[app], due)
+        else:
+            keys.append(key)
 
     def _advance(self, app: str, wm: float) -> None:
         q = self._grace.get(app)
-        while q and q[0][0] <= wm:
-            _, key = heappop(q)
-            s = self._open.get(key)
-            if s is None:
-                continue
-            if s.kind == MESSAGE:
-                if s.finished_ts is not None:
-                    self._close(s, COMPLETE)
-            elif s.kind == DELIVERY:
-                if s.closed_ts is not None or not s.nlines:  # closed, or waited for its lines in vain
-                    self._drop(s)
-            elif s.closed_ts is not None:
-                self._close(s, COMPLETE)
+        if q:
+            dues = self._grace_dues[app]
+            while dues and dues[0] <= wm:
+                keys = q.pop(heappop(dues))
+                if len(keys) > 1:
+                    keys.sort()
+                for key in keys:
+                    s = self._open.get(key)
+                    if s is None:
+                        continue
+                    if s.kind == MESSAGE:
+                        if s.finished_ts is not None:
+                            self._close(s, COMPLETE)
+                    elif s.kind == DELIVERY:
+                        if s.closed_ts is not None or not s.nlines:  # closed, or waited for its lines in vain
+                            self._drop(s)
+                    elif s.closed_ts is not None:
+                        self._close(s, COMPLETE)
         closed = self._closed
         while closed:  # forget what is older than the retention (close order: the oldest come first)
             s = next(iter(closed.values()))
