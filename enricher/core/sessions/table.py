@@ -168,10 +168,12 @@ class SessionTable:
         if s.kind == DELIVERY or self.config.max_closed_digests <= 0:
             return
         digests = self._digests
-        digests.pop(s.key, None)
-        digests[s.key] = int(s.first_ts)
+        key = s.key
+        if key in digests:  # a test, not `pop(key, None)`: a method call for every written session
+            del digests[key]
+        digests[key] = int(s.first_ts)
         while len(digests) > self.config.max_closed_digests:
-            digests.popitem(last=False)
+            digests.popitem(False)  # the oldest; positional (a keyword argument costs its parsing)
 
     def _revive(self, s: Session, ts: float) -> None:
         """Bring a written session back (dormant: expired or quarantined; or kept closed); it is written
@@ -390,10 +392,12 @@ class SessionTable:
             return
         elif self._retention > 0 and self.config.max_closed_sessions > 0:
             closed = self._closed
-            closed.pop(s.key, None)  # a reused counter: the newer session takes the key
-            closed[s.key] = s
+            key = s.key
+            if key in closed:  # a reused counter: the newer session takes the key (and the newest place)
+                del closed[key]
+            closed[key] = s
             while len(closed) > self.config.max_closed_sessions:
-                self._forget(closed.popitem(last=False)[1])
+                self._forget(closed.popitem(False)[1])
         else:
             self._forget(s)
 
