@@ -10,6 +10,10 @@ cdef unsigned long long _SPREAD
 cdef object _pack_key
 
 
+@cython.locals(p='const unsigned char*', k='const unsigned char*', n=Py_ssize_t, i=Py_ssize_t)
+cdef Py_ssize_t _find_key(hs, bytes key, Py_ssize_t start) except -2
+
+
 @cython.locals(na=Py_ssize_t, nb=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, out=list)
 cpdef list _in_order(unsigned int[:] sa, list la, unsigned int[:] sb, list lb)
 

@@ -73,6 +73,23 @@ def key_from_v3(old: bytes) -> bytes:
     return sum_key(v & _SEQ_MASK, v >> 32)
 
 
+def _find_key(hs: bytes, key: bytes, start: int) -> int:
+    """Offset of the first key equal to `key` (4 bytes) in `hs` (keys of 4 bytes, `hs` a bytes-like object)
+    from offset `start` (a multiple of 4), or -1. A loop over bytes: compiled, it reads the buffers directly
+    (`bytes.find` is a Python method call on every line that may be a copy, and matches at any offset)."""
+    if len(key) != 4:  # what the loop reads (None has no length either)
+        raise ValueError(f"a line key is 4 bytes, not {key!r}")
+    p = hs
+    k = key
+    n = len(hs)
+    i = start
+    while i + 4 <= n:
+        if p[i] == k[0] and p[i + 1] == k[1] and p[i + 2] == k[2] and p[i + 3] == k[3]:
+            return i
+        i += 4
+    return -1
+
+
 def _in_order(sa: array[int], la: list[str], sb: array[int], lb: list[str]) -> list[str]:
     """The lines of both sessions ordered by (sequence, line), i.e. `sorted` of the pairs of both. Each
     session's sequences rise (they are arrival numbers), so one merging pass does; the pairs are sorted
@@ -185,7 +202,7 @@ class Session:
         hs = self.hashes
         if hs is None:
             return False
-        i = hs.find(key)
+        i = _find_key(hs, key, 0)
         if i < 0:
             return False
         lines = self.lines() if self.seqs is not None and len(self.seqs) * 4 == len(hs) else None
@@ -194,9 +211,9 @@ class Session:
         j = raw.find(level) if level else -1
         body = raw[j:] if j > 0 else raw
         while i >= 0:
-            if not i & 3 and (lines is None or lines[i >> 2].endswith(body)):
+            if lines is None or lines[i >> 2].endswith(body):
                 return True
-            i = hs.find(key, i + 1)
+            i = _find_key(hs, key, i + 4)
         return False
 
     def lines(self) -> list[str]:
