@@ -3,7 +3,7 @@ cimport cython
 from enricher.core.sessions.expiry cimport ExpiryIndex
 from enricher.core.sessions.merge cimport later_kind
 from enricher.core.sessions.session cimport Session, body_sum, sum_key
-from enricher.core.sessions.table cimport SessionTable
+from enricher.core.sessions.table cimport SessionTable, _body_sum, _line_key, _repeated
 
 
 cdef class Joins(SessionTable):

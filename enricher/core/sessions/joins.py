@@ -22,6 +22,7 @@ from enricher.core.sessions.table import (
     SessionTable,
     _body_sum,
     _line_key,
+    _repeated,
 )
 
 # Connection lines that may end the connection with a failure of its own (docs/abort-taxonomy.md §2): each
@@ -87,7 +88,7 @@ class Joins(SessionTable):
                 return
             if old is not None:
                 self._revive_messages(old, ts)
-        elif ts <= old.last_ts and old.repeats(lk, ev.raw, ev.level):
+        elif ts <= old.last_ts and _repeated(old, lk, ev):
             self.stats.duplicates += 1
             return
         if kind == "new_icid" and old is not None and "start_ts" in old.data:
@@ -150,7 +151,7 @@ class Joins(SessionTable):
             held = self._open.get(key) or self._closed.get(key)
             if held is None:
                 break
-            if held.repeats(lk, ev.raw, ev.level):
+            if _repeated(held, lk, ev):
                 self.stats.duplicates += 1
                 return None
         c = Session(CONNECTION, app, key[2], ts)
@@ -181,7 +182,7 @@ class Joins(SessionTable):
         c = self._open.get(("c", ev.appliance, icid)) if icid is not None else None
         lk = _line_key(ev, ts)
         held = c if c is not None or icid is None else self._closed.get(("c", ev.appliance, icid))
-        if held is not None and held.repeats(lk, ev.raw, ev.level):
+        if held is not None and _repeated(held, lk, ev):
             self.stats.duplicates += 1
             return
         if c is None:
@@ -258,7 +259,7 @@ class Joins(SessionTable):
         if rec is None:
             rec = Session(DELIVERY, ev.appliance, ev.dcid, ts)  # type: ignore[arg-type]
             self._hold(rec)
-        elif rec.repeats(lk, ev.raw, ev.level):
+        elif _repeated(rec, lk, ev):
             self.stats.duplicates += 1
             return
         self.stats.delivery_connection += 1

@@ -11,7 +11,7 @@ cdef object _pack_key
 
 
 @cython.locals(p='const unsigned char*', k='const unsigned char*', n=Py_ssize_t, i=Py_ssize_t)
-cdef Py_ssize_t _find_key(hs, bytes key, Py_ssize_t start) except -2
+cpdef Py_ssize_t _find_key(hs, bytes key, Py_ssize_t start) except -2
 
 
 @cython.locals(na=Py_ssize_t, nb=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, out=list)

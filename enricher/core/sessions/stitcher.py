@@ -53,6 +53,7 @@ from enricher.core.sessions.table import (
     _DUPLICATE,
     _add_child,
     _line_key,
+    _repeated,
 )
 
 # Message line kinds that need more than their merge rule (see Stitcher._on_message).
@@ -229,7 +230,7 @@ class Stitcher(Joins):
                     for kid in self._pending_children.pop(key, ()):
                         _add_child(s, kid)
                 self._hold(s)
-        elif ts <= s.last_ts and s.repeats(lk, ev.raw, ev.level):  # a duplicate is never later than the session
+        elif ts <= s.last_ts and _repeated(s, lk, ev):  # a duplicate is never later than the session
             self.stats.duplicates += 1
             return
         MESSAGE_RULES[kind](s, ev)

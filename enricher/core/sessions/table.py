@@ -23,6 +23,7 @@ from enricher.core.sessions.session import (
     MESSAGE,
     Key,
     Session,
+    _find_key,
     body_sum,
     sum_key,
 )
@@ -47,6 +48,14 @@ def _line_key(ev: Event, ts: float) -> bytes:
     (its `ts` is then the event's own stamp, which the stitcher uses), else computed."""
     k = ev.line_key
     return sum_key(_body_sum(ev), ts) if k is None else k
+
+
+def _repeated(s: Session, lk: bytes, ev: Event) -> bool:
+    """Whether `ev` (its key `lk`) repeats a line applied to `s` (`Session.repeats`). The keys are scanned
+    first: most lines are no copy, and they then cost neither the event's raw line and level (two attribute
+    lookups on a Python object) nor the method call."""
+    hs = s.hashes
+    return hs is not None and _find_key(hs, lk, 0) >= 0 and s.repeats(lk, ev.raw, ev.level)
 
 
 # The StitchConfig field that sets each closing window (named as such in the evidence).
@@ -144,7 +153,7 @@ class SessionTable:
         s = self._recall(key, ts, kind)
         if s is None:
             return None
-        if s.repeats(lk, ev.raw, ev.level):
+        if _repeated(s, lk, ev):
             self.stats.duplicates += 1
             return _DUPLICATE
         self._revive(s, ts)
