@@ -195,7 +195,12 @@ class Pipeline:
         # line costs more than the rest of this loop).
         feed = self.stitcher.feed
         stats = self.stats
-        for batch in self.parser.parse_batches(lines, appliance):
+        parser = self.parser
+        for batch in parser.parse_batches(lines, appliance):
+            if parser.loose_joins:  # rare: a batch with a join to check, event by event
+                for ev in batch:
+                    yield from self._process_loose(ev)
+                continue
             stats.lines += len(batch)
             for ev in batch:
                 if ev.kind == "unparsed":
@@ -205,6 +210,18 @@ class Pipeline:
                 closed = feed(ev)
                 if closed:
                     yield from self.documents(closed)
+
+    def _process_loose(self, ev: Event) -> Iterator[dict[str, Any]]:
+        """`process_event`, but a record the parser joined onto an older one (`Parser.loose_joins`) is split
+        again when its head alone repeats a line already applied (a copy, not a wrap): the head is the
+        duplicate it is (counted), the continuation the record it would have been alone."""
+        mark = self.parser.loose_joins.pop(id(ev), None)
+        if mark is not None and mark[0] is ev and self.stitcher.repeated(mark[1]):
+            self.parser.unjoin()
+            yield from self.process_event(mark[1])
+            yield from self.process_event(mark[2])
+        else:
+            yield from self.process_event(ev)
 
     def record_documents(self, text: str, appliance: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
         """Parse one record (a Kafka message, a syslog datagram); the documents it completes, as a list."""
