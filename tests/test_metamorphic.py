@@ -198,7 +198,7 @@ def test_duplicated_records_change_nothing(case: tuple[Input, list[tuple[int, in
 
 def test_a_copy_before_a_line_without_header_changes_nothing() -> None:
     """The parser joins the line onto the copy (it cannot know it is one); the stitcher knows the copy's line
-    and the pipeline splits the join again (`Parser.loose_joins`, `Pipeline._process_loose`)."""
+    and the pipeline splits the join again (`Parser.loose_joins`, `Pipeline.process_joined`)."""
     inp, copies = golden_input("continuation-lines"), [(10, 3)]
     order = copied_order(len(inp.records), copies)
     assert joins_another_record(inp, order) and not joins_another_record(inp, order, split=True)

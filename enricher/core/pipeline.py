@@ -197,12 +197,13 @@ class Pipeline:
         stats = self.stats
         parser = self.parser
         for batch in parser.parse_batches(lines, appliance):
-            if parser.loose_joins:  # rare: a batch with a join to check, event by event
-                for ev in batch:
-                    yield from self._process_loose(ev)
-                continue
             stats.lines += len(batch)
+            loose = parser.loose_joins or None  # joins to check (rare): a pointer test per line otherwise
             for ev in batch:
+                if loose is not None and id(ev) in loose:
+                    stats.lines -= 1  # counted again by process_joined
+                    yield from self.process_joined(ev)
+                    continue
                 if ev.kind == "unparsed":
                     stats.lines -= 1  # counted again by process_event
                     yield from self.process_event(ev)
@@ -211,10 +212,11 @@ class Pipeline:
                 if closed:
                     yield from self.documents(closed)
 
-    def _process_loose(self, ev: Event) -> Iterator[dict[str, Any]]:
-        """`process_event`, but a record the parser joined onto an older one (`Parser.loose_joins`) is split
-        again when its head alone repeats a line already applied (a copy, not a wrap): the head is the
-        duplicate it is (counted), the continuation the record it would have been alone."""
+    def process_joined(self, ev: Event) -> Iterator[dict[str, Any]]:
+        """`process_event` for an event of `parser.parse_batches`: a line the parser joined onto a stamped
+        record (`Parser.loose_joins`) is split off again when that record alone repeats a line already
+        applied (a copy, not a wrap): the head is the duplicate it is (counted), the continuation the record
+        it would have been alone."""
         mark = self.parser.loose_joins.pop(id(ev), None)
         if mark is not None and mark[0] is ev and self.stitcher.repeated(mark[1]):
             self.parser.unjoin()

@@ -72,7 +72,7 @@ class Parser:
         self.joined_lines = 0  # continuations of a wrapped record
         # Joins made onto a stamped record, by id of the joined event: (joined, head alone, continuation
         # alone). The pipeline splits one again when the stitcher has applied its head already: the head was a
-        # copy, not a wrap (`Pipeline._process_loose`). Only the batch being read (and the pending record) is
+        # copy, not a wrap (`Pipeline.process_joined`). Only the batch being read (and the pending record) is
         # kept; lines that are not joined never touch it.
         self.loose_joins: dict[int, tuple[Event, Event, Event]] = {}
 
