@@ -2,8 +2,8 @@
 cimport cython
 from enricher.core.sessions.expiry cimport ExpiryIndex
 from enricher.core.sessions.merge cimport later_kind
-from enricher.core.sessions.session cimport Session, body_sum, sum_key
-from enricher.core.sessions.table cimport SessionTable, _body_sum, _line_key, _repeated
+from enricher.core.sessions.session cimport Session, _body_sum, _line_key, _repeated
+from enricher.core.sessions.table cimport SessionTable
 
 
 cdef class Joins(SessionTable):

@@ -16,14 +16,11 @@ from enricher.core.sessions.session import (
     PARTIAL,
     Key,
     Session,
-)
-from enricher.core.sessions.table import (
-    _DUPLICATE,
-    SessionTable,
     _body_sum,
     _line_key,
     _repeated,
 )
+from enricher.core.sessions.table import _DUPLICATE, SessionTable
 
 # Connection lines that may end the connection with a failure of its own (docs/abort-taxonomy.md §2): each
 # records which message was being received at that moment (see Stitcher._mark_in_flight).

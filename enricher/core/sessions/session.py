@@ -12,7 +12,10 @@ from __future__ import annotations
 import struct
 import zlib
 from array import array
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from enricher.core.event import Event
 
 MESSAGE = "message"
 CONNECTION = "connection"
@@ -64,6 +67,27 @@ def line_key(raw: str, level: str | None, ts: float) -> bytes:
     cheaper per line, and a key match is confirmed against the kept raw line before a line counts as a
     duplicate (`Session.repeats`)."""
     return sum_key(body_sum(raw, level), ts)
+
+
+def _body_sum(ev: Event) -> int:
+    """`session.body_sum` of `ev`: the native core's when it typed the line, else computed from its text."""
+    b = ev.body_sum
+    return body_sum(ev.raw, ev.level) if b is None else b
+
+
+def _line_key(ev: Event, ts: float) -> bytes:
+    """The duplicate-memory key of `ev` at `ts` (`session.line_key`): the native core's when it typed the line
+    (its `ts` is then the event's own stamp, which the stitcher uses), else computed."""
+    k = ev.line_key
+    return sum_key(_body_sum(ev), ts) if k is None else k
+
+
+def _repeated(s: Session, lk: bytes, ev: Event) -> bool:
+    """Whether `ev` (its key `lk`) repeats a line applied to `s` (`Session.repeats`). The keys are scanned
+    first: most lines are no copy, and they then cost neither the event's raw line and level (two attribute
+    lookups on a Python object) nor the method call."""
+    hs = s.hashes
+    return hs is not None and _find_key(hs, lk, 0) >= 0 and s.repeats(lk, ev.raw, ev.level)
 
 
 def key_from_v3(old: bytes) -> bytes:

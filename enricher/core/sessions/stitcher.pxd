@@ -4,9 +4,8 @@
 cimport cython
 from enricher.core.sessions.expiry cimport ExpiryIndex
 from enricher.core.sessions.merge cimport later_kind
-from enricher.core.sessions.session cimport Session, body_sum, sum_key
+from enricher.core.sessions.session cimport Session, _line_key, _repeated
 from enricher.core.sessions.joins cimport Joins
-from enricher.core.sessions.table cimport _line_key, _repeated
 
 
 cdef class Stitcher(Joins):

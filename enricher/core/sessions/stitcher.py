@@ -45,6 +45,8 @@ from enricher.core.sessions.session import (
     PARTIAL,
     Key,
     Session,
+    _line_key,
+    _repeated,
 )
 from enricher.core.sessions.settings import StitchConfig, StitchStats
 from enricher.core.sessions.table import (
@@ -52,8 +54,6 @@ from enricher.core.sessions.table import (
     _DELIVERY_KINDS,
     _DUPLICATE,
     _add_child,
-    _line_key,
-    _repeated,
 )
 
 # Message line kinds that need more than their merge rule (see Stitcher._on_message).

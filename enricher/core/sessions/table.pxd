@@ -2,13 +2,7 @@
 cimport cython
 from enricher.core.sessions.expiry cimport ExpiryIndex
 from enricher.core.sessions.merge cimport later_kind
-from enricher.core.sessions.session cimport Session, _find_key, body_sum, sum_key
-
-
-cpdef unsigned int _body_sum(ev)
-cpdef bytes _line_key(ev, double ts)
-@cython.locals(hs=object)
-cpdef bint _repeated(Session s, bytes lk, ev)
+from enricher.core.sessions.session cimport Session, _repeated
 
 
 cdef class SessionTable:

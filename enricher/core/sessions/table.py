@@ -23,9 +23,7 @@ from enricher.core.sessions.session import (
     MESSAGE,
     Key,
     Session,
-    _find_key,
-    body_sum,
-    sum_key,
+    _repeated,
 )
 from enricher.core.sessions.settings import StitchConfig, StitchStats
 
@@ -35,27 +33,6 @@ _DELIVERY_KINDS = frozenset(("delivery_start", "message_done", "bounced", "delay
 _DCID_KINDS = frozenset(DCID_RULES) | {"dcid_close", "dcid_other"}
 # What `Stitcher._reopen` answers for a duplicate line: a session that no key names.
 _DUPLICATE = Session(DELIVERY, "", 0, 0.0)
-
-
-def _body_sum(ev: Event) -> int:
-    """`session.body_sum` of `ev`: the native core's when it typed the line, else computed from its text."""
-    b = ev.body_sum
-    return body_sum(ev.raw, ev.level) if b is None else b
-
-
-def _line_key(ev: Event, ts: float) -> bytes:
-    """The duplicate-memory key of `ev` at `ts` (`session.line_key`): the native core's when it typed the line
-    (its `ts` is then the event's own stamp, which the stitcher uses), else computed."""
-    k = ev.line_key
-    return sum_key(_body_sum(ev), ts) if k is None else k
-
-
-def _repeated(s: Session, lk: bytes, ev: Event) -> bool:
-    """Whether `ev` (its key `lk`) repeats a line applied to `s` (`Session.repeats`). The keys are scanned
-    first: most lines are no copy, and they then cost neither the event's raw line and level (two attribute
-    lookups on a Python object) nor the method call."""
-    hs = s.hashes
-    return hs is not None and _find_key(hs, lk, 0) >= 0 and s.repeats(lk, ev.raw, ev.level)
 
 
 # The StitchConfig field that sets each closing window (named as such in the evidence).
