@@ -263,6 +263,11 @@ class Stitcher(Joins):
                 if conn.mids is None:
                     conn.mids = []
                 if mid not in conn.mids:
+                    if conn.mids:  # its other messages show it as of their cut (Joins._shown)
+                        views = self._shown(conn, ts, False)
+                        if views is not None:
+                            for v in views:
+                                v.mids.append(mid)
                     conn.mids.append(mid)
         if kind in _FOLLOW_UP_KINDS:  # one set test keeps the common lines off this chain
             if ev.dcid is not None and kind in _DELIVERY_KINDS:
