@@ -3,9 +3,11 @@
 
 - Message sessions are keyed by appliance + MID; connection lines (ICID) and delivery connections (DCID)
   are joined to them through per-appliance ICID and DCID records.
-- A message closes `grace_seconds` of event time after `Message finished` (late lines such as an
-  `ICID lost` written after the abort still make it in); a connection closes the same way after
-  `ICID close` (the pipeline decides whether it deserves a document of its own).
+- A message's lines and its connection's lines stamped up to `grace_seconds` of event time after its
+  `Message finished` (its cut) are in its document (late lines such as an `ICID lost` written after the abort
+  still make it in), whatever order they arrive in; one with a connection is written `grace_seconds` after the
+  cut, when all of those have come (`Joins._shown`). A connection closes `grace_seconds` after `ICID close`
+  (the pipeline decides whether it deserves a document of its own).
 - Sessions idle for `idle_timeout_seconds` (to the minute) are written as `expired` partial documents and
   kept dormant: a later line revives them and they are written again under the same id (updated in place).
   Quarantined messages stay dormant too, so a release, deletion or reinjection rewrites them.
