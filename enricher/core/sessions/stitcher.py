@@ -280,7 +280,9 @@ class Stitcher(Joins):
                 rel = s.data.get("parent", {}).get("relation", kind)
                 self._link(app, ev.get("parent"), "children", {"mid": mid, "relation": rel})
             elif kind == "message_finished":
-                self._schedule(app, ts, key)
+                # Due when it is written (SessionTable._advance): a grace period after its cut if it has a
+                # connection (one heap entry, not one at the cut and another after it).
+                self._schedule(app, ts if s.conn is None else ts + self.config.grace_seconds, key)
             elif kind == "mid_unrecognized":
                 self.stats.unrecognized += 1
         if refile and s.bucket != int(s.last_ts) // BUCKET_SECONDS:
