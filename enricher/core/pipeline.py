@@ -195,9 +195,15 @@ class Pipeline:
         # line costs more than the rest of this loop).
         feed = self.stitcher.feed
         stats = self.stats
-        for batch in self.parser.parse_batches(lines, appliance):
+        parser = self.parser
+        for batch in parser.parse_batches(lines, appliance):
             stats.lines += len(batch)
+            loose = parser.loose_joins or None  # joins to check (rare): a pointer test per line otherwise
             for ev in batch:
+                if loose is not None and id(ev) in loose:
+                    stats.lines -= 1  # counted again by process_joined
+                    yield from self.process_joined(ev)
+                    continue
                 if ev.kind == "unparsed":
                     stats.lines -= 1  # counted again by process_event
                     yield from self.process_event(ev)
@@ -205,6 +211,19 @@ class Pipeline:
                 closed = feed(ev)
                 if closed:
                     yield from self.documents(closed)
+
+    def process_joined(self, ev: Event) -> Iterator[dict[str, Any]]:
+        """`process_event` for an event of `parser.parse_batches`: a line the parser joined onto a stamped
+        record (`Parser.loose_joins`) is split off again when that record alone repeats a line already
+        applied (a copy, not a wrap): the head is the duplicate it is (counted), the continuation the record
+        it would have been alone."""
+        mark = self.parser.loose_joins.pop(id(ev), None)
+        if mark is not None and mark[0] is ev and self.stitcher.repeated(mark[1]):
+            self.parser.unjoin()
+            yield from self.process_event(mark[1])
+            yield from self.process_event(mark[2])
+        else:
+            yield from self.process_event(ev)
 
     def record_documents(self, text: str, appliance: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
         """Parse one record (a Kafka message, a syslog datagram); the documents it completes, as a list."""

@@ -70,6 +70,11 @@ class Parser:
         self.lines_read = 0
         self.blank_lines = 0
         self.joined_lines = 0  # continuations of a wrapped record
+        # Joins made onto a stamped record, by id of the joined event: (joined, head alone, continuation
+        # alone). The pipeline splits one again when the stitcher has applied its head already: the head was a
+        # copy, not a wrap (`Pipeline.process_joined`). Only the batch being read (and the pending record) is
+        # kept; lines that are not joined never touch it.
+        self.loose_joins: dict[int, tuple[Event, Event, Event]] = {}
 
     # -- durable state ----------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -135,6 +140,8 @@ class Parser:
         pending_env: Envelope | None = None  # only for records made by the general path
         it = iter(lines)
         while chunk := list(islice(it, _CHUNK_LINES)):
+            if self.loose_joins:  # the batch before was handed over: keep the pending record's mark only
+                self.loose_joins = {k: m for k, m in self.loose_joins.items() if m[0] is pending}
             out: list[Event] = []
             i, n = 0, len(chunk)
             self.lines_read += n
@@ -162,9 +169,11 @@ class Parser:
                 env = self._envelope(line, default)
                 if env is None and pending is not None and not is_bare_body(line.lstrip()):
                     # A wrapped line joins the previous record with one space, but only when that makes a
-                    # record some shape types, and of the same kind when the previous one was typed already:
-                    # a typed record is never damaged by the line after it (`ICID 5 close` + `Double
-                    # bounce: …`). Otherwise both stay records of their own.
+                    # record some shape types, and, when the previous one was typed already, of the same kind
+                    # and saying more than it did (the line is part of what the shape reads): a typed record
+                    # is never damaged by the line after it (`ICID 5 close` + `Double bounce: …`), nor grows
+                    # a tail its shape ignores (`MID 5 queued for delivery` + `Double bounce: …`: the same
+                    # record a late line would leave before it). Otherwise both stay records of their own.
                     cont = line.strip()
                     raw = pending.raw
                     penv = pending_env if pending_env is not None else self._envelope(raw, default)
@@ -172,7 +181,14 @@ class Parser:
                         penv = penv._replace(body=f"{penv.body} {cont}")
                     joined = self._make(f"{raw} {cont}", penv, appliance, pending.ts if pending.ts_inferred else _NO_STAMP)
                     kind = joined.kind
-                    if kind not in UNRECOGNIZED_KINDS and (kind == pending.kind or pending.kind in UNRECOGNIZED_KINDS):
+                    if kind not in UNRECOGNIZED_KINDS and (
+                        pending.kind in UNRECOGNIZED_KINDS or (kind == pending.kind and joined.data != pending.data)
+                    ):
+                        if not pending.ts_inferred:
+                            # The head may be a copy (of a record already read, in its second or older) rather
+                            # than what wrapped: only the stitcher can tell (it knows the lines applied). The
+                            # continuation alone is kept, made as it would have been without the join.
+                            self.loose_joins[id(joined)] = (joined, pending, self._make(line, None, appliance))
                         pending, pending_env = joined, penv
                         self.joined_lines += 1
                         continue
@@ -184,6 +200,10 @@ class Parser:
                 yield out
         if pending is not None:
             yield [pending]
+
+    def unjoin(self) -> None:
+        """Count a join of `loose_joins` that the pipeline split again: its continuation is a record."""
+        self.joined_lines -= 1
 
     # -- internals --------------------------------------------------------------------------------------
     def _fast(self, line: str, default: str) -> Event | None:

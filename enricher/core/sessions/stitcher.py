@@ -69,7 +69,19 @@ _FOLLOW_UP_KINDS = _DELIVERY_KINDS | {
 }
 
 
-__all__ = ["StitchConfig", "StitchStats", "Stitcher"]  # the settings classes are imported from here
+__all__ = ["StitchConfig", "StitchStats", "Stitcher", "remembered_by"]  # the settings classes are imported from here
+
+
+def remembered_by(ev: Event) -> Key | None:
+    """The session whose duplicate memory would hold a line like `ev`: a stamped message or connection line
+    (the lines `Stitcher.repeated` can answer for; DCID, DHAP, ICID 0 and system lines: None)."""
+    if ev.ts is None or ev.ts_inferred:
+        return None
+    if ev.mid is not None:
+        return ("m", ev.appliance, ev.mid) if ev.kind in MESSAGE_RULES else None
+    if ev.icid and ev.kind in CONNECTION_RULES:
+        return ("c", ev.appliance, ev.icid)
+    return None
 
 
 class Stitcher(Joins):
@@ -210,6 +222,13 @@ class Stitcher(Joins):
     def held(self, key: Key) -> Session | None:
         """A session by key still in memory: open, or written and kept (closed or dormant) for late lines."""
         return self._open.get(key) or self._closed.get(key) or self._dormant.get(key)
+
+    def repeated(self, ev: Event) -> bool:
+        """Whether `ev` is an exact duplicate of a line applied to a session still held (open, kept or
+        dormant): asked by the pipeline of the head of a join the parser made (`Parser.loose_joins`)."""
+        key = remembered_by(ev)
+        s = self.held(key) if key is not None else None
+        return s is not None and s.repeats(_line_key(ev, ev.ts), ev.raw, ev.level)  # type: ignore[arg-type]
 
     def _on_message(self, ev: Event, ts: float, app: str, kind: str, mid: int) -> None:
         key: Key = ("m", app, mid)
