@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def _specs(rules: list[shapes.Rule]) -> list[tuple[str, str, int, list[tuple[str, int]]]]:
-    return [(kind, rx.pattern, rx.flags, sorted(rx.groupindex.items(), key=lambda kv: kv[1])) for kind, rx, _ in rules]
+    return [(r.kind, r.pattern, r.flags, r.groups()) for r in rules]  # no pattern compiled in Python
 
 
 def rule_tables() -> dict[str, Any]:
@@ -42,7 +42,7 @@ def rule_tables() -> dict[str, Any]:
         "other": {
             word: _specs(kept)
             for word, rules in shapes._OTHER_RULES.items()
-            if (kept := [r for r in rules if r[0] not in shapes.HEADER_KINDS])
+            if (kept := [r for r in rules if r.kind not in shapes.HEADER_KINDS])
         },
         "int_fields": sorted(shapes._INT_FIELDS),
         "quoted": sorted(shapes._QUOTED),

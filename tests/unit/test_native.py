@@ -208,6 +208,15 @@ def test_same_events_on_edge_bodies(body: str) -> None:
 
 
 @needs_native
+@pytest.mark.parametrize("host", ["Info", "xInfo", "IInfoI", "IIInf", "Warn", "Warning1"])
+def test_the_body_sum_starts_at_the_first_level_word_even_inside_the_host(host: str) -> None:
+    lines = [f"Nov 27 11:59:58 {host} mail_logs: Info: Start MID 1 ICID 2", f"Nov 27 11:59:58 {host} t: Warning: MID 1 x"]
+    nat = [ev for ev in Parser(native=True).parse_lines(lines) if ev.body_sum is not None]
+    assert len(nat) == 2  # typed by the core, which computed the sum
+    assert [ev.body_sum for ev in nat] == [body_sum(ev.raw, ev.level) for ev in nat]
+
+
+@needs_native
 def test_same_events_when_the_stamp_cache_is_cleared_all_the_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The core remembers each appliance's last stamp within a call; a cleared resolver cache (here after
     every few stamps) and a New Year inside the input must not make it disagree with Python."""

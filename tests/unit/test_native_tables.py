@@ -12,6 +12,7 @@ import pytest
 
 from enricher.accel import dialect, native
 from enricher.core.event import Event
+from enricher.core.parsing import shapes
 from enricher.core.parsing.parser import Parser
 from tests.unit.test_native import needs_native
 
@@ -30,6 +31,29 @@ def test_every_pattern_the_core_compiles_is_in_its_dialect() -> None:
     assert len(patterns) > 100  # every table, not an empty one
     bad = {(kind, pattern): found for kind, pattern, flags in patterns if (found := dialect.problems(pattern, flags))}
     assert not bad
+
+
+def test_the_tables_carry_the_groups_and_flags_python_compiles_each_pattern_with() -> None:
+    # The tables are read from the pattern text (`shapes.Rule.groups`: start-up compiles no pattern); `re`
+    # is the reference for what each group's number is.
+    specs: list[Any] = []
+    tables = native.rule_tables()
+    for key in ("mid", "icid_routes", "other"):
+        for rules in tables[key].values():
+            specs += rules
+    specs += [*tables["icid"], *tables["dcid"]]
+    for kind, pattern, flags, groups in specs:
+        rx = re.compile(pattern, flags)
+        assert (rx.flags, groups) == (flags, sorted(rx.groupindex.items(), key=lambda kv: kv[1])), (kind, pattern)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"(?P<a>x)(y)(?:z)(?P<b>[(\]])", r"[]()](?P<a>\()", r"[^]](?P<a>a)(?=b)(?P<c>\\)(?P<d>d)", r"\((?P<a>[\[(])"],
+)
+def test_group_numbers_read_from_the_text_are_those_re_gives(pattern: str) -> None:
+    rx = re.compile(pattern)
+    assert shapes.Rule("k", pattern).groups() == sorted(rx.groupindex.items(), key=lambda kv: kv[1])
 
 
 # One example per check (dialect.REFUSED, dialect.READ_DIFFERENTLY), with what the check must say.

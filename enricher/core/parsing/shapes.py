@@ -31,10 +31,6 @@ def _rids(value: str) -> list[int] | None:
     return rids if not rids or max(rids) <= LONG_MAX else None
 
 
-# A rule: kind, pattern, and an extractor (match, mid) -> Typed generated for that pattern's groups.
-Rule = tuple[str, "re.Pattern[str]", Any]
-
-
 def _extractor(kind: str, rx: re.Pattern[str]) -> Any:
     """Generate straight-line code for one pattern: no loop or lookups per line (the hot path)."""
     # Every int() is followed by the range check (see LONG_MAX); `_rids` checks its own list.
@@ -69,9 +65,53 @@ def _extractor(kind: str, rx: re.Pattern[str]) -> Any:
     return ns["extract"]
 
 
-def _r(kind: str, pattern: str, flags: int = 0) -> Rule:
-    rx = re.compile(pattern, flags | re.S)
-    return kind, rx, _extractor(kind, rx)
+class Rule:
+    """One line shape: its event kind and pattern, compiled (with its extractor) when first tried.
+
+    The native core types almost every line from the pattern text (`rule_tables`), so a start-up that
+    compiled all ~120 patterns paid for what the Python parser rarely needs (a third of `replay`'s import
+    time); each is compiled the first time the Python parser tries it."""
+
+    __slots__ = ("kind", "pattern", "flags", "compiled")
+
+    def __init__(self, kind: str, pattern: str, flags: int = 0) -> None:
+        self.kind = kind
+        self.pattern = pattern
+        self.flags = flags | re.S | re.U  # what `re.compile` reports for a str pattern compiled with these
+        # (pattern, extractor) once compiled; `compile()` makes it.
+        self.compiled: tuple[re.Pattern[str], Any] | None = None
+
+    def compile(self) -> tuple[re.Pattern[str], Any]:
+        """The compiled pattern and its extractor (made once)."""
+        if self.compiled is None:
+            rx = re.compile(self.pattern, self.flags)
+            self.compiled = rx, _extractor(self.kind, rx)
+        return self.compiled
+
+    def groups(self) -> list[tuple[str, int]]:
+        """The named groups and their numbers, read from the pattern text (as `re` numbers them: every
+        capturing `(` in order, outside character classes, not escaped), without compiling it."""
+        out: list[tuple[str, int]] = []
+        p, n, i, in_class = self.pattern, 0, 0, False
+        while i < len(p):
+            c = p[i]
+            if c == "\\":
+                i += 1
+            elif in_class:
+                in_class = c != "]"
+            elif c == "[":
+                in_class = True
+                i += 2 if p.startswith("^]", i + 1) else 1 if p.startswith("]", i + 1) else 0  # a literal `]`
+            elif c == "(" and (p.startswith("?P<", i + 1) or not p.startswith("?", i + 1)):
+                n += 1
+                if p[i + 1] == "?":
+                    end = p.index(">", i + 4)
+                    out.append((p[i + 4 : end], n))
+            i += 1
+        return out
+
+
+_r = Rule
 
 
 # --- `MID n <rest>`: keyed by the first word of <rest> -------------------------------------------------
@@ -207,7 +247,7 @@ _ICID_RULES: list[Rule] = [
     _r("icid_other", r"ICID (?P<icid>\d+)(?: (?P<detail>.*?))?\s*$"),
 ]
 
-_ICID_BY_KIND = {kind: rule for rule in _ICID_RULES for kind in [rule[0]]}
+_ICID_BY_KIND = {rule.kind: rule for rule in _ICID_RULES}
 # The word after `ICID n` (lower-cased) → the few rules that can match; anything else tries them all.
 _ICID_ROUTES: dict[str, list[Rule]] = {
     word: [_ICID_BY_KIND[k] for k in kinds] + [_ICID_BY_KIND["icid_other"]]
@@ -428,7 +468,8 @@ DETAIL = "detail"
 
 
 def _first_match(rules: list[Rule], text: str, mid: int | None = None) -> Typed | None:
-    for _, rx, extract in rules:
+    for rule in rules:
+        rx, extract = rule.compiled or rule.compile()
         m = rx.match(text)
         if m is not None:
             return extract(m, mid)  # type: ignore[no-any-return]
@@ -478,7 +519,8 @@ def type_body(body: str) -> Typed:
             word = rest.split(" ", 1)[0]
             if "(" in word:
                 word = word.split("(", 1)[0]
-            for _, rx, extract in _MID_RULES.get(word, ()):
+            for rule in _MID_RULES.get(word, ()):
+                rx, extract = rule.compiled or rule.compile()
                 m = rx.match(rest)
                 if m is not None:
                     return extract(m, mid)  # type: ignore[no-any-return]
@@ -523,7 +565,7 @@ def untyped_kind(level: str | None, body: str) -> str:
 
 # Kinds whose line is not about a message or connection (appliance-level, file header).
 SYSTEM_KINDS = frozenset(
-    k for rules in _OTHER_RULES.values() for k, *_ in rules if k.startswith(("system_", "log_"))
+    r.kind for rules in _OTHER_RULES.values() for r in rules if r.kind.startswith(("system_", "log_"))
 ) | frozenset(
     ("amp_analysis", "amp_retrospective", "amp_upload_status", "euq_other", "isq_other", "ldap_other", SYSTEM_DEBUG)
 )
@@ -536,9 +578,9 @@ HEADER_KINDS = frozenset(("log_begin", "log_version", "log_time_offset"))
 UNRECOGNIZED_KINDS = frozenset(("unparsed", MID_UNRECOGNIZED, "icid_other", "dcid_other"))
 
 ALL_KINDS = frozenset(
-    [k for rules in _MID_RULES.values() for k, *_ in rules]
-    + [k for k, *_ in _ICID_RULES]
-    + [k for k, *_ in _DCID_RULES]
-    + [k for rules in _OTHER_RULES.values() for k, *_ in rules]
+    [r.kind for rules in _MID_RULES.values() for r in rules]
+    + [r.kind for r in _ICID_RULES]
+    + [r.kind for r in _DCID_RULES]
+    + [r.kind for rules in _OTHER_RULES.values() for r in rules]
     + ["consolidated_event", MID_UNRECOGNIZED, "mid_note", SYSTEM_DEBUG, "unparsed"]
 )
