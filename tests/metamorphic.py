@@ -285,6 +285,30 @@ def joins_another_record(inp: Input, order: Sequence[int], split: bool = False) 
     return False
 
 
+def redates_a_record_without_stamp(inp: Input, order: Sequence[int]) -> bool:
+    """Whether a record without a stamp of its own meets another appliance clock in this order than in `inp`.
+    Such a record is dated by its appliance's clock on arrival (`Parser._inferred`): the stamped records before
+    it are all that dates it. No rule can hide a delay that moves one past it: the stream `36, U, 37, 38` is
+    both itself (U follows 36) and `36, 37, U, 38` with 37 delayed by 1 s (U follows 37). Pinned by
+    test_a_record_late_past_a_line_without_stamp_changes_nothing."""
+    records = inp.records
+    own = [r if _stamped(r.raw) else Record(r.raw, r.appliance, None) for r in records]  # its stamp is inferred
+    before = clocks(own)
+    after = clocks([own[i] for i in order])
+    return any(before[i] != after[k] for k, i in enumerate(order) if own[i].ts is None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stamped(raw: str) -> bool:
+    """Whether a record has a stamp of its own (read alone, by a fresh parser: no clock to date it by)."""
+    return all(r.ts is not None for r in records_of([raw], _default_config()))
+
+
+@functools.lru_cache(maxsize=1)
+def _default_config() -> Config:
+    return replay_config()
+
+
 def _remembered(raw: str, cfg: Config) -> bool:
     """Whether the stitcher keeps a duplicate memory for this record's line (`remembered_by`)."""
     (ev,) = build_pipeline(cfg).parser.parse_lines([raw])

@@ -85,7 +85,7 @@ class SessionSettings(_Section):
     """Windowing of the stitcher (seconds of event time)."""
 
     grace_seconds: float = Field(
-        _STITCH.grace_seconds, ge=0, description="Wait after `Message finished` / `ICID close` for late lines.")
+        _STITCH.grace_seconds, ge=0, description="Wait after `Message finished` / `ICID close` for late lines (the lateness promised); a message with a connection is written twice this long after its `Message finished`, showing the connection lines stamped up to once this long after it.")
     idle_timeout_seconds: float = Field(
         _STITCH.idle_timeout_seconds, gt=0, description="Write a session as `expired` after this long without a line; revived if more come."
     )

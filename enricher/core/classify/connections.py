@@ -118,11 +118,17 @@ def connection_failure(c: Session, cfg: ClassifyConfig) -> Verdict | None:
     return first_verdict(CONNECTION_FAILURE_RULES, c, cfg)
 
 
+def carried(c: Session, m: Session) -> bool:
+    """Whether `m` came on connection `c`: its `conn` is `c`, or the copy of `c` it shows (`Session.view`)."""
+    conn = m.conn
+    return conn is c or (conn is not None and conn.conn is c)
+
+
 def was_receiving(c: Session, m: Session) -> bool:
     """Whether `m` is the message connection `c` was receiving at its own failure: the message the stitcher
     saw open and not yet received at the failure line (`in_flight_mid`, what the stream showed then), unless
     it turned out received after all (`ready`, lines of one second out of order)."""
-    return m.conn is c and c.data.get("in_flight_mid") == m.ident and "ready_ts" not in m.data
+    return carried(c, m) and c.data.get("in_flight_mid") == m.ident and "ready_ts" not in m.data
 
 
 def in_flight_mid(c: Session, message: Callable[[int], Session | None]) -> int | None:
@@ -132,6 +138,6 @@ def in_flight_mid(c: Session, message: Callable[[int], Session | None]) -> int |
     if mid is None:
         return None
     m = message(mid)
-    if m is None or m.conn is not c:
+    if m is None or not carried(c, m):
         return mid  # type: ignore[no-any-return]
     return mid if was_receiving(c, m) else None

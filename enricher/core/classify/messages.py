@@ -157,11 +157,17 @@ def quarantine(s: Session, cfg: ClassifyConfig) -> Verdict | None:
     return Verdict(None, None, "quarantined", evidence)
 
 
+def _bounce_order(b: dict[str, Any]) -> tuple[float, str, int, str, str]:
+    """Sort key of a bounce: its stamp, then its fields (a recipient may be a number or a list)."""
+    return (b.get("ts") or 0.0, repr(b.get("rid")), b.get("dcid") or 0, b.get("code") or "", b.get("reason") or "")
+
+
 def delivery(s: Session, cfg: ClassifyConfig) -> Verdict | None:
     """The outbound side: bounced, delivered, delivery failures and retries (§3)."""
     bounces = s.data.get("bounces")
     if bounces:
-        b = bounces[0]
+        # The earliest, then by recipient: bounces of one second are listed in arrival order (not the log's).
+        b = bounces[0] if len(bounces) == 1 else min(bounces, key=_bounce_order)
         code = b.get("code") or ""
         reason = b.get("reason") or ""
         if code == "5.4.7" or "expired" in reason.lower():

@@ -79,12 +79,12 @@ class Joins(SessionTable):
         key: Key = ("c", app, icid)  # type: ignore[assignment]
         lk = _line_key(ev, ts)
         old = self._open.get(key)
+        revived = False
         if old is None:
             old = self._reopen(key, ts, kind, lk, ev)
             if old is _DUPLICATE:
                 return
-            if old is not None:
-                self._revive_messages(old, ts)
+            revived = old is not None
         elif ts <= old.last_ts and _repeated(old, lk, ev):
             self.stats.duplicates += 1
             return
@@ -104,9 +104,14 @@ class Joins(SessionTable):
             self._hold(c)
             self._file(c)
             self.stats.opened += 1
+        # Its messages show it as of their cut: some keep a copy of it as it is, some take this line too.
+        views = self._shown(c, ts, revived and c is old) if c.mids else None
         fresh = not c.nlines  # no line of its own yet (opened by a message line, or just now)
         CONNECTION_RULES[kind](c, ev)
         self._apply(c, lk, ev.raw)
+        if views is not None:
+            for v in views:
+                self._apply_view(v, ev, ts, kind)
         if kind == "icid_other":
             self.stats.unrecognized += 1
         elif kind in _FAILURE_KINDS:
@@ -131,6 +136,62 @@ class Joins(SessionTable):
             self._schedule(app, ts, key)
         if c.bucket != int(c.last_ts) // BUCKET_SECONDS:
             self._file(c)
+
+    def _shown(self, c: Session, ts: float, revived: bool) -> list[Session] | None:
+        """Before a line stamped `ts` changes connection `c` (`c.mids` not empty): each message of `c` shows it as
+        of its cut (`finished_ts + grace_seconds`: the connection's lines stamped before it, in any arrival
+        order; docs/decisions/late-lines.md section 3). A message whose cut is not after `ts` keeps a copy of `c`
+        as it is (`Session.view`, made once); one whose cut is after `ts` is written again if it was written
+        (a late line of a written connection, `revived`, also rewrites its written messages without an end).
+        Returns the copies the line must also be applied to (`Joins._apply_view`)."""
+        views: list[Session] | None = None
+        app = c.appliance
+        grace = self.config.grace_seconds
+        for mid in c.mids:
+            key = ("m", app, mid)
+            m = self._open.get(key)
+            written = m is None
+            if written:
+                m = self._closed.get(key)
+                if m is None:
+                    continue
+            v = m.conn
+            if v is None or (v is not c and v.conn is not c):
+                continue
+            fin = m.finished_ts
+            if fin is not None and ts >= fin + grace:
+                if v is c:
+                    m.conn = c.view()
+                continue
+            if v is not c:
+                if views is None:
+                    views = []
+                views.append(v)
+            if written and (fin is not None or revived):
+                self._revive(m, ts)
+        return views
+
+    def _apply_view(self, v: Session, ev: Event, ts: float, kind: str) -> None:
+        """A connection line stamped before a message's cut, applied to the copy of its connection that the
+        message shows (`Joins._shown`), as `_on_connection` applies it to the connection."""
+        fresh = not v.nlines
+        CONNECTION_RULES[kind](v, ev)
+        if self._keep_raw:
+            v.add_line(self._seq, ev.raw)
+        else:
+            v.nlines += 1
+        if kind in _FAILURE_KINDS or kind == "dhap_drop":
+            self._mark_in_flight(v)
+        if ts > v.last_ts or fresh:
+            if ts < v.first_ts:
+                v.first_ts = ts
+            v.last_ts = ts
+            v.last_kind = kind
+        elif ts == v.last_ts:
+            if later_kind(kind, v.last_kind):
+                v.last_kind = kind
+        elif ts < v.first_ts:
+            v.first_ts = ts
 
     def _standalone(self, ev: Event, ts: float, lk: bytes) -> Session | None:
         """A connection document made of one line that names no usable ICID (ICID 0, uncorrelated DHAP);
@@ -190,6 +251,10 @@ class Joins(SessionTable):
             if ip:
                 self._dhap_waiting.setdefault((ev.appliance, ip), []).append(c.key)
         else:
+            views = self._shown(c, ts, False) if c.mids else None
+            if views is not None:
+                for v in views:
+                    self._apply_view(v, ev, ts, "dhap_drop")
             self._mark_in_flight(c)
         if ts > c.last_ts:
             c.last_ts = ts

@@ -169,10 +169,26 @@ def _finished(s: Session, ev: Event) -> None:
     s.finished_ts = ev.ts
 
 
+# A quarantine status in a message's life: among lines of one second, the later one in this order wins.
+_QUARANTINE_RANK = {"tagged": 0, "quarantined": 1, "released": 2, "deleted": 2}
+
+
+def _set_quarantine_status(s: Session, ev: Event, status: str) -> dict[str, Any]:
+    """The message's quarantine record with `status` set if `ev` is its latest status line (by stamp, then
+    by `_QUARANTINE_RANK`), whatever order the lines arrived in (`ISQ: Tagging` late after `Quarantined`)."""
+    q: dict[str, Any] = s.data.setdefault("quarantine", {})
+    ts = ev.ts if ev.ts is not None else 0.0
+    old = q.get("status")
+    seen = s.data.get("quarantine_ts")
+    if old is None or seen is None or (ts, _QUARANTINE_RANK.get(status, 2)) >= (seen, _QUARANTINE_RANK.get(old, 2)):
+        q["status"] = status
+        s.data["quarantine_ts"] = ts  # not in the document (the quarantine record is)
+    return q
+
+
 def _quarantined(s: Session, ev: Event) -> None:
     f = ev.data or NO_FIELDS
-    q = s.data.setdefault("quarantine", {})
-    q["status"] = "quarantined"
+    q = _set_quarantine_status(s, ev, "quarantined")
     for k in ("quarantine", "reason"):
         if f.get(k):
             q[k] = f.get(k)
@@ -181,8 +197,7 @@ def _quarantined(s: Session, ev: Event) -> None:
 def _quarantine_status(status: str) -> Merge:
     def rule(s: Session, ev: Event) -> None:
         f = ev.data or NO_FIELDS
-        q = s.data.setdefault("quarantine", {})
-        q["status"] = status
+        q = _set_quarantine_status(s, ev, status)
         if f.get("quarantine"):
             q["quarantine"] = f.get("quarantine")
 

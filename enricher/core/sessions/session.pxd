@@ -49,6 +49,7 @@ cdef class Session:
     cdef public object written_ts
 
     cpdef add_line(self, Py_ssize_t seq, line)
+    cpdef Session view(self)
     @cython.locals(i=Py_ssize_t, j=Py_ssize_t, lines=list)
     cpdef bint repeats(self, bytes key, str raw, level)
 

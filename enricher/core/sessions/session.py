@@ -114,6 +114,15 @@ def _find_key(hs: bytes, key: bytes, start: int) -> int:
     return -1
 
 
+def _copied(x: Any) -> Any:
+    """A copy of JSON-ready data (dicts and lists copied at every level, other values shared)."""
+    if type(x) is dict:
+        return {k: _copied(v) for k, v in x.items()}
+    if type(x) is list:
+        return [_copied(v) for v in x]
+    return x
+
+
 def _in_order(sa: array[int], la: list[str], sb: array[int], lb: list[str]) -> list[str]:
     """The lines of both sessions ordered by (sequence, line), i.e. `sorted` of the pairs of both. Each
     session's sequences rise (they are arrival numbers), so one merging pass does; the pairs are sorted
@@ -216,6 +225,24 @@ class Session:
         else:
             self.raw = f"{self.raw}\n{line}"
         self.seqs.append(seq & _SEQ_MASK)
+
+    def view(self) -> Session:
+        """A copy of this connection as it is now, for a message that shows it as of its cut (see
+        `Joins._shown`); its `conn` is this connection (a connection's own `conn` is None)."""
+        v = Session(self.kind, self.appliance, self.ident, self.first_ts)
+        v.last_ts = self.last_ts
+        v.data = _copied(self.data)  # merge rules update nested dicts and lists in place
+        v.raw = self.raw
+        v.seqs = None if self.seqs is None else array("I", self.seqs)
+        v.conn = self
+        v.mids = None if self.mids is None else list(self.mids)
+        v.finished_ts = self.finished_ts
+        v.closed_ts = self.closed_ts
+        v.lost_ts = self.lost_ts
+        v.unrecognized = self.unrecognized
+        v.nlines = self.nlines
+        v.last_kind = self.last_kind
+        return v
 
     def repeats(self, key: bytes, raw: str, level: str | None) -> bool:
         """Whether a line with `key` was already applied here (an exact duplicate: same second, same body).

@@ -56,8 +56,12 @@ def snapshot(st: Stitcher) -> dict[str, Any]:
     """The stitcher's state as plain data."""
     open_sessions = list(st._open.values())
     detached: dict[Key, Session] = {}
+    views: list[list[Any]] = []  # messages that show their connection as of their cut (`Session.view`)
     for x in [*open_sessions, *st._dormant.values(), *st._closed.values()]:
         c = x.conn
+        if c is not None and c.conn is not None:
+            views.append([list(x.key), c.to_state()])
+            c = c.conn
         if c is not None and st._open.get(c.key) is not c and st._closed.get(c.key) is not c:
             detached[c.key] = c
     return {
@@ -74,6 +78,7 @@ def snapshot(st: Stitcher) -> dict[str, Any]:
         "detached": [x.to_state() for x in detached.values()],
         "pending_links": [[list(k), v] for k, v in st._pending_links.items()],
         "pending_children": [[list(k), v] for k, v in st._pending_children.items()],
+        "views": views,
         "dhap_waiting": [[app, ip, [list(k) for k in keys]] for (app, ip), keys in st._dhap_waiting.items()],
     }
 
@@ -121,6 +126,13 @@ def restore(st: Stitcher, snap: dict[str, Any]) -> None:
         if not found:
             found = conns[(sess.appliance, icid)] = [Session(CONNECTION, sess.appliance, icid, sess.first_ts)]
         sess.conn = next((c for c in found if c.mids and sess.ident in c.mids), found[-1])
+    # Absent from snapshots written before views existed: those messages show their connection as it is.
+    for key, data in snap.get("views", ()):
+        m = st._open.get(tuple(key)) or st._closed.get(tuple(key)) or st._dormant.get(tuple(key))
+        if m is not None and m.conn is not None:
+            view, _ = Session.from_state(data)
+            view.conn = m.conn
+            m.conn = view
     # (due, key) pairs per appliance, in any order (snapshots written before it was a heap hold a queue).
     st._grace, st._grace_dues = {}, {}
     for app, pairs in snap["grace"].items():

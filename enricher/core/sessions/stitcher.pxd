@@ -11,5 +11,5 @@ from enricher.core.sessions.joins cimport Joins
 cdef class Stitcher(Joins):
     @cython.locals(out=list)
     cpdef list feed(self, ev, now=*)
-    @cython.locals(s=Session, conn=Session, refile=bint, key=tuple, lk=bytes)
+    @cython.locals(s=Session, conn=Session, v=Session, refile=bint, key=tuple, lk=bytes, views=list)
     cpdef _on_message(self, ev, double ts, app, kind, mid)

@@ -3,9 +3,11 @@
 
 - Message sessions are keyed by appliance + MID; connection lines (ICID) and delivery connections (DCID)
   are joined to them through per-appliance ICID and DCID records.
-- A message closes `grace_seconds` of event time after `Message finished` (late lines such as an
-  `ICID lost` written after the abort still make it in); a connection closes the same way after
-  `ICID close` (the pipeline decides whether it deserves a document of its own).
+- A message's lines and its connection's lines stamped up to `grace_seconds` of event time after its
+  `Message finished` (its cut) are in its document (late lines such as an `ICID lost` written after the abort
+  still make it in), whatever order they arrive in; one with a connection is written `grace_seconds` after the
+  cut, when all of those have come (`Joins._shown`). A connection closes `grace_seconds` after `ICID close`
+  (the pipeline decides whether it deserves a document of its own).
 - Sessions idle for `idle_timeout_seconds` (to the minute) are written as `expired` partial documents and
   kept dormant: a later line revives them and they are written again under the same id (updated in place).
   Quarantined messages stay dormant too, so a release, deletion or reinjection rewrites them.
@@ -283,6 +285,11 @@ class Stitcher(Joins):
                 if conn.mids is None:
                     conn.mids = []
                 if mid not in conn.mids:
+                    if conn.mids:  # its other messages show it as of their cut (Joins._shown)
+                        views = self._shown(conn, ts, False)
+                        if views is not None:
+                            for v in views:
+                                v.mids.append(mid)
                     conn.mids.append(mid)
         if kind in _FOLLOW_UP_KINDS:  # one set test keeps the common lines off this chain
             if ev.dcid is not None and kind in _DELIVERY_KINDS:
@@ -293,7 +300,9 @@ class Stitcher(Joins):
                 rel = s.data.get("parent", {}).get("relation", kind)
                 self._link(app, ev.get("parent"), "children", {"mid": mid, "relation": rel})
             elif kind == "message_finished":
-                self._schedule(app, ts, key)
+                # Due when it is written (SessionTable._advance): a grace period after its cut if it has a
+                # connection (one heap entry, not one at the cut and another after it).
+                self._schedule(app, ts if s.conn is None else ts + self.config.grace_seconds, key)
             elif kind == "mid_unrecognized":
                 self.stats.unrecognized += 1
         if refile and s.bucket != int(s.last_ts) // BUCKET_SECONDS:

@@ -40,8 +40,6 @@ cdef class SessionTable:
     @cython.locals(key=tuple)
     cpdef _forget(self, Session s)
     cpdef _revive(self, Session s, ts)
-    @cython.locals(m=Session)
-    cpdef _revive_messages(self, Session c, ts)
     @cython.locals(other=Session, key=tuple)
     cpdef _link(self, app, other_mid, field_name, value)
     cpdef _copy_delivery(self, Session rec, Session s)

@@ -183,14 +183,6 @@ class SessionTable:
         if (s.finished_ts if s.kind == MESSAGE else s.closed_ts) is not None:
             self._schedule(s.appliance, ts, key)
 
-    def _revive_messages(self, c: Session, ts: float) -> None:
-        """A late line of a written connection: its written messages are written again too (their
-        classification reads the connection: an `ICID lost` turns an unexplained abort into connection_lost)."""
-        for mid in c.mids or ():
-            m = self._closed.get(("m", c.appliance, mid))
-            if m is not None and m.conn is c:
-                self._revive(m, ts)
-
     def _link(self, app: str, other_mid: int | None, field_name: str, value: dict[str, object]) -> None:
         """Record a parent/child MID link on the other session too (open, dormant, or not yet seen)."""
         if other_mid is None:
@@ -289,7 +281,16 @@ class SessionTable:
                     if s is None:
                         continue
                     if s.kind == MESSAGE:
-                        if s.finished_ts is not None:
+                        fin = s.finished_ts
+                        if fin is None:
+                            continue
+                        # Written L (the grace period) after its cut, `fin + grace` (`Joins._shown`): every line of
+                        # its connection stamped before the cut has come by then, late or not, so it is written
+                        # once. A due time above the clock is safe here: this loop stops at the clock.
+                        wait = fin + 2 * self.config.grace_seconds
+                        if s.conn is not None and wm < wait:
+                            self._due_at(app, wait, key)
+                        else:
                             self._close(s, COMPLETE)
                     elif s.kind == DELIVERY:
                         if s.closed_ts is not None or not s.nlines:  # closed, or waited for its lines in vain
