@@ -83,32 +83,6 @@ def test_raw_lines_of_message_and_connection_in_arrival_order() -> None:
     assert conn.raw_lines() == ["c0", "c1", "c4", "c6"]
 
 
-def test_raw_lines_of_messages_sharing_a_connection_or_its_copy() -> None:
-    """The connection's split lines are reused from one message to the next (`session._split`): each message
-    still gets its connection's lines as they are now, its copy's as of the copy, and a list of its own."""
-    conn = Session(CONNECTION, "esa1", 7, 100.0)
-    a, b, c = (Session(MESSAGE, "esa1", mid, 101.0) for mid in (1, 2, 3))
-    conn.add_line(0, "c0")
-    a.conn = conn
-    a.add_line(1, "a1")
-    b.conn = conn.view()  # as of now: c0 only
-    b.add_line(2, "b2")
-    first = a.raw_lines()
-    assert first == ["c0", "a1"]
-    first.append("changed by a caller")
-    assert b.raw_lines() == ["c0", "b2"]  # the same `raw` string as the connection's: reused, unchanged
-    conn.add_line(3, "c3")
-    c.conn = conn
-    assert a.raw_lines() == ["c0", "a1", "c3"]
-    assert b.raw_lines() == ["c0", "b2"]
-    assert c.raw_lines() == ["c0", "c3"]  # no own line: the connection's, in a list of its own
-    assert c.raw_lines() is not c.raw_lines()
-    other = Session(CONNECTION, "esa1", 8, 100.0)
-    other.add_line(4, "")  # an empty raw line: its own split, never the cache's empty start
-    c.conn = other
-    assert c.raw_lines() == [""]
-
-
 # --- ECS copies of ESA data (enricher/core/ecs.py) ---------------------------------------------------------------
 SHA_A = "ab" * 32
 SHA_B = "CD" * 32

@@ -14,10 +14,6 @@ cdef object _pack_key
 cpdef Py_ssize_t _find_key(hs, bytes key, Py_ssize_t start) except -2
 
 
-cdef object _last_split
-cpdef list _split(str raw)
-
-
 @cython.locals(na=Py_ssize_t, nb=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, out=list)
 cpdef list _in_order(unsigned int[:] sa, list la, unsigned int[:] sb, list lb)
 

@@ -123,25 +123,6 @@ def _copied(x: Any) -> Any:
     return x
 
 
-# The connection lines last split for a message's raw lines (`Session.raw_lines`), with the `raw` string they
-# came from: a connection's messages are mostly written together, and each split the same string again. The
-# key is the string object itself (`is`): `raw` is replaced, never changed, when a line is added, and a view
-# shares it with its connection, so one object always has the same lines. The cached list never leaves
-# `raw_lines` (it returns a new list), so no caller can change it. The initial key is no string.
-_last_split: tuple[object, list[str]] = (None, [])
-
-
-def _split(raw: str) -> list[str]:
-    """`raw.split("\n")`, from `_last_split` when `raw` is the string split last."""
-    global _last_split
-    last = _last_split
-    if last[0] is raw:
-        return last[1]
-    lines = raw.split("\n")
-    _last_split = (raw, lines)  # one assignment: a reader sees the old pair or the new one
-    return lines
-
-
 def _in_order(sa: array[int], la: list[str], sb: array[int], lb: list[str]) -> list[str]:
     """The lines of both sessions ordered by (sequence, line), i.e. `sorted` of the pairs of both. Each
     session's sequences rise (they are arrival numbers), so one merging pass does; the pairs are sorted
@@ -296,7 +277,7 @@ class Session:
         conn = self.conn
         if conn is None or conn is self or conn.seqs is None:
             return own
-        theirs = _split(conn.raw)
+        theirs = conn.lines()
         if len(theirs) != len(conn.seqs) or len(own) != len(self.seqs or ()):
             return theirs + own  # a raw line with a newline inside (never from the parser): keep all
         if self.seqs is None:
