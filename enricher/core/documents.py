@@ -352,15 +352,21 @@ def build_document(
     user = auth.get("user") if auth else None
     if user:
         doc["user"] = {"name": user}
-    ips = {x["destination_ip"] for x in deliveries.values() if x.get("destination_ip")} if deliveries else set()
-    if source_ip:
-        ips.add(source_ip)
+    # Sorted sets; the usual shapes (no delivery; at most two host names) without building a set and sorting it.
     related: dict[str, Any] = {}
-    if ips:
-        related["ip"] = sorted(ips)
-    hosts = sorted({h for h in (s.appliance, source_domain) if h})
-    if hosts:
-        related["hosts"] = hosts
+    if deliveries:
+        ips = {x["destination_ip"] for x in deliveries.values() if x.get("destination_ip")}
+        if source_ip:
+            ips.add(source_ip)
+        if ips:
+            related["ip"] = sorted(ips)
+    elif source_ip:
+        related["ip"] = [source_ip]
+    host = s.appliance
+    if host and source_domain and source_domain != host:
+        related["hosts"] = [host, source_domain] if host < source_domain else [source_domain, host]
+    elif host or source_domain:
+        related["hosts"] = [host or source_domain]
     if user:
         related["user"] = [user]
     if hashes:

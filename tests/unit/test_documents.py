@@ -112,6 +112,8 @@ def test_every_document_has_the_ecs_version_and_the_protocol() -> None:
     [
         ("mx.example.org", "yes", "mx.example.org"),
         ("mx.example.org", "YES", "mx.example.org"),
+        ("a.example.org", "yes", "a.example.org"),  # sorts before the appliance in `related.hosts`
+        ("esa1", "yes", "esa1"),  # the appliance's own name: once in `related.hosts`
         ("paypal.com", "no", None),  # the owner of an address chooses its PTR name: not trusted
         ("paypal.com", None, None),  # no verification logged: not trusted either
         ("unknown", "yes", None),
