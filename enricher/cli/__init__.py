@@ -44,7 +44,7 @@ def console() -> int:
 
     The interpreter runs one full cyclic collection as it exits, over every object still alive: at the end of a
     replay that is every written session kept for late lines, walked and freed one by one only for the process
-    to end (7 % of a 400k-line replay's CPU, farm-bench). Frozen objects are left out of that collection and
+    to end (7 % of a 400k-line replay's CPU, paired runs). Frozen objects are left out of that collection and
     their memory goes back with the process. Files and streams are closed by the commands themselves; atexit
     handlers and finalizers of objects freed by reference counting still run. Only for a process that ends
     here: code that calls `main` in-process (tests) keeps collecting as usual.

@@ -574,3 +574,28 @@ def test_a_restored_message_keeps_its_own_connection_when_the_icid_was_reused() 
     msg = [d for d in got if d["event"]["id"].startswith("esa1:m50:")]
     assert msg[0]["source"]["ip"] == "198.51.100.1"
     assert got == want
+
+
+def test_message_with_connection_is_queued_once_at_its_write_time() -> None:
+    # One grace-queue entry per message, due when it is written (its cut plus a grace period): a second entry
+    # at the cut, or a re-queue per pass in `_advance`, costs replay CPU (docs/decisions/late-lines.md).
+    head = _lines(
+        ("12:00:00", "New SMTP ICID 1 interface Data 1 (192.0.2.1) address 198.51.100.1 reverse dns host x verified no"),  # noqa: E501
+        ("12:00:01", "Start MID 10 ICID 1"),
+        ("12:00:05", "Message finished MID 10 done"),
+    )
+    st = Stitcher(StitchConfig(grace_seconds=10))
+
+    def feed(lines: list[str]) -> list[Session]:
+        return [s for ev in Parser().parse_lines(lines) for s in st.feed(ev)]
+
+    done = feed(head)
+    assert not [s for s in done if s.kind == "message"]
+    queued = [(due, k) for due, keys in st._grace["esa1"].items() for k in keys if k[0] == "m"]
+    fin = [s for s in st._open.values() if s.kind == "message"][0].finished_ts
+    assert queued == [(fin + 20, ("m", "esa1", 10))]
+    before = feed(_lines(("12:00:24", "ICID 99 close")))
+    assert not [s for s in before if s.kind == "message"]
+    assert [k for keys in st._grace["esa1"].values() for k in keys if k[0] == "m"] == [("m", "esa1", 10)]
+    at = feed(_lines(("12:00:25", "ICID 98 close")))
+    assert [s.ident for s in at if s.kind == "message"] == [10]

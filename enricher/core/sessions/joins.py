@@ -147,11 +147,11 @@ class Joins(SessionTable):
         views: list[Session] | None = None
         app = c.appliance
         grace = self.config.grace_seconds
-        for mid in c.mids:
+        for mid in c.mids or ():
             key = ("m", app, mid)
             m = self._open.get(key)
             written = m is None
-            if written:
+            if m is None:
                 m = self._closed.get(key)
                 if m is None:
                     continue

@@ -289,7 +289,8 @@ class Stitcher(Joins):
                         views = self._shown(conn, ts, False)
                         if views is not None:
                             for v in views:
-                                v.mids.append(mid)
+                                if v.mids is not None:  # a copy of a connection with messages: always
+                                    v.mids.append(mid)
                     conn.mids.append(mid)
         if kind in _FOLLOW_UP_KINDS:  # one set test keeps the common lines off this chain
             if ev.dcid is not None and kind in _DELIVERY_KINDS:
