@@ -51,7 +51,7 @@ demo: $(STAMP) speedups ## replay the bundled sample and print the summary (the 
 
 test: $(STAMP) speedups ## run the whole test suite (unit, golden, integration on real Kafka and Elasticsearch)
 	@bash services/system-deps.sh
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 test-unit: $(STAMP) speedups ## run the tests that need no services
 	$(BIN)/pytest -q -m 'not integration'
